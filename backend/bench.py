@@ -1,0 +1,41 @@
+"""`keydiff3d bench NAME`: runs benchmarks/bench_<NAME>.py (each defines add_arguments and run)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from types import ModuleType
+
+from .errors import InputError
+from .paths import REPO_ROOT
+
+BENCHMARKS = {
+    "rigging": "skeleton + skinning vs Blender bone heat; bundle import time; deformation error",
+    "keypoints": "KeyDiff3D K=4 vs K=1, triangulation, mean pose and supervised, one budget",
+    "reconstruction": "visual hull vs Gaussian Frosting against ground-truth meshes",
+    "service": "per-stage latency and jobs per minute of the mesh path",
+    "sv3d": "SV3D-p sampling + feature taps: time and memory per step",
+}
+
+
+def _load(name: str) -> ModuleType:
+    path = REPO_ROOT / "benchmarks" / f"bench_{name}.py"
+    if not path.exists():
+        raise InputError(f"no benchmark named {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    spec = importlib.util.spec_from_file_location(f"keydiff3d_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="NAME")
+    for name, help_text in BENCHMARKS.items():
+        bench_parser = sub.add_parser(name, help=help_text, description=help_text)
+        bench_parser.set_defaults(bench_name=name)
+        if (REPO_ROOT / "benchmarks" / f"bench_{name}.py").exists():
+            _load(name).add_arguments(bench_parser)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    return _load(args.bench_name).run(args)

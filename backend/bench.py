@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from types import ModuleType
 
 from .errors import InputError
@@ -14,6 +15,7 @@ BENCHMARKS = {
     "keypoints": "KeyDiff3D K=4 vs K=1, triangulation, mean pose and supervised, one budget",
     "reconstruction": "visual hull vs Gaussian Frosting against ground-truth meshes",
     "service": "per-stage latency and jobs per minute of the mesh path",
+    "synthetic": "procedural creatures + CPU renderer throughput",
     "sv3d": "SV3D-p sampling + feature taps: time and memory per step",
 }
 
@@ -24,6 +26,7 @@ def _load(name: str) -> ModuleType:
         raise InputError(f"no benchmark named {name!r}; choose one of {', '.join(BENCHMARKS)}")
     spec = importlib.util.spec_from_file_location(f"keydiff3d_bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 

@@ -6,6 +6,7 @@ import torch
 
 from keydiff3d.geometry import (
     SV3D_INPUT_FRAME,
+    OBJECT_EXTENT,
     Cameras,
     fit_to_world,
     orbit_cameras,
@@ -71,7 +72,7 @@ def test_fit_to_world_centres_and_scales_and_inverts():
     placement = fit_to_world(verts)
     world = placement.to_world(verts)
     np.testing.assert_allclose((world.max(0) + world.min(0)) / 2, 0, atol=1e-12)
-    assert (world.max(0) - world.min(0)).max() == pytest.approx(1.0)
+    assert (world.max(0) - world.min(0)).max() == pytest.approx(OBJECT_EXTENT)
     np.testing.assert_allclose(placement.to_own(world), verts)
     with pytest.raises(ValueError):
         fit_to_world(np.zeros((0, 3)))

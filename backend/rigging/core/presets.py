@@ -1,0 +1,241 @@
+"""TOML presets (stdlib tomllib): category presets (how to rig a kind of creature) and export presets
+(how to write FBX/glTF for a game engine). Every key is checked on load: unknown keys, wrong types
+and out-of-range values raise `PresetError` naming the file and key. See docs/PRESETS.md.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .skeleton import Naming
+from .skinning import MAX_INFLUENCES, METHODS
+
+
+class PresetError(ValueError):
+    """A preset that is missing or malformed (one clear sentence)."""
+
+
+@dataclass(frozen=True)
+class SkinningOptions:
+    method: str = "gaussian"
+    sigma: float = 0.08
+    k: int = 4
+    sharpness: float = 0.2
+    smooth_iterations: int = 0
+    smooth_step: float = 0.5
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for `compute_skin_weights`."""
+        return dict(method=self.method, sigma=self.sigma, k=self.k, sharpness=self.sharpness,
+                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SkeletonOptions:
+    root: str | int = "center"
+    leaf_bones: bool = False
+    root_bone: bool = False
+    volume_weight: float = 1.0
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for `build_skeleton` (besides naming)."""
+        return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone, volume_weight=self.volume_weight)
+
+
+@dataclass(frozen=True)
+class CategoryPreset:
+    name: str
+    description: str
+    keypoints: int
+    skeleton: SkeletonOptions = field(default_factory=SkeletonOptions)
+    naming: Naming = field(default_factory=Naming)
+    skinning: SkinningOptions = field(default_factory=SkinningOptions)
+    kind: str = "category"
+
+
+@dataclass(frozen=True)
+class ExportPreset:
+    """Settings for Blender's FBX / glTF exporters (names follow bpy.ops.export_scene.fbx)."""
+
+    name: str
+    description: str
+    format: str = "fbx"  # "fbx" | "glb"
+    axis_forward: str = "-Z"
+    axis_up: str = "Y"
+    global_scale: float = 1.0
+    apply_unit_scale: bool = True
+    apply_scale_options: str = "FBX_SCALE_ALL"
+    bake_space_transform: bool = False
+    add_leaf_bones: bool = False
+    use_armature_deform_only: bool = True
+    armature_name: str = "Armature"
+    max_influences: int = 4
+    root_bone: bool = True
+    primary_bone_axis: str = "Y"
+    secondary_bone_axis: str = "X"
+    kind: str = "export"
+
+
+_AXES = ("X", "Y", "Z", "-X", "-Y", "-Z")
+
+
+def _choice(*options):
+    return lambda v: v in options, f"one of {', '.join(map(str, options))}"
+
+
+_POSITIVE = (lambda v: v > 0, "positive")
+_NONNEG = (lambda v: v >= 0, "zero or more")
+
+# section -> key -> (type, (check, description) or None)
+_CATEGORY_SCHEMA = {
+    "preset": {"name": (str, None), "kind": (str, _choice("category")), "description": (str, None)},
+    "model": {"keypoints": (int, (lambda v: v >= 2, "at least 2"))},
+    "skeleton": {
+        "root": ((str, int), (lambda v: v == "center" or (isinstance(v, int) and v >= 0), "'center' or a keypoint index")),
+        "leaf_bones": (bool, None),
+        "root_bone": (bool, None),
+        "volume_weight": (float, _NONNEG),
+    },
+    "naming": {
+        "style": (str, _choice("auto", "index")),
+        "limb_down": (str, None),
+        "limb_other": (str, None),
+        "mirror_tolerance": (float, _POSITIVE),
+    },
+    "skinning": {
+        "method": (str, _choice(*METHODS)),
+        "sigma": (float, _POSITIVE),
+        "k": (int, (lambda v: 1 <= v <= MAX_INFLUENCES, f"between 1 and {MAX_INFLUENCES}")),
+        "sharpness": (float, _POSITIVE),
+        "smooth_iterations": (int, _NONNEG),
+        "smooth_step": (float, (lambda v: 0 < v <= 1, "in (0, 1]")),
+    },
+}
+_EXPORT_SCHEMA = {
+    "preset": {"name": (str, None), "kind": (str, _choice("export")), "description": (str, None)},
+    "export": {
+        "format": (str, _choice("fbx", "glb")),
+        "axis_forward": (str, _choice(*_AXES)),
+        "axis_up": (str, _choice(*_AXES)),
+        "global_scale": (float, _POSITIVE),
+        "apply_unit_scale": (bool, None),
+        "apply_scale_options": (str, _choice("FBX_SCALE_NONE", "FBX_SCALE_UNITS", "FBX_SCALE_CUSTOM", "FBX_SCALE_ALL")),
+        "bake_space_transform": (bool, None),
+        "add_leaf_bones": (bool, None),
+        "use_armature_deform_only": (bool, None),
+        "armature_name": (str, (lambda v: bool(v.strip()), "a non-empty name")),
+        "max_influences": (int, (lambda v: 1 <= v <= MAX_INFLUENCES, f"between 1 and {MAX_INFLUENCES}")),
+        "root_bone": (bool, None),
+        "primary_bone_axis": (str, _choice(*_AXES)),
+        "secondary_bone_axis": (str, _choice(*_AXES)),
+    },
+}
+
+
+def default_presets_dir() -> Path:
+    """presets/ beside the add-on package (extension build: <addon>/rigcore/..) or else at the
+    repository root (backend/rigging/core/../../..)."""
+    repository = Path(__file__).resolve().parents[3] / "presets"
+    beside_addon = Path(__file__).parent.parent / "presets"
+    return beside_addon if beside_addon.is_dir() else repository
+
+
+def list_presets(presets_dir=None, kind: str | None = None) -> list[str]:
+    """Preset names (file stems) in the folder, optionally only "category" or "export" ones."""
+    folder = Path(presets_dir) if presets_dir else default_presets_dir()
+    names = []
+    for path in sorted(folder.glob("*.toml")):
+        if kind is None or _read(path).get("preset", {}).get("kind") == kind:
+            names.append(path.stem)
+    return names
+
+
+def load_preset(name_or_path, presets_dir=None) -> CategoryPreset | ExportPreset:
+    """Load `presets/<name>.toml` (or a .toml path) and validate every key."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        folder = Path(presets_dir) if presets_dir else default_presets_dir()
+        path = folder / f"{name_or_path}.toml"
+        if not path.is_file():
+            known = ", ".join(list_presets(folder)) if folder.is_dir() else "none"
+            raise PresetError(f"no preset named {name_or_path!r} (available: {known})")
+    data = _read(path)
+    kind = data.get("preset", {}).get("kind")
+    if kind == "category":
+        _check(data, _CATEGORY_SCHEMA, path.name)
+        return _category(data, path.stem)
+    if kind == "export":
+        _check(data, _EXPORT_SCHEMA, path.name)
+        return _export(data, path.stem)
+    raise PresetError(f"{path.name}: [preset] kind must be 'category' or 'export', got {kind!r}")
+
+
+def load_category_preset(name_or_path, presets_dir=None) -> CategoryPreset:
+    preset = load_preset(name_or_path, presets_dir)
+    if not isinstance(preset, CategoryPreset):
+        raise PresetError(f"{name_or_path!r} is an export preset, not a category preset")
+    return preset
+
+
+def load_export_preset(name_or_path, presets_dir=None) -> ExportPreset:
+    preset = load_preset(name_or_path, presets_dir)
+    if not isinstance(preset, ExportPreset):
+        raise PresetError(f"{name_or_path!r} is a category preset, not an export preset")
+    return preset
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise PresetError(f"preset file {path} does not exist")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as error:
+        raise PresetError(f"{path.name} is not valid TOML: {error}") from None
+
+
+def _check(data: dict, schema: dict, source: str) -> None:
+    for section, values in data.items():
+        if section not in schema:
+            raise PresetError(f"{source}: unknown section [{section}] (known: {', '.join(schema)})")
+        if not isinstance(values, dict):
+            raise PresetError(f"{source}: {section} must be a [{section}] table")
+        for key, value in values.items():
+            if key not in schema[section]:
+                raise PresetError(f"{source}: unknown key {section}.{key} (known: {', '.join(schema[section])})")
+            types, rule = schema[section][key]
+            types = types if isinstance(types, tuple) else (types,)
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
+                ok = True  # an integer where a float is expected is fine
+            if not ok:
+                expected = " or ".join(t.__name__ for t in types)
+                raise PresetError(f"{source}: {section}.{key} must be {expected}, got {value!r}")
+            if rule is not None and not rule[0](value):
+                raise PresetError(f"{source}: {section}.{key} must be {rule[1]}, got {value!r}")
+    for required in ("name", "kind"):
+        if required not in data.get("preset", {}):
+            raise PresetError(f"{source}: [preset] needs {required!r}")
+
+
+def _category(data: dict, stem: str) -> CategoryPreset:
+    if "keypoints" not in data.get("model", {}):
+        raise PresetError(f"{stem}.toml: [model] needs 'keypoints'")
+    skinning = data.get("skinning", {})
+    return CategoryPreset(
+        name=data["preset"]["name"],
+        description=data["preset"].get("description", ""),
+        keypoints=data["model"]["keypoints"],
+        skeleton=SkeletonOptions(**data.get("skeleton", {})),
+        naming=Naming(**data.get("naming", {})),
+        skinning=SkinningOptions(**{k: float(v) if isinstance(SkinningOptions.__dataclass_fields__[k].default, float) else v for k, v in skinning.items()}),
+    )
+
+
+def _export(data: dict, stem: str) -> ExportPreset:
+    values = dict(data.get("export", {}))
+    if "global_scale" in values:
+        values["global_scale"] = float(values["global_scale"])
+    return ExportPreset(name=data["preset"]["name"], description=data["preset"].get("description", ""), **values)

@@ -1,0 +1,599 @@
+"""Armature from keypoints + learned adjacency: maximum spanning tree, root, bones, names, roll.
+
+Numpy + stdlib only (runs inside Blender's Python through the add-on's `rigcore` link).
+
+Frames: keypoints are (N, 3) in the bundle's world frame. `up_axis` "Z" (default) or "Y" names the
+frame's up direction; every orientation rule (roll, naming, ground) is evaluated after bringing a
+"Y"-up frame to Z-up with (x, y, z) -> (x, -z, y), as Blender's glTF importer does.
+
+Documented repairs (recorded in `Skeleton.repairs`, never silent):
+- asymmetric adjacency -> (A + A^T) / 2; negative entries -> 0; the diagonal is ignored;
+- all-zero adjacency -> the Euclidean minimum spanning tree (every weight ties, ties -> shorter edge);
+- coincident keypoints (a bone shorter than `min_bone_fraction` x skeleton extent) -> the child
+  keypoint is nudged along its parent bone's direction (or up) to that length, because Blender
+  deletes zero-length bones;
+- keypoints outside the mesh (when `inside` is given) -> a repair note; moving them is the caller's
+  choice (the backend projects them inside before calling).
+NaN/inf, N < 2 and shape mismatches raise `SkeletonError` (a ValueError).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BONE_KINDS = ("edge", "leaf", "root")
+ROOT_BONE_NAME = "root"
+
+
+class SkeletonError(ValueError):
+    """Keypoints or adjacency that cannot be turned into a skeleton (one clear sentence)."""
+
+
+@dataclass
+class Bone:
+    """One armature bone. head/tail (3,) in the world frame; `keypoint` = child keypoint it ends at
+    (-1 for the root bone; for a leaf bone the leaf keypoint it extends)."""
+
+    name: str
+    head: np.ndarray
+    tail: np.ndarray
+    parent: str | None
+    keypoint: int
+    deform: bool = True
+    roll: float = 0.0  # radians, Blender's edit-bone roll (see `bone_roll`)
+    kind: str = "edge"  # "edge" | "leaf" | "root"
+    connected: bool = False
+
+    @property
+    def length(self) -> float:
+        return float(np.linalg.norm(np.asarray(self.tail) - np.asarray(self.head)))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "head": [float(v) for v in self.head],
+            "tail": [float(v) for v in self.tail],
+            "parent": self.parent,
+            "keypoint": int(self.keypoint),
+            "deform": bool(self.deform),
+            "roll": float(self.roll),
+            "kind": self.kind,
+            "connected": bool(self.connected),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Bone":
+        return cls(
+            name=str(data["name"]),
+            head=np.asarray(data["head"], np.float64),
+            tail=np.asarray(data["tail"], np.float64),
+            parent=data.get("parent"),
+            keypoint=int(data["keypoint"]),
+            deform=bool(data.get("deform", True)),
+            roll=float(data.get("roll", 0.0)),
+            kind=str(data.get("kind", "edge")),
+            connected=bool(data.get("connected", False)),
+        )
+
+
+@dataclass
+class Skeleton:
+    """keypoints (N, 3) float64 (after repairs), adjacency (N, N) symmetric >= 0 (after repairs),
+    root keypoint index, parents (N,) int with -1 at the root, bones parent-first."""
+
+    keypoints: np.ndarray
+    adjacency: np.ndarray
+    root: int
+    parents: np.ndarray
+    bones: list[Bone]
+    repairs: list[str] = field(default_factory=list)
+
+    def deform_bones(self) -> list[Bone]:
+        return [b for b in self.bones if b.deform]
+
+    def bone_names(self, deform_only: bool = False) -> list[str]:
+        return [b.name for b in (self.deform_bones() if deform_only else self.bones)]
+
+    def bone(self, name: str) -> Bone:
+        for b in self.bones:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def edges(self) -> list[tuple[int, int]]:
+        """Tree edges as (parent keypoint, child keypoint)."""
+        return [(int(p), i) for i, p in enumerate(self.parents) if p >= 0]
+
+    def to_dict(self) -> dict:
+        """The rig.json "skeleton" section (keypoints and adjacency live at the top level)."""
+        return {
+            "root_keypoint": int(self.root),
+            "parents": [int(p) for p in self.parents],
+            "bones": [b.to_dict() for b in self.bones],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, keypoints, adjacency) -> "Skeleton":
+        return cls(
+            keypoints=np.asarray(keypoints, np.float64),
+            adjacency=np.asarray(adjacency, np.float64),
+            root=int(data["root_keypoint"]),
+            parents=np.asarray(data["parents"], np.int64),
+            bones=[Bone.from_dict(b) for b in data["bones"]],
+        )
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def clean_adjacency(adjacency, n: int, repairs: list[str] | None = None) -> np.ndarray:
+    """Validate and repair an (n, n) adjacency: finite, symmetric (averaged), >= 0 (clipped), zero
+    diagonal. Each repair appends a sentence to `repairs`."""
+    repairs = [] if repairs is None else repairs
+    a = np.asarray(adjacency, np.float64)
+    if a.shape != (n, n):
+        raise SkeletonError(f"adjacency must be {n} x {n} for {n} keypoints, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise SkeletonError("adjacency contains NaN or infinite values")
+    a = a.copy()
+    np.fill_diagonal(a, 0.0)
+    if not np.allclose(a, a.T, rtol=1e-6, atol=1e-9):
+        repairs.append("adjacency was not symmetric; used (A + A^T) / 2")
+    a = 0.5 * (a + a.T)
+    if (a < 0).any():
+        repairs.append(f"adjacency had {int((a < 0).sum()) // 2} negative edge weights; clipped to 0")
+        a = np.clip(a, 0.0, None)
+    return a
+
+
+def check_keypoints(keypoints) -> np.ndarray:
+    k = np.asarray(keypoints, np.float64)
+    if k.ndim != 2 or k.shape[1] != 3:
+        raise SkeletonError(f"keypoints must be an N x 3 array, got shape {k.shape}")
+    if len(k) < 2:
+        raise SkeletonError(f"a skeleton needs at least 2 keypoints, got {len(k)}")
+    if not np.isfinite(k).all():
+        raise SkeletonError("keypoints contain NaN or infinite values")
+    return k
+
+
+# --------------------------------------------------------------------------- spanning tree
+
+
+def maximum_spanning_tree(adjacency, keypoints, edge_penalty=None) -> list[tuple[int, int]]:
+    """Prim's maximum-weight spanning tree over the complete graph on N keypoints.
+
+    Edge score = adjacency[i, j] - edge_penalty[i, j]; equal scores -> the shorter edge (Euclidean
+    length), then the lower index. Zero-weight edges are edges too, so the tree always spans.
+    Returns N-1 edges (i, j) with i already in the tree when j was added (i.e. i is nearer node 0).
+    """
+    points = np.asarray(keypoints, np.float64)
+    score = np.asarray(adjacency, np.float64).copy()
+    if edge_penalty is not None:
+        score = score - np.asarray(edge_penalty, np.float64)
+    n = len(points)
+    length = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    in_tree = np.zeros(n, bool)
+    in_tree[0] = True
+    best_score, best_len, best_from = score[0].copy(), length[0].copy(), np.zeros(n, np.int64)
+    edges: list[tuple[int, int]] = []
+    for _ in range(n - 1):
+        out = np.flatnonzero(~in_tree)
+        # lexsort: last key is primary -> highest score, then shortest, then lowest index
+        v = int(out[np.lexsort((out, best_len[out], -best_score[out]))[0]])
+        edges.append((int(best_from[v]), v))
+        in_tree[v] = True
+        better = (score[v] > best_score) | ((score[v] == best_score) & (length[v] < best_len))
+        better &= ~in_tree
+        best_score[better], best_len[better], best_from[better] = score[v][better], length[v][better], v
+    return edges
+
+
+def volume_penalty(keypoints, inside: Callable[[np.ndarray], np.ndarray], samples: int = 8) -> np.ndarray:
+    """(N, N) fraction of each keypoint-pair segment's interior samples that lie outside the volume."""
+    k = np.asarray(keypoints, np.float64)
+    n = len(k)
+    i, j = np.triu_indices(n, 1)
+    t = (np.arange(1, samples + 1) / (samples + 1))[None, :, None]
+    points = k[i][:, None, :] * (1 - t) + k[j][:, None, :] * t  # (pairs, samples, 3)
+    outside = ~np.asarray(inside(points.reshape(-1, 3)), bool).reshape(len(i), samples)
+    penalty = np.zeros((n, n))
+    penalty[i, j] = penalty[j, i] = outside.mean(1)
+    return penalty
+
+
+def tree_parents(n: int, edges: Sequence[tuple[int, int]], root: int) -> np.ndarray:
+    """Parent of each node when the tree is hung from `root` (-1 at the root)."""
+    neighbours = _neighbours(n, edges)
+    parents = np.full(n, -2, np.int64)
+    parents[root] = -1
+    stack = [root]
+    while stack:
+        u = stack.pop()
+        for v in neighbours[u]:
+            if parents[v] == -2:
+                parents[v] = u
+                stack.append(v)
+    if (parents == -2).any():
+        raise SkeletonError("the edges do not form a spanning tree")
+    return parents
+
+
+def tree_center(keypoints, edges: Sequence[tuple[int, int]]) -> int:
+    """The node with the smallest eccentricity measured in bone length along the tree (ties -> fewer
+    hops, then the lower index). For a limb-symmetric creature this is a body-centre keypoint."""
+    k = np.asarray(keypoints, np.float64)
+    n = len(k)
+    neighbours = _neighbours(n, edges)
+    best = None
+    for s in range(n):
+        dist, hops = np.full(n, np.inf), np.zeros(n, np.int64)
+        dist[s] = 0.0
+        stack = [s]
+        while stack:
+            u = stack.pop()
+            for v in neighbours[u]:
+                if not np.isfinite(dist[v]):
+                    dist[v] = dist[u] + float(np.linalg.norm(k[v] - k[u]))
+                    hops[v] = hops[u] + 1
+                    stack.append(v)
+        key = (round(float(dist.max()), 9), int(hops.max()), s)
+        best = key if best is None or key < best else best
+    return best[2]
+
+
+def _neighbours(n: int, edges: Sequence[tuple[int, int]]) -> list[list[int]]:
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for row in neighbours:
+        row.sort()
+    return neighbours
+
+
+# --------------------------------------------------------------------------- roll
+
+
+def _to_z_up(points: np.ndarray, up_axis: str) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    if up_axis == "Z":
+        return points
+    if up_axis == "Y":
+        return np.stack([points[..., 0], -points[..., 2], points[..., 1]], -1)
+    raise SkeletonError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
+
+
+def bone_rest_z_axis(direction) -> np.ndarray:
+    """Blender's bone z axis at roll 0: the minimal rotation taking +Y onto `direction` applied to
+    +Z (a bone pointing straight down -Y uses the 180 deg turn about +Z, as Blender does)."""
+    d = np.asarray(direction, np.float64)
+    d = d / np.linalg.norm(d)
+    y = np.array([0.0, 1.0, 0.0])
+    c = float(d @ y)
+    if c < 0 and d[0] ** 2 + d[2] ** 2 <= 2.5e-4**2:  # Blender's singular zone around -Y
+        return np.array([0.0, 0.0, 1.0])
+    k = np.cross(y, d)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    rotation = np.eye(3) + kx + kx @ kx / (1.0 + c)
+    return rotation @ np.array([0.0, 0.0, 1.0])
+
+
+def bone_roll(head, tail, vertical_degrees: float = 30.0) -> float:
+    """Deterministic roll (radians, z-up frame): the bone's z axis points to world +Z projected
+    perpendicular to the bone; for bones within `vertical_degrees` of vertical (legs, spines) it
+    points to world -Y (Blender's front) projected instead, so knees and elbows bend about local X."""
+    d = np.asarray(tail, np.float64) - np.asarray(head, np.float64)
+    d = d / np.linalg.norm(d)
+    target = np.array([0.0, 0.0, 1.0])
+    if abs(d[2]) > math.cos(math.radians(vertical_degrees)):
+        target = np.array([0.0, -1.0, 0.0])
+    target = target - (target @ d) * d
+    target /= np.linalg.norm(target)
+    z0 = bone_rest_z_axis(d)
+    return float(math.atan2(float(np.cross(z0, target) @ d), float(z0 @ target)))
+
+
+# --------------------------------------------------------------------------- mirror symmetry
+
+
+@dataclass
+class Mirror:
+    """Reflection plane (unit normal, point) and mirror[i] = index of keypoint i's mirror image
+    (i itself when i lies on the plane). side[i] = +1 (.L), -1 (.R) or 0 (on the plane)."""
+
+    normal: np.ndarray
+    point: np.ndarray
+    mirror: np.ndarray
+    side: np.ndarray
+    error: float  # mean mismatch / skeleton extent
+
+
+def find_mirror(keypoints_zup, parents, tolerance: float = 0.05) -> Mirror | None:
+    """Find a vertical mirror plane through the keypoint centroid under which the skeleton maps onto
+    itself (tree edges to tree edges). None when the mean mismatch exceeds `tolerance` x extent or
+    any keypoint misses its mirror image by more than twice that."""
+    k = np.asarray(keypoints_zup, np.float64)
+    extent = float(np.ptp(k, axis=0).max()) or 1.0
+    centre = k.mean(0)
+
+    def evaluate(angle: float):
+        normal = np.array([math.cos(angle), math.sin(angle), 0.0])
+        signed = (k - centre) @ normal
+        reflected = k - 2.0 * signed[:, None] * normal
+        dist = np.linalg.norm(reflected[:, None, :] - k[None, :, :], axis=-1)
+        match = dist.argmin(1)
+        return float(dist[np.arange(len(k)), match].mean()) / extent, normal, match, signed
+
+    coarse = min((evaluate(math.radians(a)) + (math.radians(a),) for a in np.arange(0.0, 180.0, 2.0)), key=lambda r: r[0])
+    fine = min(
+        (evaluate(coarse[4] + math.radians(a)) for a in np.arange(-2.0, 2.01, 0.1)), key=lambda r: r[0]
+    )
+    error, normal, match, signed = fine
+    reflected = k - 2.0 * signed[:, None] * normal
+    worst = float(np.linalg.norm(reflected - k[match], axis=1).max()) / extent
+    if error > tolerance or worst > 2.0 * tolerance:  # one keypoint far off breaks the symmetry too
+        return None
+    n = len(k)
+    if not np.array_equal(match[match], np.arange(n)):
+        return None
+    for i in range(n):  # tree edges must map to tree edges
+        p = parents[i]
+        if p >= 0 and parents[match[i]] != match[p] and parents[match[p]] != match[i]:
+            return None
+    eps = tolerance * extent
+    side = np.where(match == np.arange(n), 0, np.sign(signed)).astype(np.int64)
+    if ((match != np.arange(n)) & (np.abs(signed) < 0.5 * eps)).any():
+        return None
+    if (side[match] != -side).any():
+        return None
+    # orient the normal so .L is +X (Blender's left for a character facing -Y)
+    if normal[0] < -1e-9 or (abs(normal[0]) <= 1e-9 and normal[1] < 0):
+        normal, side = -normal, -side
+    return Mirror(normal=normal, point=centre, mirror=match, side=side, error=error)
+
+
+# --------------------------------------------------------------------------- naming
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How bones are named. "auto": chains labelled spine/neck/tail/leg/arm with .L/.R when mirror
+    symmetric, else "index" names bone_01, bone_02, ... in bone order."""
+
+    style: str = "auto"  # "auto" | "index"
+    limb_down: str = "leg"  # paired chain that ends below where it starts
+    limb_other: str = "arm"  # paired chain that does not (arms, wings)
+    mirror_tolerance: float = 0.05
+
+
+def _chains(children: list[list[int]], root: int) -> list[list[int]]:
+    """Split the rooted tree into chains of child keypoints: a chain starts below a branching node
+    (or the root) and continues while nodes have exactly one child. Parent-first, index order."""
+    chains: list[list[int]] = []
+    stack = [[c] for c in reversed(children[root])]
+    while stack:
+        chain = stack.pop()
+        while len(children[chain[-1]]) == 1:
+            chain.append(children[chain[-1]][0])
+        chains.append(chain)
+        stack.extend([c] for c in reversed(children[chain[-1]]))
+    return chains
+
+
+def _auto_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming) -> dict[int, str] | None:
+    """Bone name ("<chain>_<nn>[.L|.R]") per child keypoint, or None when not mirror symmetric."""
+    mirror = find_mirror(k, parents, naming.mirror_tolerance)
+    if mirror is None:
+        return None
+    n = len(k)
+    children = [sorted(int(i) for i in np.flatnonzero(parents == p)) for p in range(n)]
+    chains = _chains(children, root)
+    body_axis = np.cross([0.0, 0.0, 1.0], mirror.normal)  # horizontal, in the mirror plane
+    size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
+
+    def start_of(chain):
+        return k[parents[chain[0]]]
+
+    # centre chains: ending at a branch -> "spine"; the highest-ending rising one of those ending at a
+    # leaf -> "neck", the others -> "tail"; paired chains -> limb_down / limb_other
+    labels: dict[int, str] = {}
+    centre_leaves = []
+    for ci, c in enumerate(chains):
+        if mirror.side[c[-1]] == 0:
+            if children[c[-1]]:
+                labels[ci] = "spine"
+            else:
+                centre_leaves.append(ci)
+    rising = [ci for ci in centre_leaves if k[chains[ci][-1]][2] - start_of(chains[ci])[2] > 0.1 * size]
+    neck = max(rising, key=lambda ci: (k[chains[ci][-1]][2], -ci)) if rising else None
+    for ci in centre_leaves:
+        labels[ci] = "neck" if ci == neck else "tail"
+    for ci, c in enumerate(chains):
+        if ci not in labels:
+            drop = start_of(c)[2] - k[c[-1]][2]
+            labels[ci] = naming.limb_down if drop > 0.3 * np.linalg.norm(k[c[-1]] - start_of(c)) else naming.limb_other
+    # number along the body, head end first when a neck was found
+    necks = [chains[ci][-1] for ci, label in labels.items() if label == "neck"]
+    if necks and float((k[necks[0]] - k.mean(0)) @ body_axis) < 0:
+        body_axis = -body_axis
+
+    # number chains sharing a label (left side + centre decide; right chains copy their mirror)
+    chain_of = {tuple(c): ci for ci, c in enumerate(chains)}
+    bases: dict[int, str] = {}
+    groups: dict[str, list[int]] = {}
+    for ci, c in enumerate(chains):
+        if mirror.side[c[-1]] >= 0:
+            groups.setdefault(labels[ci], []).append(ci)
+    for label, group in groups.items():
+        group.sort(key=lambda ci: (-float(k[chains[ci]].mean(0) @ body_axis), -float(k[chains[ci]].mean(0)[2]), ci))
+        for number, ci in enumerate(group, 1):
+            bases[ci] = label if len(group) == 1 else f"{label}{number}"
+    for ci, c in enumerate(chains):
+        if mirror.side[c[-1]] < 0:
+            twin = chain_of.get(tuple(int(mirror.mirror[i]) for i in c))
+            if twin is None or twin not in bases:
+                return None
+            bases[ci] = bases[twin]
+    names: dict[int, str] = {}
+    for ci, c in enumerate(chains):
+        suffix = {1: ".L", -1: ".R", 0: ""}[int(mirror.side[c[-1]])]
+        for j, kp in enumerate(c, 1):
+            names[kp] = f"{bases[ci]}_{j:02d}{suffix}"
+    return names
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_skeleton(
+    keypoints,
+    adjacency,
+    *,
+    root: str | int = "center",
+    leaf_bones: bool = False,
+    leaf_fraction: float = 0.5,
+    root_bone: bool = False,
+    ground: float | None = None,
+    inside: Callable[[np.ndarray], np.ndarray] | None = None,
+    volume_weight: float = 1.0,
+    naming: Naming | None = None,
+    up_axis: str = "Z",
+    min_bone_fraction: float = 1e-3,
+) -> Skeleton:
+    """Skeleton from keypoints (N, 3) and learned adjacency (N, N): the maximum spanning tree hung
+    from `root` ("center" = `tree_center`, or a keypoint index), one deform bone per tree edge (head =
+    parent keypoint, tail = child keypoint), optional virtual leaf bones (`leaf_fraction` x the leaf's
+    bone length beyond each leaf keypoint), optional non-deforming "root" bone on the ground below the
+    keypoints' bbox centre (ground height = `ground` or the lowest keypoint) that parents the bones
+    leaving the root keypoint.
+
+    `inside(points (M, 3)) -> (M,) bool` enables the volume penalty: an edge loses `volume_weight` x
+    max(adjacency) x (fraction of its segment outside the volume).
+    """
+    naming = naming or Naming()
+    if naming.style not in ("auto", "index"):
+        raise SkeletonError(f"naming style must be 'auto' or 'index', got {naming.style!r}")
+    if up_axis not in ("Z", "Y"):
+        raise SkeletonError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    repairs: list[str] = []
+    k = check_keypoints(keypoints).copy()
+    n = len(k)
+    a = clean_adjacency(adjacency, n, repairs)
+    if not (a > 0).any():
+        repairs.append("adjacency is all zero; used the Euclidean minimum spanning tree")
+    penalty = None
+    if inside is not None:
+        flags = np.asarray(inside(k), bool)
+        if not flags.all():
+            outside = np.flatnonzero(~flags).tolist()
+            repairs.append(f"keypoints {outside} lie outside the mesh")
+        penalty = volume_weight * max(float(a.max()), 1e-12) * volume_penalty(k, inside)
+    edges = maximum_spanning_tree(a, k, penalty)
+    if isinstance(root, str):
+        if root != "center":
+            raise SkeletonError(f"root must be 'center' or a keypoint index, got {root!r}")
+        root_index = tree_center(k, edges)
+    else:
+        root_index = int(root)
+        if not 0 <= root_index < n:
+            raise SkeletonError(f"root keypoint {root_index} is out of range for {n} keypoints")
+    parents = tree_parents(n, edges, root_index)
+    order = _parent_first(parents, root_index)
+    _nudge_coincident(k, parents, order, up_axis, min_bone_fraction, repairs)
+
+    kz = _to_z_up(k, up_axis)
+    names = _auto_names(kz, parents, root_index, naming) if naming.style == "auto" else None
+    auto = names is not None
+    if names is None:
+        names = {kp: f"bone_{i:02d}" for i, kp in enumerate(order[1:], 1)}
+
+    bones: list[Bone] = []
+    bone_of: dict[int, str] = {}  # child keypoint -> its edge bone
+    root_name = None
+    if root_bone:
+        ground_z = float(kz[:, 2].min()) if ground is None else float(ground)
+        lo, hi = kz.min(0), kz.max(0)
+        head_z = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, ground_z])
+        tail_z = head_z + np.array([0.0, 0.25 * max(float((hi - lo).max()), 1e-6), 0.0])
+        head, tail = _from_z_up(head_z, up_axis), _from_z_up(tail_z, up_axis)
+        root_name = ROOT_BONE_NAME
+        bones.append(Bone(root_name, head, tail, None, -1, False, bone_roll(head_z, tail_z), "root", False))
+    for kp in order[1:]:
+        p = int(parents[kp])
+        parent_name = bone_of.get(p, root_name)
+        connected = p in bone_of
+        bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, bone_roll(kz[p], kz[kp]), "edge", connected))
+        bone_of[kp] = names[kp]
+    if leaf_bones:
+        for kp in order[1:]:
+            if (parents == kp).any():
+                continue
+            d = k[kp] - k[parents[kp]]
+            tail = k[kp] + leaf_fraction * d
+            name = _tip_name(names[kp], chain_named=auto)
+            bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, bone_roll(kz[kp], _to_z_up(tail, up_axis)), "leaf", True))
+    _make_unique(bones)
+    for note in repairs:
+        log.warning("skeleton: %s", note)
+    return Skeleton(keypoints=k, adjacency=a, root=root_index, parents=parents, bones=bones, repairs=repairs)
+
+
+def _tip_name(last_bone: str, chain_named: bool) -> str:
+    """Leaf bone name: "leg1_03.L" -> "leg1_tip.L" for chain names, "bone_07" -> "bone_07_tip"."""
+    if not chain_named:
+        return f"{last_bone}_tip"
+    stem, side = (last_bone[:-2], last_bone[-2:]) if last_bone.endswith((".L", ".R")) else (last_bone, "")
+    return f"{stem.rsplit('_', 1)[0]}_tip{side}"
+
+
+def _from_z_up(point: np.ndarray, up_axis: str) -> np.ndarray:
+    p = np.asarray(point, np.float64)
+    return p if up_axis == "Z" else np.array([p[0], p[2], -p[1]])
+
+
+def _parent_first(parents: np.ndarray, root: int) -> list[int]:
+    """Depth-first order from the root, children by index: every parent precedes its children."""
+    children = [sorted(int(i) for i in np.flatnonzero(parents == p)) for p in range(len(parents))]
+    order, stack = [], [root]
+    while stack:
+        u = stack.pop()
+        order.append(u)
+        stack.extend(reversed(children[u]))
+    return order
+
+
+def _nudge_coincident(k, parents, order, up_axis, fraction, repairs) -> None:
+    extent = float(np.ptp(k, axis=0).max())
+    min_len = fraction * (extent if extent > 0 else 1.0)
+    up = _from_z_up(np.array([0.0, 0.0, 1.0]), up_axis)
+    moved = []
+    for kp in order[1:]:
+        p = parents[kp]
+        if np.linalg.norm(k[kp] - k[p]) >= min_len:
+            continue
+        direction = up
+        if parents[p] >= 0 and np.linalg.norm(k[p] - k[parents[p]]) > 0:
+            direction = (k[p] - k[parents[p]]) / np.linalg.norm(k[p] - k[parents[p]])
+        k[kp] = k[p] + min_len * direction
+        moved.append(int(kp))
+    if moved:
+        repairs.append(f"keypoints {moved} coincided with their parent keypoint; nudged {min_len:.3g} apart")
+
+
+def _make_unique(bones: list[Bone]) -> None:
+    """Suffix repeated names with _2, _3, ... (only leaf bones can collide, and they have no children)."""
+    seen: set[str] = set()
+    for b in bones:
+        name, i = b.name, 2
+        while name in seen:
+            name, i = f"{b.name}_{i}", i + 1
+        seen.add(name)
+        b.name = name

@@ -1,0 +1,96 @@
+"""`keydiff3d rig-mesh`: end to end on a small mesh, and one-sentence failures for bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from keydiff3d.cli import main
+from keydiff3d.rigging.io import load_bundle
+
+
+@pytest.fixture
+def creature(tmp_path):
+    """A T-shaped creature mesh (PLY, offset far from the origin to prove own coordinates) + KP.json."""
+    import trimesh
+
+    offset = np.array([10.0, -5.0, 3.0])
+    keypoints = np.array([[0, 0, 0], [0, 0, 0.6], [0, 0, 1.2], [0.5, 0, 1.0], [-0.5, 0, 1.0]]) + offset
+    edges = [(0, 1), (1, 2), (1, 3), (1, 4)]
+    parts = [trimesh.creation.capsule(height=1.0, radius=0.1, count=[10, 10]) for _ in edges]
+    for (i, j), part in zip(edges, parts):
+        length = np.linalg.norm(keypoints[j] - keypoints[i])
+        part.apply_scale([1, 1, length / 1.0])
+        transform = trimesh.geometry.align_vectors([0, 0, 1], (keypoints[j] - keypoints[i]) / length)
+        part.apply_transform(transform)
+        part.apply_translation((keypoints[i] + keypoints[j]) / 2)
+    mesh = trimesh.util.concatenate(parts)
+    mesh.visual.vertex_colors = np.tile([10, 20, 30, 255], (len(mesh.vertices), 1)).astype(np.uint8)
+    mesh.export(tmp_path / "creature.ply")
+    a = np.full((5, 5), 0.1) - 0.1 * np.eye(5)
+    for i, j in edges:
+        a[i, j] = a[j, i] = 1.0
+    (tmp_path / "kp.json").write_text(json.dumps({"keypoints": keypoints.tolist(), "adjacency": a.tolist()}))
+    return tmp_path, mesh, keypoints
+
+
+def test_rig_mesh_writes_a_valid_bundle_in_own_coordinates(creature):
+    tmp_path, mesh, keypoints = creature
+    out = tmp_path / "out"
+    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--out", str(out), "--preset", "biped", "--zip"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"rig.json", "mesh.ply", "skin.npz", "rig.glb"}
+    assert (tmp_path / "out.zip").is_file()
+    bundle = load_bundle(out)
+    np.testing.assert_allclose(bundle.vertices, mesh.vertices, atol=1e-5)
+    assert bundle.colors is not None and (bundle.colors[:, :3] == [10, 20, 30]).all()
+    assert len(bundle.skeleton.deform_bones()) >= 4
+    np.testing.assert_allclose(bundle.skeleton.keypoints, keypoints, atol=0.1)  # inside the mesh already
+    assert {frozenset(e) for e in bundle.skeleton.edges()} == {frozenset(e) for e in [(0, 1), (1, 2), (1, 3), (1, 4)]}
+    doc = json.loads((out / "rig.json").read_text())
+    assert doc["provenance"]["preset"] == "biped" and set(doc["timings"]) >= {"skeleton", "skinning"}
+    names = bundle.skeleton.bone_names()
+    assert any(n.endswith(".L") for n in names) and any(n.endswith(".R") for n in names)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "does not exist"),
+        ("{not json", "not valid JSON"),
+        ('{"keypoints": [[0, 0, 0]]}', '"adjacency"'),
+        ('{"keypoints": [[0, 0], [1, 1]], "adjacency": [[0, 1], [1, 0]]}', "N x 3"),
+        ('{"keypoints": [[0, 0, 0], [0, 0, 1]], "adjacency": [[0, 1]]}', "2 x 2"),
+        ('{"keypoints": [[0, 0, 0], [0, 0, 1]], "adjacency": [[0, "a"], [1, 0]]}', "numbers"),
+        ('{"keypoints": [[0, 0, 0]], "adjacency": [[0]]}', "at least 2 keypoints"),
+    ],
+)
+def test_bad_keypoints_file_is_one_sentence(creature, capsys, content, message):
+    tmp_path, _, _ = creature
+    kp = tmp_path / "bad.json"
+    if content is not None:
+        kp.write_text(content)
+    code = main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(kp), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert err.count("keydiff3d rig-mesh:") == 1
+
+
+def test_bad_mesh_and_preset(creature, capsys):
+    tmp_path, _, _ = creature
+    (tmp_path / "empty.ply").write_text("ply\nformat ascii 1.0\nelement vertex 0\nelement face 0\nend_header\n")
+    assert main(["rig-mesh", str(tmp_path / "empty.ply"), "--keypoints", str(tmp_path / "kp.json")]) == 2
+    assert "no triangles" in capsys.readouterr().err
+    assert main(["rig-mesh", str(tmp_path / "missing.obj"), "--keypoints", str(tmp_path / "kp.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--preset", "dragon"]) == 2
+    assert "no preset named 'dragon'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("keydiff3d.pipeline.mesh") is not None, reason="the keypoint predictor exists")
+def test_without_keypoints_and_without_predictor_says_what_to_do(creature, capsys):
+    tmp_path, _, _ = creature
+    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(tmp_path / "o")]) == 2
+    assert "--keypoints" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""Category and export presets in presets/: all load, and malformed ones fail with clear messages."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from keydiff3d.paths import PRESETS_DIR
+from keydiff3d.rigging.core import CategoryPreset, ExportPreset, PresetError, build_skeleton, compute_skin_weights, list_presets, load_category_preset, load_export_preset, load_preset
+
+
+def test_shipped_presets_load_and_are_usable():
+    assert set(list_presets(PRESETS_DIR, "category")) >= {"quadruped", "biped", "bird", "generic"}
+    assert set(list_presets(PRESETS_DIR, "export")) >= {"unity", "unreal", "godot"}
+    keypoints = np.random.default_rng(0).normal(size=(6, 3))
+    for name in list_presets(PRESETS_DIR, "category"):
+        preset = load_category_preset(name, PRESETS_DIR)
+        assert isinstance(preset, CategoryPreset) and preset.name == name and preset.keypoints >= 2
+        skeleton = build_skeleton(keypoints, np.ones((6, 6)), naming=preset.naming, **preset.skeleton.kwargs())
+        compute_skin_weights(keypoints + 0.1, skeleton, **preset.skinning.kwargs())
+
+
+def test_export_presets_follow_game_engine_rules():
+    for name in ("unity", "unreal", "godot"):
+        preset = load_export_preset(name, PRESETS_DIR)
+        assert isinstance(preset, ExportPreset)
+        assert preset.add_leaf_bones is False and preset.use_armature_deform_only is True
+        assert preset.max_influences <= 4 and preset.root_bone is True
+    assert load_export_preset("unreal", PRESETS_DIR).armature_name == "Armature"
+    assert load_export_preset("godot", PRESETS_DIR).format == "glb"
+    assert load_export_preset("unity", PRESETS_DIR).apply_scale_options == "FBX_SCALE_ALL"
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigm=0.1\n', "unknown key skinning.sigm"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk="4"\n', "skinning.k must be int"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk=9\n', "between 1 and 4"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nleaf_bones=1\n', "leaf_bones must be bool"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nmethod="heat"\n', "one of gaussian"),
+        ('[preset]\nname="x"\nkind="category"\n[modle]\nkeypoints=8\n', "unknown section [modle]"),
+        ('[preset]\nname="x"\nkind="category"\n', "needs 'keypoints'"),
+        ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
+        ('[preset]\nname="x"\nkind="export"\n[export]\naxis_up="up"\n', "axis_up must be one of"),
+        ('[preset]\nname="x"\nkind="export"\n[export]\nmax_influences=8\n', "between 1 and 4"),
+        ("[preset\n", "not valid TOML"),
+    ],
+)
+def test_malformed_presets_name_the_file_and_key(tmp_path, text, message):
+    with pytest.raises(PresetError) as error:
+        load_preset(_write(tmp_path, text))
+    assert message in str(error.value) and ("x.toml" in str(error.value))
+
+
+def test_integer_where_float_expected_is_accepted(tmp_path):
+    preset = load_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigma=1\n'))
+    assert preset.skinning.sigma == 1.0 and isinstance(preset.skinning.sigma, float)
+
+
+def test_unknown_and_wrong_kind_presets(tmp_path):
+    with pytest.raises(PresetError, match="no preset named 'dragon'.*quadruped"):
+        load_preset("dragon", PRESETS_DIR)
+    with pytest.raises(PresetError, match="export preset"):
+        load_category_preset("unity", PRESETS_DIR)
+    with pytest.raises(PresetError, match="category preset"):
+        load_export_preset("biped", PRESETS_DIR)
+
+
+def test_default_and_custom_preset_folders(tmp_path):
+    assert load_preset("biped").name == "biped"
+    shutil.copy(PRESETS_DIR / "bird.toml", tmp_path / "bird.toml")
+    assert list_presets(tmp_path) == ["bird"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -87,10 +86,3 @@ def test_bad_mesh_and_preset(creature, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--preset", "dragon"]) == 2
     assert "no preset named 'dragon'" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(importlib.util.find_spec("keydiff3d.pipeline.mesh") is not None, reason="the keypoint predictor exists")
-def test_without_keypoints_and_without_predictor_says_what_to_do(creature, capsys):
-    tmp_path, _, _ = creature
-    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(tmp_path / "o")]) == 2
-    assert "--keypoints" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, KeyDiff3DError
+from ..errors import ConfigError, InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,12 +63,8 @@ def read_keypoints_json(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _predict(mesh, progress) -> tuple[np.ndarray, np.ndarray, dict]:
-    try:
-        from ..pipeline.mesh import predict_keypoints
-    except ModuleNotFoundError as error:
-        if error.name and error.name.startswith("keydiff3d.pipeline"):
-            raise KeyDiff3DError("keypoint prediction for meshes is not available in this install; pass --keypoints KP.json") from None
-        raise
+    from ..pipeline.mesh import predict_keypoints  # torch + the model: only when asked for
+
     return predict_keypoints(mesh, progress)
 
 

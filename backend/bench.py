@@ -15,6 +15,7 @@ BENCHMARKS = {
     "keypoints": "KeyDiff3D K=4 vs K=1, triangulation, mean pose and supervised, one budget",
     "reconstruction": "visual hull vs Gaussian Frosting against ground-truth meshes",
     "service": "per-stage latency and jobs per minute of the mesh path",
+    "blender_import": "rig bundle import into Blender; vertex-group write paths",
     "synthetic": "procedural creatures + CPU renderer throughput",
     "sv3d": "SV3D-p sampling + feature taps: time and memory per step",
 }

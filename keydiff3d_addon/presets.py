@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the add-on finds the TOML presets: `presets/` inside the built extension, or the
+repository's `presets/` when run from the source tree. Parsing and validation are rigcore's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .rigcore.presets import CategoryPreset, ExportPreset, PresetError, list_presets, load_category_preset, load_export_preset
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def presets_dir() -> Path:
+    for candidate in (_PACKAGE_DIR / "presets", _PACKAGE_DIR.parent / "presets"):
+        if candidate.is_dir():
+            return candidate
+    raise PresetError(f"no presets folder next to the add-on ({_PACKAGE_DIR / 'presets'})")
+
+
+def _names(kind: str) -> list[str]:
+    try:
+        return list_presets(presets_dir(), kind=kind)
+    except PresetError:
+        return []
+
+
+def category_preset_names() -> list[str]:
+    """Category presets (quadruped, biped, bird, generic)."""
+    return _names("category")
+
+
+def export_preset_names() -> list[str]:
+    """Export presets (unity, unreal, godot)."""
+    return _names("export")
+
+
+# Blender keeps only pointers to dynamic enum strings: the item lists must outlive the callback.
+_enum_cache: dict[str, list[tuple[str, str, str]]] = {}
+
+
+def _enum_items(kind: str, names: list[str]) -> list[tuple[str, str, str]]:
+    items = [(name, name.replace("_", " ").title(), f"{kind.title()} preset {name}") for name in names]
+    _enum_cache[kind] = items or [("NONE", "None", f"no {kind} presets found")]
+    return _enum_cache[kind]
+
+
+def category_enum_items(self, context) -> list[tuple[str, str, str]]:
+    """EnumProperty items callback listing the category presets."""
+    return _enum_items("category", category_preset_names())
+
+
+def export_enum_items(self, context) -> list[tuple[str, str, str]]:
+    """EnumProperty items callback listing the export presets."""
+    return _enum_items("export", export_preset_names())
+
+
+def category_preset(name: str) -> CategoryPreset:
+    return load_category_preset(name, presets_dir())
+
+
+def export_preset(name: str) -> ExportPreset:
+    return load_export_preset(name, presets_dir())

@@ -144,7 +144,7 @@ def read_bundle(path) -> RigBundle:
     try:
         with np.load(io.BytesIO(source.read(doc["skin"]["file"]))) as npz:
             indices, weights = npz["indices"], npz["weights"]
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise BundleError(f"{doc['skin']['file']} is not a skin file with 'indices' and 'weights' ({error})") from None
     skin = SkinWeights(indices.astype(np.int32), weights.astype(np.float32), list(doc["skin"]["bones"]),
                        doc["skin"].get("method", "gaussian"), dict(doc["skin"].get("params", {})))

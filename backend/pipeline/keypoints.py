@@ -1,0 +1,68 @@
+"""The keypoint stage: orbit views -> N 3D keypoints + the learned adjacency, with a warm model cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..multiview.base import MultiViewResult
+from ..progress import Progress
+from .models import MODELS
+
+
+@dataclass
+class KeypointPrediction:
+    """keypoints (N, 3) in the views' world frame; adjacency (N, N) symmetric, >= 0, zero diagonal;
+    checkpoint: the file the model came from; metadata: the checkpoint's own metadata."""
+
+    keypoints: np.ndarray
+    adjacency: np.ndarray
+    checkpoint: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    config: Any  # training.config.TrainConfig
+    metadata: dict[str, Any]
+    path: str
+
+
+def checkpoint_path(checkpoint: str | Path | None) -> Path:
+    """The checkpoint file a run uses: the given file (or folder) or the shipped default."""
+    from ..training.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_NAME
+
+    if checkpoint is None:
+        return DEFAULT_CHECKPOINT
+    path = Path(checkpoint).expanduser().resolve()
+    return path / WEIGHTS_NAME if path.is_dir() else path
+
+
+def load_keypoint_model(checkpoint: str | Path | None, device: torch.device) -> LoadedModel:
+    """The KeyDiff3D model of `checkpoint` on `device`, loaded once per process (ConfigError if unusable)."""
+    from ..training.checkpoint import load_model
+
+    path = checkpoint_path(checkpoint)
+
+    def load() -> LoadedModel:
+        model, config, metadata = load_model(path, device)
+        return LoadedModel(model, config, metadata, str(path))
+
+    return MODELS.get(("keydiff3d", str(path), str(device)), load)
+
+
+def predict_from_views(views: MultiViewResult, model: LoadedModel, progress: Progress | None = None) -> KeypointPrediction:
+    """Run the model on the input view plus the config's K-1 evenly spaced views."""
+    progress = progress or Progress()
+    progress.update(0.0, "predicting keypoints")
+    with torch.inference_mode():
+        keypoints, adjacency = model.model.predict(views)
+    progress.update(1.0, "keypoints predicted")
+    adjacency = (adjacency + adjacency.T) / 2  # exact symmetry for the bundle's validation
+    np.fill_diagonal(adjacency, 0.0)
+    return KeypointPrediction(keypoints, np.maximum(adjacency, 0.0), model.path, model.metadata)

@@ -1,0 +1,228 @@
+"""The pipeline's three entry points, each ending in a rig bundle directory.
+
+    run_image_pipeline  image -> foreground -> SV3D-p views + features -> keypoints -> mesh -> rig
+    run_views_pipeline  orbit views (any generator)                    -> keypoints -> mesh -> rig
+    run_mesh_pipeline   an existing mesh -> rendered views -> keypoints -> rig of that mesh
+
+Every stage runs inside `StageClock.stage`, which gives it its share of the progress bar, is a
+cancellation point before and after, and records its seconds in rig.json's "timings". Models come
+from the process-wide cache (keydiff3d.pipeline.models), so a service keeps them warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import ConfigError
+from ..geometry import Cameras, Placement
+from ..multiview.base import MultiViewResult
+from ..progress import Progress
+from ..rigging.core import CategoryPreset, RigBundle
+from .device import resolve_device
+from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views
+from .mesh import RENDER_SIZE, render_mesh_views
+from .models import MODELS
+from .options import PipelineOptions
+from .preview import draw_preview, view_files, views_section
+from .rig import MeshArrays, load_preset, rig_mesh
+from .timing import StageClock
+
+log = logging.getLogger(__name__)
+
+MESH_STAGES = {"model": 1.0, "views": 2.0, "keypoints": 1.0, "rig": 3.0, "bundle": 2.0}
+VIEWS_STAGES = {"model": 1.0, "keypoints": 1.0, "reconstruction": 6.0, "rig": 3.0, "bundle": 2.0}
+IMAGE_STAGES = {"segmentation": 1.0, "multiview": 30.0, **VIEWS_STAGES}
+
+
+@dataclass
+class PipelineResult:
+    """bundle_dir holds rig.json (+ mesh.ply, skin.npz, rig.glb, preview.png, views/); `views` are in
+    the bundle's frame; timings = seconds per stage (also in rig.json, except the bundle stage)."""
+
+    bundle_dir: Path
+    bundle: RigBundle
+    views: MultiViewResult
+    prediction: KeypointPrediction
+    timings: dict[str, float]
+
+
+def warm_up(device: str = "auto", checkpoint: str | None = None) -> str:
+    """Resolve the device and load the keypoint model into the cache; returns the device's name.
+    A missing default checkpoint is logged, not raised: jobs then fail with the real message."""
+    resolved = resolve_device(device)
+    try:
+        load_keypoint_model(checkpoint, resolved)
+    except ConfigError as error:
+        log.warning("keypoint model not loaded at start: %s", error)
+    return str(resolved)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def run_mesh_pipeline(mesh, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path) -> PipelineResult:
+    """Rig an existing mesh (a synthetic.renderer.RenderMesh, z up, in its own frame; see
+    pipeline.inputs.load_mesh). The bundle keeps the mesh's vertices, faces and frame."""
+    clock = StageClock(progress or Progress(), MESH_STAGES)
+    preset = load_preset(options.preset)
+    with clock.stage("model", "loading the keypoint model"):
+        device = resolve_device(options.device)
+        model = load_keypoint_model(options.checkpoint, device)
+    with clock.stage("views", "rendering orbit views") as span:
+        world_views, placement = render_mesh_views(mesh, RENDER_SIZE, span)
+    with clock.stage("keypoints", "predicting keypoints") as span:
+        prediction = predict_from_views(world_views, model, span)
+    views = views_in_own_frame(world_views, placement)
+    keypoints = placement.to_own(prediction.keypoints)
+    arrays = MeshArrays(mesh.vertices, mesh.faces, _rgba8(mesh.colors))
+    with clock.stage("rig", "building the skeleton and skin weights") as span:
+        bundle = rig_mesh(
+            arrays, keypoints, prediction.adjacency, preset, views,
+            progress=span, views_entry=views_section(views),
+            provenance=_provenance(options, model, device, "mesh", placement),
+        )  # fmt: skip
+    bundle.timings = dict(clock.timings)  # now including the rig stage
+    with clock.stage("bundle", "writing the rig bundle") as span:
+        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+    return PipelineResult(bundle_dir, bundle, views, _in_frame(prediction, keypoints), clock.timings)
+
+
+def run_views_pipeline(
+    views: MultiViewResult,
+    options: PipelineOptions,
+    progress: Progress | None = None,
+    *,
+    out_dir: str | Path,
+    clock: StageClock | None = None,
+    source: str = "views",
+) -> PipelineResult:
+    """Keypoints, reconstruction and rig from orbit views in the generator's world frame (the bundle's frame)."""
+    from ..reconstruction import reconstruct
+
+    clock = clock or StageClock(progress or Progress(), VIEWS_STAGES)
+    preset, method = _preflight(options)
+    with clock.stage("model", "loading the keypoint model"):
+        device = resolve_device(options.device)
+        model = load_keypoint_model(options.checkpoint, device)
+    with clock.stage("keypoints", "predicting keypoints") as span:
+        prediction = predict_from_views(views, model, span)
+    with clock.stage("reconstruction", "reconstructing the mesh") as span:
+        mesh = reconstruct(views.images, views.masks, views.cameras, method=method, progress=span).mesh
+    colors = np.asarray(mesh.visual.vertex_colors, np.uint8) if getattr(mesh.visual, "kind", None) == "vertex" else None
+    arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32), colors)
+    with clock.stage("rig", "building the skeleton and skin weights") as span:
+        bundle = rig_mesh(
+            arrays, prediction.keypoints, prediction.adjacency, preset, views,
+            progress=span, views_entry=views_section(views),
+            provenance=_provenance(options, model, device, source, None),
+        )  # fmt: skip
+    bundle.timings = dict(clock.timings)  # now including the rig stage
+    with clock.stage("bundle", "writing the rig bundle") as span:
+        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+    return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
+
+
+def run_image_pipeline(image_rgba: np.ndarray, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path) -> PipelineResult:
+    """Rig the creature in one image: (H, W, 4) float32 RGBA in [0, 1]; alpha = foreground when the
+    image has one, else the foreground is segmented. Needs the SV3D-p weights (MissingWeightsError)."""
+    clock = StageClock(progress or Progress(), IMAGE_STAGES)
+    _preflight(options)  # a wrong preset, a CUDA-only choice or a missing SV3D file fails now, not after minutes
+    if ("sv3d", str(resolve_device(options.device))) not in MODELS:
+        from .. import weights
+
+        weights.require("sv3d_p")  # reads the header only
+    with clock.stage("segmentation", "finding the foreground") as span:
+        rgba = foreground(image_rgba, options, span)
+    with clock.stage("multiview", "generating orbit views with SV3D-p") as span:
+        generator = load_view_generator(options)
+        views = generator.from_image(rgba, span)
+    return run_views_pipeline(views, options, out_dir=out_dir, clock=clock, source="image")
+
+
+# --------------------------------------------------------------------------- image stages
+
+
+def foreground(image_rgba: np.ndarray, options: PipelineOptions, progress: Progress) -> np.ndarray:
+    """The image with alpha = foreground: its own alpha when it has a real one, else Grounded SAM
+    (the extractor, and SAM once loaded, stay warm in the model cache)."""
+    from ..segmentation import ForegroundExtractor
+
+    device = str(resolve_device(options.device))
+    extractor = MODELS.get(("foreground", device), lambda: ForegroundExtractor(device=device))
+    return extractor.extract(image_rgba, progress=progress)
+
+
+def load_view_generator(options: PipelineOptions):
+    """The SV3D-p generator (weights found by `keydiff3d weights`), loaded once per device and kept in
+    the model cache under ("sv3d", device). Only the run's seed changes between runs."""
+    import dataclasses
+
+    from ..multiview.sv3d import RuntimeOptions, load_generator
+
+    device = str(resolve_device(options.device))
+    generator = MODELS.get(("sv3d", device), lambda: load_generator(runtime=RuntimeOptions(device=device)))
+    generator.config = dataclasses.replace(generator.config, seed=options.seed)
+    return generator
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _preflight(options: PipelineOptions) -> tuple[CategoryPreset, str]:
+    """(category preset, reconstruction method) checked before any long stage runs."""
+    from ..reconstruction import resolve_method
+
+    return load_preset(options.preset), resolve_method(options.reconstruction)
+
+
+def views_in_own_frame(views: MultiViewResult, placement: Placement) -> MultiViewResult:
+    """The same views with cameras for the object's own frame (world = s (own - c)).
+
+    R (own - c) s + t projects like (own - c) + t / s (a camera's depth scale does not change its
+    pixels), so the own-frame camera is R, t' = t / s - R c: exact, and still a rigid camera."""
+    cams = views.cameras
+    t_own = cams.t / placement.scale - np.einsum("vij,j->vi", cams.R, placement.center)
+    own = Cameras(cams.K, cams.R, t_own, cams.width, cams.height, cams.azimuth_deg, cams.elevation_deg)
+    return MultiViewResult(views.images, views.masks, own, views.input_view, views.features, views.feature_names, None)
+
+
+def _in_frame(prediction: KeypointPrediction, keypoints: np.ndarray) -> KeypointPrediction:
+    return KeypointPrediction(keypoints, prediction.adjacency, prediction.checkpoint, prediction.metadata)
+
+
+def _rgba8(colors: np.ndarray | None) -> np.ndarray | None:
+    """RenderMesh albedo (V, 3) float [0, 1] -> (V, 4) uint8 vertex colours for mesh.ply."""
+    if colors is None:
+        return None
+    rgb = np.clip(np.asarray(colors, np.float32)[:, :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+
+
+def _provenance(options: PipelineOptions, model: LoadedModel, device: torch.device, source: str, placement: Placement | None) -> dict:
+    meta = model.metadata
+    return {
+        "input": source,
+        "options": options.to_dict(),
+        "device": str(device),
+        "model": {"checkpoint": model.path, **{k: meta[k] for k in ("feature_source", "perceptual_loss", "step", "command", "eval") if k in meta}},
+        "versions": {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "placement": placement.to_dict() if placement is not None else {"center": [0.0, 0.0, 0.0], "scale": 1.0},
+    }
+
+
+def _write(bundle: RigBundle, views: MultiViewResult, out_dir: Path, glb: bool, progress: Progress) -> Path:
+    from ..rigging.io import save_bundle
+
+    files = view_files(views)
+    progress.update(0.3, "drawing the preview")
+    files["preview.png"] = draw_preview(views, bundle.skeleton)
+    progress.update(0.5, "writing files")
+    save_bundle(out_dir, bundle, glb=glb, files=files)
+    return out_dir

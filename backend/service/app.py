@@ -1,0 +1,319 @@
+"""The HTTP API (ARCHITECTURE.md "Contract: HTTP API"); OpenAPI docs at /docs.
+
+Every error answer is {"error": {"code", "message"}}: 4xx for the client's faults (bad or oversized
+upload, unknown job, missing token), 5xx only for the server's. Uploads are bounded before they are
+parsed: the body by bytes (a streaming limit, not only Content-Length), images by their header's
+pixel count, meshes by faces; formats are checked by decoding, never by the declared content type.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import InputError
+from ..pipeline.inputs import IMAGE_FORMATS, load_image, load_mesh, mesh_file_type
+from ..pipeline.options import PipelineOptions
+from .config import API_VERSION, ServiceConfig
+from .store import FINISHED, JobStore
+from .worker import JobWorker, Runner, pipeline_runner
+
+log = logging.getLogger("keydiff3d.service")
+
+_STATUS_OF_CODE = {"too_large": 413, "unsupported_format": 415}
+SERVER_OPTIONS = {"device", "checkpoint"}  # pipeline options a request may not set
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Rejects request bodies over `limit` bytes: at once by Content-Length, else while streaming."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            response = error_response(413, "too_large", f"the upload is {int(declared)} bytes; the limit is {self.limit} bytes")
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _job_not_found(job_id: str) -> ApiError:
+    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."
+    return ApiError(404, "not_found", f"there is no job {shown!r} on this backend (old finished jobs are pruned)")
+
+
+def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
+    """The FastAPI app with its job store and worker (started and stopped with the app's lifespan).
+    runner: what a job runs (default: the pipeline on the server's device and checkpoint)."""
+    store = JobStore(config.data_dir)
+    runner = runner or pipeline_runner(config.device, config.checkpoint)
+
+    def warm_up() -> None:  # on the worker thread, before the first job
+        from ..pipeline.run import warm_up
+
+        app.state.device = warm_up(config.device, config.checkpoint)
+
+    worker = JobWorker(store, runner, keep_jobs=config.keep_jobs, warmup=warm_up if config.warm_up else None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        requeued = store.recover()
+        worker.start()
+        for job_id in requeued:
+            worker.submit(job_id)
+        log.info("service started", extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir), "requeued": len(requeued)})
+        yield
+        worker.stop()
+        log.info("service stopped")
+
+    app = FastAPI(
+        title="KeyDiff3D backend",
+        version=__version__,
+        description="Rig a creature from one image or an unrigged mesh. Submit a job, poll it, download the rig bundle (zip).",
+        lifespan=lifespan,
+    )
+    app.state.device = config.device
+    app.state.store, app.state.worker, app.state.config = store, worker, config
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes)
+    _install_error_handlers(app)
+    _install_request_log(app)
+
+    def require_token(request: Request) -> None:
+        if config.token is None:
+            return
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {config.token}".encode()):
+            raise ApiError(401, "unauthorized", "this backend needs a token: send the header 'Authorization: Bearer <token>'")
+
+    auth = [Depends(require_token)]
+
+    @app.get("/v1/health", dependencies=auth, summary="Backend status, version, device and loaded models")
+    def health() -> dict[str, Any]:
+        from ..pipeline.models import MODELS
+
+        return {
+            "status": "ok",
+            "service": "keydiff3d",
+            "version": __version__,
+            "api_version": API_VERSION,
+            "device": app.state.device,
+            "ready": worker.ready.is_set(),
+            "models_loaded": MODELS.loaded(),
+            "queue_length": worker.queue_length(),
+            "running": worker.current,
+        }
+
+    @app.post(
+        "/v1/jobs",
+        status_code=202,
+        dependencies=auth,
+        summary="Submit an image or a mesh to rig",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"},
+                                "mesh": {"type": "string", "format": "binary", "description": ".glb, .gltf, .obj, .ply or .stl"},
+                                "options": {"type": "string", "description": "JSON object of pipeline options, e.g. {\"preset\": \"quadruped\"}"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def submit(request: Request) -> JSONResponse:
+        kind, data, suffix, options = await _parse_submission(request, config)
+        record = store.create(kind, suffix, data, options)
+        worker.submit(record.id)
+        log.info("job queued", extra={"job": record.id, "kind": kind, "bytes": len(data)})
+        body = {"id": record.id, "status": record.status, "queue_position": worker.queue_position(record.id)}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
+
+    @app.get("/v1/jobs", dependencies=auth, summary="All known jobs, oldest first")
+    def list_jobs() -> dict[str, Any]:
+        return {"jobs": [r.public(worker.queue_position(r.id)) for r in store.all()]}
+
+    @app.get("/v1/jobs/{job_id}", dependencies=auth, summary="A job's status, stage and progress")
+    def job_status(job_id: str) -> dict[str, Any]:
+        record = store.get(job_id)
+        if record is None:
+            raise _job_not_found(job_id)
+        return record.public(worker.queue_position(job_id))
+
+    @app.get("/v1/jobs/{job_id}/result", dependencies=auth, summary="The finished rig bundle as a zip", response_class=FileResponse)
+    def job_result(job_id: str):
+        record = store.get(job_id)
+        if record is None:
+            raise _job_not_found(job_id)
+        if record.status == "failed":
+            raise ApiError(409, "job_failed", f"job {job_id} failed: {record.error['message']}")
+        if record.status != "done":
+            raise ApiError(409, "not_ready", f"job {job_id} is {record.status}; its result exists once it is done")
+        path = store.result_path(job_id)
+        if not path.is_file():
+            raise ApiError(410, "gone", f"the result of job {job_id} was removed from the server's data folder")
+        return FileResponse(path, media_type="application/zip", filename=f"keydiff3d-{job_id}.zip")
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=auth, summary="Cancel a queued or running job")
+    def cancel_job(job_id: str) -> JSONResponse:
+        record = store.get(job_id)
+        if record is None:
+            raise _job_not_found(job_id)
+        if record.status not in FINISHED:
+            record = worker.cancel(job_id)
+            log.info("job cancel requested", extra={"job": job_id, "status": record.status})
+        code = 200 if record.status in FINISHED else 202
+        return JSONResponse(record.public(worker.queue_position(job_id)), status_code=code)
+
+    return app
+
+
+async def _parse_submission(request: Request, config: ServiceConfig) -> tuple[str, bytes, str, dict[str, Any]]:
+    """-> (kind, raw bytes, file suffix, options dict), all checked; ApiError otherwise."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a file field 'image' or 'mesh' and an optional 'options' JSON field")
+    form = await request.form(max_files=2, max_fields=4)
+    unknown = sorted(set(form.keys()) - {"image", "mesh", "options"})
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown form field {unknown[0]!r}; send 'image' or 'mesh' and optionally 'options'")
+    uploads = [name for name in ("image", "mesh") if name in form]
+    if len(uploads) != 1:
+        raise ApiError(400, "bad_request", "send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.glb/.obj/.ply/.stl)")
+    kind = uploads[0]
+    upload = form[kind]
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "bad_request", f"the field {kind!r} must be a file upload, not a text value")
+    options = _parse_options(form.get("options"), config)
+    data = await upload.read()
+    try:
+        if kind == "image":
+            await run_in_threadpool(load_image, data, max_pixels=config.max_image_pixels)
+            suffix = IMAGE_FORMATS[_image_format(data)]
+        else:
+            suffix = mesh_file_type(upload.filename or "")
+            await run_in_threadpool(load_mesh, data, suffix, up_axis=options.get("up_axis", "auto"), max_faces=config.max_mesh_faces)
+    except InputError as error:
+        raise ApiError(_STATUS_OF_CODE.get(error.code, 400), error.code, str(error)) from None
+    return kind, data, suffix, options
+
+
+def _parse_options(raw: Any, config: ServiceConfig) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, UploadFile):
+        raise ApiError(400, "bad_request", "the field 'options' must be a JSON text value, not a file")
+    if len(raw.encode()) > config.max_options_bytes:
+        raise ApiError(413, "too_large", f"the options are {len(raw.encode())} bytes; the limit is {config.max_options_bytes} bytes")
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise ApiError(400, "bad_input", f"the options are not valid JSON ({error})") from None
+    if isinstance(data, dict):
+        chosen_by_server = sorted(set(data) & SERVER_OPTIONS)
+        if chosen_by_server:
+            name = chosen_by_server[0]
+            raise ApiError(400, "bad_input", f"option {name!r} is chosen by the server (keydiff3d serve --{name}), not by the request")
+    try:
+        options = PipelineOptions.from_dict(data).to_dict()
+    except InputError as error:
+        raise ApiError(400, error.code, str(error)) from None
+    return {k: v for k, v in options.items() if k not in SERVER_OPTIONS}
+
+
+def _image_format(data: bytes) -> str:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).format
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(_BodyTooLarge)
+    async def body_too_large(request: Request, error: _BodyTooLarge) -> JSONResponse:
+        limit = app.state.config.max_upload_bytes
+        return error_response(413, "too_large", f"the upload is larger than the limit of {limit} bytes")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        message = error.detail if isinstance(error.detail, str) else "bad request"
+        if error.status_code == 404:
+            message = f"no endpoint {request.method} {request.url.path}; see /docs"
+        return error_response(error.status_code, codes.get(error.status_code, "bad_request"), message, getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return error_response(422, "bad_request", f"invalid request at {where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("request failed", extra={"path": request.url.path})
+        return error_response(500, "internal", f"the backend hit an internal error ({type(error).__name__}); see the server log")
+
+
+def _install_request_log(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_log(request: Request, call_next):
+        began = time.perf_counter()
+        response = await call_next(request)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round(1000 * (time.perf_counter() - began), 1),
+            },
+        )
+        return response

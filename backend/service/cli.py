@@ -1,0 +1,52 @@
+"""`keydiff3d serve`: run the HTTP backend with uvicorn (loopback by default)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .config import DEFAULT_PORT
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "keydiff3d" / "service"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other address needs --token)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--data-dir", type=Path, default=None, help=f"job folders and results (default {default_data_dir()})")
+    parser.add_argument("--token", default=os.environ.get("KEYDIFF3D_TOKEN"), help="require 'Authorization: Bearer TOKEN' (default $KEYDIFF3D_TOKEN)")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="device of the pipeline (default auto)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
+    parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest accepted upload in MiB (default 64)")
+    parser.add_argument("--max-image-pixels", type=int, default=None, help="largest accepted image in pixels (default 4096*4096)")
+    parser.add_argument("--keep-jobs", type=int, default=100, help="finished jobs kept on disk (default 100)")
+    parser.add_argument("--no-warm-up", action="store_true", help="do not load the default model before the first job")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .config import ServiceConfig
+    from .logs import setup_json_logging
+
+    limits = {} if args.max_image_pixels is None else {"max_image_pixels": args.max_image_pixels}
+    config = ServiceConfig(
+        data_dir=(args.data_dir or default_data_dir()).resolve(),
+        host=args.host,
+        port=args.port,
+        token=args.token or None,
+        device=args.device,
+        checkpoint=str(args.checkpoint.resolve()) if args.checkpoint else None,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        keep_jobs=args.keep_jobs,
+        warm_up=not args.no_warm_up,
+        **limits,
+    )
+    setup_json_logging()
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None, access_log=False)
+    return 0

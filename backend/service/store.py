@@ -1,0 +1,174 @@
+"""Jobs on disk: one folder per job holding job.json, the uploaded input and, when done, result.zip.
+
+The in-memory table is the live truth; every state change is written through to job.json
+(atomically), so a restarted server serves finished results and knows which jobs were interrupted.
+
+    DATA_DIR/jobs/<id>/job.json      the JobRecord
+    DATA_DIR/jobs/<id>/input.<ext>   the upload, exactly as received
+    DATA_DIR/jobs/<id>/work/         the pipeline's bundle directory while running
+    DATA_DIR/jobs/<id>/result.zip    the bundle (files at the zip root), once done
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("keydiff3d.service")
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+
+
+@dataclass
+class JobRecord:
+    """One job. `error` is {"code", "message"} for failed jobs; `progress` is 0..1 of the whole run."""
+
+    id: str
+    kind: str  # "image" | "mesh"
+    input_file: str  # file name inside the job folder
+    options: dict[str, Any]
+    status: str = "queued"
+    stage: str = "queued"
+    progress: float = 0.0
+    message: str = ""
+    error: dict[str, str] | None = None
+    cancel_requested: bool = False
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def public(self, queue_position: int | None = None) -> dict[str, Any]:
+        """The JSON the API returns for GET /v1/jobs/{id}."""
+        data = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "stage": self.stage,
+            "progress": round(self.progress, 4),
+            "message": self.message,
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "timings": self.timings,
+        }
+        if queue_position is not None:
+            data["queue_position"] = queue_position
+        return data
+
+
+class JobStore:
+    """Thread-safe job table backed by DATA_DIR/jobs. Ids are uuid4 hex strings (nothing path-like)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.root = Path(data_dir).resolve() / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._jobs: dict[str, JobRecord] = {}
+        self._lock = threading.RLock()
+
+    # -- paths ---------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        if not JOB_ID.match(job_id):  # never build a path from an unchecked id
+            raise KeyError(job_id)
+        return self.root / job_id
+
+    def input_path(self, record: JobRecord) -> Path:
+        return self.job_dir(record.id) / record.input_file
+
+    def result_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "result.zip"
+
+    def work_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "work"
+
+    # -- records -------------------------------------------------------------------------------
+    def create(self, kind: str, input_suffix: str, data: bytes, options: dict[str, Any]) -> JobRecord:
+        record = JobRecord(id=uuid.uuid4().hex, kind=kind, input_file=f"input.{input_suffix}", options=options)
+        folder = self.job_dir(record.id)
+        folder.mkdir()
+        (folder / record.input_file).write_bytes(data)
+        with self._lock:
+            self._jobs[record.id] = record
+            self._save(record)
+        return record
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            record = self._jobs.get(job_id) if JOB_ID.match(job_id) else None
+            return dataclasses.replace(record) if record else None
+
+    def update(self, job_id: str, persist: bool = True, **changes: Any) -> JobRecord:
+        """Apply `changes` to a job; `persist=False` skips the disk write (frequent progress ticks)."""
+        with self._lock:
+            record = self._jobs[job_id]
+            for name, value in changes.items():
+                setattr(record, name, value)
+            if persist:
+                self._save(record)
+            return dataclasses.replace(record)
+
+    def all(self) -> list[JobRecord]:
+        with self._lock:
+            return sorted((dataclasses.replace(r) for r in self._jobs.values()), key=lambda r: r.created_at)
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def _save(self, record: JobRecord) -> None:
+        path = self.job_dir(record.id) / "job.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(record), indent=1))
+        os.replace(tmp, path)  # atomic: a kill never leaves half a job.json
+
+    # -- restart -------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Load every job from disk after a (re)start. Jobs that were running are marked failed;
+        queued ones are returned, oldest first, to be queued again. Unreadable folders are skipped."""
+        requeue: list[str] = []
+        fields = {f.name for f in dataclasses.fields(JobRecord)}
+        for folder in sorted(self.root.iterdir()):
+            path = folder / "job.json"
+            if not JOB_ID.match(folder.name) or not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text())
+                record = JobRecord(**{k: v for k, v in data.items() if k in fields})
+            except (ValueError, TypeError) as error:
+                log.warning("skipping unreadable job", extra={"job": folder.name, "reason": str(error)})
+                continue
+            if record.status == "running":
+                record.status, record.stage, record.finished_at = "failed", "interrupted", time.time()
+                record.error = {
+                    "code": "interrupted",
+                    "message": "the backend stopped while this job was running; submit it again",
+                }
+                shutil.rmtree(folder / "work", ignore_errors=True)
+            elif record.status == "queued":
+                requeue.append(record.id)
+            with self._lock:
+                self._jobs[record.id] = record
+                self._save(record)
+        requeue.sort(key=lambda job_id: self._jobs[job_id].created_at)
+        return requeue
+
+    def prune(self, keep: int) -> None:
+        """Delete the oldest finished jobs beyond the newest `keep` finished ones (disk hygiene)."""
+        finished = [r for r in self.all() if r.status in FINISHED]
+        for record in finished[: max(0, len(finished) - keep)]:
+            self.delete(record.id)

@@ -1,0 +1,89 @@
+"""A real `keydiff3d serve` process on a free loopback port, for the service tests (not a test module)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """Environment of a server that finds no user weights: its own HOME, caches and config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYDIFF3D_")}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home), XDG_CACHE_HOME=str(home / "cache"), XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+    )  # fmt: skip
+    return env
+
+
+class Server:
+    """`keydiff3d serve` as a subprocess. `start()` waits until /v1/health answers and the worker is ready."""
+
+    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None) -> None:
+        self.data_dir, self.home, self.args = data_dir, home, args
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = home / f"server-{self.port}.log"
+        home.mkdir(parents=True, exist_ok=True)
+
+    def start(self, timeout: float = 90.0, token: str | None = None) -> "Server":
+        command = [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command, env=isolated_env(self.home), stdout=log, stderr=subprocess.STDOUT)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                health = httpx.get(f"{self.url}/v1/health", headers=headers, timeout=2.0)
+                if health.status_code == 200 and health.json()["ready"]:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not become ready: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs (a crash or a power cut)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses=("done", "failed", "cancelled"), timeout: float = 120.0, poll: float = 0.1) -> dict:
+    """Poll GET /v1/jobs/{id} until its status is one of `statuses`; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(poll)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")

@@ -1,0 +1,151 @@
+"""Pipeline inputs and options: images and meshes are accepted exactly when they decode, within limits."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from pipeline_support import creature_glb_bytes, png_bytes
+
+from keydiff3d.errors import DeviceError, InputError
+from keydiff3d.pipeline.inputs import TooLargeError, UnsupportedFormatError, load_image, load_mesh, mesh_file_type
+from keydiff3d.pipeline.options import PipelineOptions
+
+
+def bomb_png(side: int = 20000) -> bytes:
+    """A valid PNG header claiming side x side pixels with a tiny, highly compressed body."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress((b"\x00" + b"\x00" * side) * 64, 9)  # only the first rows: the header is what matters
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_rgba_png_keeps_alpha_and_values():
+    rgba = load_image(png_bytes(64, 48))
+    assert rgba.shape == (48, 64, 4) and rgba.dtype == np.float32
+    assert rgba[0, 0, 3] == 0.0 and rgba[24, 32, 3] == 1.0
+    np.testing.assert_allclose(rgba[24, 32, :3], np.array([200, 80, 40]) / 255.0, atol=1e-6)
+
+
+def test_rgb_image_gets_opaque_alpha():
+    assert (load_image(png_bytes(40, 40, mode="RGB"))[..., 3] == 1.0).all()
+
+
+@pytest.mark.parametrize(
+    "data, error, words",
+    [
+        (b"", InputError, "empty"),
+        (b"\x00garbage" * 50, UnsupportedFormatError, "not a readable image"),
+        (png_bytes(64, 64)[:200], InputError, "truncated"),
+        (png_bytes(1, 1), InputError, "1x1"),
+        (bomb_png(), TooLargeError, "limit"),
+    ],
+    ids=["empty", "garbage", "truncated", "1x1", "decompression-bomb"],
+)
+def test_bad_images_raise_one_clear_sentence(data, error, words):
+    with pytest.raises(error, match=words):
+        load_image(data)
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    data = png_bytes(100, 100)
+    assert load_image(data, max_pixels=100 * 100).shape == (100, 100, 4)
+    with pytest.raises(TooLargeError, match="100x100"):
+        load_image(data, max_pixels=100 * 100 - 1)
+
+
+def test_gif_is_refused_by_format_not_by_name():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="GIF")
+    with pytest.raises(UnsupportedFormatError, match="GIF"):
+        load_image(buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- meshes
+
+
+def test_glb_is_brought_from_y_up_to_z_up():
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))  # in glTF's frame: 2 along +Y (up)
+    mesh = load_mesh(box.export(file_type="glb"), "glb")
+    np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [1.0, 3.0, 2.0], atol=1e-6)
+    kept = load_mesh(box.export(file_type="glb"), "glb", up_axis="Z")
+    np.testing.assert_allclose(np.ptp(kept.vertices, axis=0), [1.0, 2.0, 3.0], atol=1e-6)
+
+
+def test_creature_glb_round_trips_with_colours():
+    mesh = load_mesh(creature_glb_bytes(), "glb")
+    assert len(mesh.faces) > 1000 and mesh.colors.shape == (len(mesh.vertices), 3)
+    assert np.ptp(mesh.colors, axis=0).max() > 0.1  # the creature's colours survived, not a grey default
+
+
+@pytest.mark.parametrize(
+    "data, file_type, words",
+    [(b"", "glb", "empty"), (b"glTF-not-really" * 20, "glb", "could not be parsed"), (b"ply\nformat nonsense\n", "ply", "could not be parsed|no triangle")],
+    ids=["empty", "garbage-glb", "garbage-ply"],
+)
+def test_bad_meshes_raise_input_error(data, file_type, words):
+    with pytest.raises(InputError, match=words):
+        load_mesh(data, file_type)
+
+
+def test_point_cloud_and_face_limit():
+    import trimesh
+
+    cloud = trimesh.PointCloud(np.random.default_rng(0).normal(size=(50, 3))).export(file_type="ply")
+    with pytest.raises(InputError, match="no triangle"):
+        load_mesh(cloud, "ply")
+    sphere = trimesh.creation.icosphere(subdivisions=3).export(file_type="ply")
+    with pytest.raises(TooLargeError, match="1280 triangles"):
+        load_mesh(sphere, "ply", max_faces=1000)
+
+
+def test_mesh_file_type_from_name():
+    assert mesh_file_type("Creature.GLB") == "glb"
+    with pytest.raises(UnsupportedFormatError, match=".fbx"):
+        mesh_file_type("rig.fbx")
+
+
+# --------------------------------------------------------------------------- options and devices
+
+
+def test_options_from_json_checks_keys_and_types():
+    options = PipelineOptions.from_dict({"preset": "quadruped", "seed": 3, "export_glb": False})
+    assert (options.preset, options.seed, options.export_glb) == ("quadruped", 3, False)
+    assert PipelineOptions.from_dict(options.to_dict()) == options
+    with pytest.raises(InputError, match="unknown option 'colour'"):
+        PipelineOptions.from_dict({"colour": "red"})
+    with pytest.raises(InputError, match="'seed' must be int"):
+        PipelineOptions.from_dict({"seed": True})
+    with pytest.raises(InputError, match="'device' must be one of"):
+        PipelineOptions.from_dict({"device": "tpu"})
+    with pytest.raises(InputError, match="preset name"):
+        PipelineOptions.from_dict({"preset": "../../etc/passwd"})
+    with pytest.raises(InputError, match="JSON object"):
+        PipelineOptions.from_dict([1, 2])
+
+
+def test_cuda_requests_fail_clearly_without_cuda():
+    import torch
+
+    from keydiff3d.pipeline.device import require_cuda, resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="frosting stage needs a CUDA GPU"):
+        require_cuda("frosting", torch.device("cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no usable CUDA GPU"):
+            resolve_device("cuda")

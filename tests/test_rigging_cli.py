@@ -86,3 +86,16 @@ def test_bad_mesh_and_preset(creature, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--preset", "dragon"]) == 2
     assert "no preset named 'dragon'" in capsys.readouterr().err
+
+
+def test_rig_mesh_without_keypoints_predicts_them_with_the_shipped_model(creature):
+    tmp_path, mesh, _ = creature
+    out = tmp_path / "predicted"
+    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(out), "--no-glb"]) == 0
+    bundle = load_bundle(out)
+    n = len(bundle.skeleton.keypoints)
+    assert n >= 2 and len(bundle.skeleton.deform_bones()) == n - 1
+    lo, hi = mesh.bounds  # predictions come back in the mesh's own (offset) frame
+    margin = 0.1 * (hi - lo).max()
+    assert ((bundle.skeleton.keypoints > lo - margin) & (bundle.skeleton.keypoints < hi + margin)).all()
+    np.testing.assert_allclose(bundle.skin.weights.sum(1), 1.0, atol=1e-5)

@@ -62,10 +62,10 @@ def read_keypoints_json(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return keypoints, adjacency
 
 
-def _predict(mesh, progress) -> tuple[np.ndarray, np.ndarray, dict]:
+def _predict(mesh, progress, up_axis: str) -> tuple[np.ndarray, np.ndarray, dict]:
     from ..pipeline.mesh import predict_keypoints  # torch + the model: only when asked for
 
-    return predict_keypoints(mesh, progress)
+    return predict_keypoints(mesh, progress, up_axis=up_axis)
 
 
 def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "generic", up_axis: str | None = None, glb: bool = True, progress=None) -> Path:
@@ -95,7 +95,7 @@ def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "gen
         keypoints, adjacency = read_keypoints_json(Path(keypoints_path))
     else:
         tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
-        keypoints, adjacency, info = _predict(tm, progress.span(0.05, 0.5, "keypoints"))
+        keypoints, adjacency, info = _predict(tm, progress.span(0.05, 0.5, "keypoints"), up)
         timings["keypoints"] = time.perf_counter() - t0
     if not np.isfinite(keypoints).all():
         raise InputError("the keypoints contain NaN or infinite values")

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-only", action="store_true",
                         help="train the variants and stop (to train variants in parallel processes; a later run scores them)")
     parser.add_argument("--report", default=None, help="write the markdown table here (e.g. docs/bench/keypoints.md)")
-    parser.add_argument("--plot", default=None, help="write the bar plot PNG here (e.g. docs/bench_keypoints.png)")
+    parser.add_argument("--plot", default=None, help="write the bar plot PNG here (e.g. docs/bench/keypoints.png)")
 
 
 def _config(args: argparse.Namespace, variant: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from . import __version__
@@ -61,5 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """Entry point of the `keydiff3d` script."""
+    code = main()
+    if "bpy" in sys.modules:
+        # bpy 4.5's C++ exit handler can deadlock against its "delayed close" thread; the work is
+        # done and flushed, so leave without running C exit handlers.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -287,7 +287,7 @@ def check_names(bundle: RigBundle) -> None:
         raise RigImportError(f"the skin names bones that are not deform bones of the skeleton: {', '.join(sorted(missing))}")
 
 
-def _rig_record(bundle: RigBundle, source: str, placement: Placement, up_axis: str) -> str:
+def rig_record(bundle: RigBundle, source: str, placement: Placement, up_axis: str) -> str:
     """What Recompute weights and re-export need later, in Blender units (JSON on the armature)."""
     skeleton = bundle.skeleton
     return json.dumps(
@@ -360,7 +360,7 @@ def build_rig(
         modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
         modifier.object = armature_obj
         modifier.use_deform_preserve_volume = False  # linear blend skinning, as game engines do
-        armature_obj[PROP_RIG] = _rig_record(bundle, source, placement, up_axis)
+        armature_obj[PROP_RIG] = rig_record(bundle, source, placement, up_axis)
         empties = []
         if keypoint_empties:
             keypoints = placement.apply(to_z_up(bundle.skeleton.keypoints, up_axis))

@@ -287,7 +287,7 @@ def attach_rig(context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle_pa
         modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
         modifier.object = armature_obj
         modifier.use_deform_preserve_volume = False
-        armature_obj[importer.PROP_RIG] = importer._rig_record(bundle, str(bundle_path), placement, bundle.up_axis)
+        armature_obj[importer.PROP_RIG] = importer.rig_record(bundle, str(bundle_path), placement, bundle.up_axis)
     except Exception as error:
         bpy.data.objects.remove(armature_obj)
         bpy.data.armatures.remove(armature)

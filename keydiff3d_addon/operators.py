@@ -5,7 +5,6 @@ thin shell over a plain function (`importer.import_bundle`, `weights.recompute_w
 `keydiff3d export`; `selected_image_path` is shared with `remote.py`."""
 
 from pathlib import Path
-from urllib.parse import urlparse
 
 import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
@@ -14,12 +13,11 @@ from . import presets
 from .exporter import FORMATS, RigExportError, export_rig
 from .health import BackendUnreachable, check_backend
 from .importer import RigImportError, import_bundle
-from .preferences import get_preferences
+from .preferences import allowed_backend_url, get_preferences
 from .rigcore.presets import PresetError
 from .rigcore.skinning import METHODS, SkinningError
 from .weights import RigNotFound, recompute_weights
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 class WindowProgress:
@@ -61,14 +59,8 @@ def selected_image_path(context: bpy.types.Context) -> Path:
 
 def backend_health_message(context: bpy.types.Context) -> str:
     """One sentence about the configured backend; raises `BackendUnreachable` when there is none."""
+    url = allowed_backend_url(context)
     prefs = get_preferences(context)
-    url = prefs.backend_url.strip()
-    host = urlparse(url).hostname or ""
-    if host not in _LOOPBACK_HOSTS and not bpy.app.online_access:
-        raise BackendUnreachable(
-            f"The backend {url} is not on this computer and Blender's online access is off; "
-            "allow online access in Preferences > System or run a local backend with `keydiff3d serve`."
-        )
     health = check_backend(url, token=prefs.token, start_command=prefs.start_command)
     return f"KeyDiff3D backend at {health.url} is {health.status} (device {health.device})."
 

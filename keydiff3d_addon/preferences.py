@@ -1,8 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Add-on preferences: where the backend runs and how to start it."""
 
+from urllib.parse import urlparse
+
 import bpy
 
+from .health import BackendUnreachable
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 ADDON_ID = __package__  # "keydiff3d_addon" from source, "bl_ext.<repo>.keydiff3d" as an extension
 DEFAULT_BACKEND_URL = "http://127.0.0.1:8765"
 DEFAULT_START_COMMAND = "keydiff3d serve --port 8765"
@@ -45,3 +50,14 @@ def get_preferences(context: bpy.types.Context | None = None) -> KEYDIFF3D_AP_pr
 
 
 CLASSES = (KEYDIFF3D_AP_preferences,)
+
+
+def allowed_backend_url(context: bpy.types.Context) -> str:
+    """The preferences' backend URL; a remote one is refused while Blender's online access is off."""
+    url = get_preferences(context).backend_url.strip()
+    if (urlparse(url).hostname or "") not in LOOPBACK_HOSTS and not bpy.app.online_access:
+        raise BackendUnreachable(
+            f"The backend {url} is not on this computer and Blender's online access is off; "
+            "allow online access in Preferences > System or run a local backend with `keydiff3d serve`."
+        )
+    return url

@@ -21,7 +21,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import bpy
 import numpy as np
@@ -29,14 +28,13 @@ import numpy as np
 from . import importer
 from .client import BackendClient, BackendError, JobStatus
 from .health import BackendUnreachable
-from .preferences import get_preferences
+from .preferences import allowed_backend_url, get_preferences
 from .rigcore.bundle import read_bundle
 from .rigcore.skinning import compute_skin_weights
 from .weights import mesh_arrays
 
 POLL_INTERVAL_S = 0.5  # how often the worker asks the backend for the job's state
 TIMER_STEP_S = 0.1  # how often the modal operator drains the queue on the main thread
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 SKIN_PARAMS = ("sigma", "relative", "sharpness", "smooth_iterations", "smooth_step")
 
 _active: "RemoteJob | None" = None
@@ -184,14 +182,8 @@ def failure_sentence(status: JobStatus, kind: str) -> str:
 
 def make_client(context: bpy.types.Context) -> BackendClient:
     """A client for the preferences' backend; refuses a remote URL while Blender is offline."""
+    url = allowed_backend_url(context)
     prefs = get_preferences(context)
-    url = prefs.backend_url.strip()
-    host = urlparse(url).hostname or ""
-    if host not in LOOPBACK_HOSTS and not bpy.app.online_access:
-        raise RemoteError(
-            f"The backend {url} is not on this computer and Blender's online access is off; allow online access "
-            "in Preferences > System or run a local backend with `keydiff3d serve`."
-        )
     return BackendClient(url, prefs.token, start_command=prefs.start_command)
 
 

@@ -5,7 +5,7 @@ forward(batch):
             -> HyperfeatureAggregator -> KeypointHead                          (B*K, C'', h, w)
   lifting   "voxel": unproject with P (softmax over views) [+ xyz channels] -> VolumeNet
             -> SoftArgmax3D                                                     keypoints (B, N, 3)
-            "triangulation": HeatmapHead2D -> SoftArgmax2D per view -> DLT     keypoints (B, N, 3)
+            "triangulation": KeypointHead -> SoftArgmax2D per view -> DLT     keypoints (B, N, 3)
   structure project into all K views (original P) -> Gaussian heatmaps + soft edge maps at map_size
   recon     ReconstructionNet(masked input appearance, structure of view k) -> view k
   losses    1.0 perceptual + 0.5 mask (+ joints in supervised mode), means over views
@@ -32,7 +32,7 @@ from .augment import color_jitter, random_affine, warp
 from .batch import KeyDiff3DBatch, batch_from_result, select_views
 from .config import KeyDiff3DConfig
 from .features import FeatureCNN
-from .heads import HeatmapHead2D, KeypointHead
+from .heads import KeypointHead
 from .lifting import coordinate_channels, scale_projections, unproject
 from .losses import chamfer_loss, joint_loss, make_perceptual_loss, mask_loss, resolve_perceptual_loss
 from .reconstruction import ReconstructionNet, patch_mask
@@ -87,10 +87,10 @@ class KeyDiff3D(nn.Module):
             in_channels = c.lifted_channels + (3 if c.volume_coords else 0)
             self.volume_net: VolumeNet | None = VolumeNet(in_channels, c.num_keypoints, c.voxel_size, c.volume_channels)
             self.softargmax: nn.Module = SoftArgmax3D(c.voxel_size, c.cube_half, c.softargmax_beta, c.learnable_beta)
-            self.heatmap_head: HeatmapHead2D | None = None
+            self.heatmap_head: KeypointHead | None = None
         else:
             self.volume_net = None
-            self.heatmap_head = HeatmapHead2D(c.lifted_channels, c.num_keypoints)
+            self.heatmap_head = KeypointHead(c.lifted_channels, c.num_keypoints)
             self.softargmax = SoftArgmax2D(c.softargmax_beta, c.learnable_beta)
         self.adjacency = Adjacency(c.num_keypoints, c.adjacency_multiplier, c.adjacency_init)
         self.reconstructor = (

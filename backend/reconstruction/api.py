@@ -8,7 +8,7 @@ registration.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,7 +76,7 @@ def reconstruct(
     faces = target_faces or hull.target_faces
     start = time.perf_counter()
     if method == "hull":
-        config = HullConfig(**{**hull.__dict__, "target_faces": faces, "texture_size": texture_size})
+        config = replace(hull, target_faces=faces, texture_size=texture_size)
         result = visual_hull(images, masks, cameras, config, progress.span(0.0, 1.0, "reconstruction"))
         return ReconstructionResult(
             mesh=result.mesh,

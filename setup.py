@@ -1,4 +1,8 @@
-"""The backend folder `backend/` is installed as the import package `keydiff3d`; the add-on as itself."""
+"""The backend folder `backend/` is installed as the import package `keydiff3d`; the add-on as itself.
+
+package_data lists every non-Python file the code reads at run time (keydiff3d.paths, the preset and
+training-config loaders, the bundle schema), so a plain `pip install .` works like the editable one.
+"""
 from setuptools import find_packages, setup
 
 setup(
@@ -6,5 +10,9 @@ setup(
     packages=["keydiff3d"]
     + [f"keydiff3d.{name}" for name in find_packages("backend")]
     + find_packages(include=["keydiff3d_addon", "keydiff3d_addon.*"]),
-    include_package_data=True,
+    package_data={
+        "keydiff3d": ["presets/*.toml", "assets/*", "checkpoints/default/*"],
+        "keydiff3d.training": ["presets/*.toml"],
+        "keydiff3d.rigging": ["schema/*.json"],
+    },
 )

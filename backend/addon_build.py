@@ -2,8 +2,8 @@
 
 Zip layout (what Blender's extension installer expects): `blender_manifest.toml` beside the
 package's `__init__.py` at the zip root, the add-on modules, `rigcore/` copied from
-`backend/rigging/core` (the symlink in the source tree is resolved) and `presets/` copied from the
-repository. No `__pycache__`, no `*.pyc`.
+`backend/rigging/core` (the symlink in the source tree is resolved) and `presets/` copied from
+`backend/presets`. No `__pycache__`, no `*.pyc`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def addon_files(addon_dir: Path = ADDON_DIR, presets_dir: Path = PRESETS_DIR) ->
     for path in _files(addon_dir):
         name = path.relative_to(addon_dir).as_posix()
         if name.startswith("presets/"):
-            continue  # the repository's presets are copied below; they win over a stale copy
+            continue  # the backend's presets are copied below; they win over a stale copy
         entries.append((path.resolve(), name))
     if not any(name.startswith("rigcore/") and name.endswith(".py") for _, name in entries):
         raise ConfigError(f"the add-on's rigcore link {addon_dir / 'rigcore'} resolves to no Python files")

@@ -30,14 +30,12 @@ def sample_mesh():
     RenderMesh placed in the world frame, and its category (the preset to rig it with)."""
     import json
 
-    from .geometry import fit_to_world
-    from .pipeline.inputs import load_mesh
+    from .mesh_io import load_placed_mesh
     from .synthetic.sample_assets import SAMPLE_MESH, SAMPLE_TRUTH
 
-    mesh = load_mesh(ASSETS_DIR / SAMPLE_MESH, up_axis="Z")  # the asset is stored z up, in the world frame
+    mesh, _ = load_placed_mesh(ASSETS_DIR / SAMPLE_MESH)
     category = json.loads((ASSETS_DIR / SAMPLE_TRUTH).read_text())["category"]
-    placement = fit_to_world(mesh.vertices)
-    return mesh.transformed(placement.scale, -placement.center * placement.scale), category
+    return mesh, category
 
 
 def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str = "unity", progress=None) -> dict[str, Path]:

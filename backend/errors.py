@@ -13,6 +13,18 @@ class InputError(KeyDiff3DError):
     code = "bad_input"
 
 
+class TooLargeError(InputError):
+    """The input exceeds a size limit (bytes, pixels, faces)."""
+
+    code = "too_large"
+
+
+class UnsupportedFormatError(InputError):
+    """The input is not in a format the pipeline reads."""
+
+    code = "unsupported_format"
+
+
 class MissingWeightsError(KeyDiff3DError):
     """A model weight file the user must supply is missing or is not the expected file."""
 

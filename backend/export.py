@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .errors import ConfigError, InputError
+from .paths import PRESETS_DIR
 from .progress import Progress
 
 TARGETS = ("unity", "unreal", "godot")
@@ -55,8 +56,8 @@ def export_bundle(
     importer, exporter = addon_module("importer"), addon_module("exporter")
     progress = progress or Progress()
     presets = addon_module("presets")
-    try:
-        preset = presets.export_preset(target)
+    try:  # the backend's presets folder: the add-on package pip installs beside keydiff3d has none
+        preset = presets.load_export_preset(target, PRESETS_DIR)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     run = ExportRun()

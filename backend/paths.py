@@ -1,10 +1,12 @@
-"""Where the project's data files live (the backend is installed editable from the repository)."""
+"""Where the project's files live. The data the code reads at run time is inside the package (package
+data in setup.py, so a plain `pip install .` ships it); REPO_ROOT and ADDON_DIR are the source tree's,
+for the development commands (`keydiff3d build-addon`, `keydiff3d bench`)."""
 
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
-PRESETS_DIR = REPO_ROOT / "presets"
+PRESETS_DIR = PACKAGE_DIR / "presets"
 ASSETS_DIR = PACKAGE_DIR / "assets"
 CHECKPOINTS_DIR = PACKAGE_DIR / "checkpoints"
+REPO_ROOT = PACKAGE_DIR.parent
 ADDON_DIR = REPO_ROOT / "keydiff3d_addon"

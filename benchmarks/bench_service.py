@@ -33,14 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _creature_glbs(count: int) -> list[bytes]:
-    from keydiff3d.pipeline.inputs import Y_UP_TO_Z_UP
+    from keydiff3d.mesh_io import to_gltf_frame
     from keydiff3d.synthetic.creatures import generate_creature
 
     glbs = []
     for i in range(count):
         mesh = generate_creature(CATEGORIES[i % len(CATEGORIES)], 100 + i).to_trimesh()
-        mesh.apply_transform(np.linalg.inv(Y_UP_TO_Z_UP))  # glTF is y up, as Blender exports it
-        glbs.append(mesh.export(file_type="glb"))
+        glbs.append(to_gltf_frame(mesh).export(file_type="glb"))  # glTF is y up, as Blender exports it
     return glbs
 
 
@@ -128,7 +127,7 @@ def _service_side(url: str, glbs: list[bytes]) -> dict:
 
 
 def _direct_side(glbs: list[bytes], checkpoint: str, device: str, scratch: Path) -> dict:
-    from keydiff3d.pipeline.inputs import load_mesh
+    from keydiff3d.mesh_io import load_mesh
     from keydiff3d.pipeline.options import PipelineOptions
     from keydiff3d.pipeline.run import run_mesh_pipeline
 

@@ -1,21 +1,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Where the add-on finds the TOML presets: `presets/` inside the built extension, or the
-repository's `presets/` when run from the source tree. Parsing and validation are rigcore's."""
+"""The add-on's TOML presets, found by rigcore's `default_presets_dir`: `presets/` inside the built
+extension, or the backend's `backend/presets/` when run from the source tree (through the rigcore
+link). Parsing and validation are rigcore's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .rigcore.presets import CategoryPreset, ExportPreset, PresetError, list_presets, load_category_preset, load_export_preset
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
+from .rigcore.presets import CategoryPreset, ExportPreset, PresetError, default_presets_dir, list_presets, load_category_preset, load_export_preset
 
 
 def presets_dir() -> Path:
-    for candidate in (_PACKAGE_DIR / "presets", _PACKAGE_DIR.parent / "presets"):
-        if candidate.is_dir():
-            return candidate
-    raise PresetError(f"no presets folder next to the add-on ({_PACKAGE_DIR / 'presets'})")
+    folder = default_presets_dir()
+    if not folder.is_dir():
+        raise PresetError(f"no presets folder next to the add-on ({folder})")
+    return folder
 
 
 def _names(kind: str) -> list[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 
 def write_tiny_checkpoint(path: Path) -> Path:
     """A random-weight KeyDiff3D checkpoint of the `tiny` training preset (6 keypoints), via save_checkpoint."""
@@ -33,14 +31,12 @@ def creature_render_mesh(category: str = "quadruped", seed: int = 1):
 
 
 def creature_glb_bytes(category: str = "quadruped", seed: int = 1, y_up: bool = True) -> bytes:
-    """A procedural creature as GLB bytes; `y_up` rotates it into glTF's +Y-up convention first."""
-    from keydiff3d.pipeline.inputs import Y_UP_TO_Z_UP
+    """A procedural creature as GLB bytes; `y_up` turns it into glTF's y-up frame first."""
+    from keydiff3d.mesh_io import to_gltf_frame
     from keydiff3d.synthetic.creatures import generate_creature
 
     mesh = generate_creature(category, seed).to_trimesh()
-    if y_up:
-        mesh.apply_transform(np.linalg.inv(Y_UP_TO_Z_UP))
-    return mesh.export(file_type="glb")
+    return (to_gltf_frame(mesh) if y_up else mesh).export(file_type="glb")
 
 
 def png_bytes(width: int, height: int, mode: str = "RGBA") -> bytes:

@@ -1,4 +1,4 @@
-"""Pipeline inputs and options: images and meshes are accepted exactly when they decode, within limits."""
+"""Pipeline inputs and options: images are accepted exactly when they decode, within limits (meshes: test_mesh_io.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
-from pipeline_support import creature_glb_bytes, png_bytes
+from pipeline_support import png_bytes
 
-from keydiff3d.errors import DeviceError, InputError
-from keydiff3d.pipeline.inputs import TooLargeError, UnsupportedFormatError, load_image, load_mesh, mesh_file_type
+from keydiff3d.errors import DeviceError, InputError, TooLargeError, UnsupportedFormatError
+from keydiff3d.pipeline.inputs import load_image
 from keydiff3d.pipeline.options import PipelineOptions
 
 
@@ -70,52 +70,6 @@ def test_gif_is_refused_by_format_not_by_name():
     Image.new("RGB", (64, 64)).save(buffer, format="GIF")
     with pytest.raises(UnsupportedFormatError, match="GIF"):
         load_image(buffer.getvalue())
-
-
-# --------------------------------------------------------------------------- meshes
-
-
-def test_glb_is_brought_from_y_up_to_z_up():
-    import trimesh
-
-    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))  # in glTF's frame: 2 along +Y (up)
-    mesh = load_mesh(box.export(file_type="glb"), "glb")
-    np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [1.0, 3.0, 2.0], atol=1e-6)
-    kept = load_mesh(box.export(file_type="glb"), "glb", up_axis="Z")
-    np.testing.assert_allclose(np.ptp(kept.vertices, axis=0), [1.0, 2.0, 3.0], atol=1e-6)
-
-
-def test_creature_glb_round_trips_with_colours():
-    mesh = load_mesh(creature_glb_bytes(), "glb")
-    assert len(mesh.faces) > 1000 and mesh.colors.shape == (len(mesh.vertices), 3)
-    assert np.ptp(mesh.colors, axis=0).max() > 0.1  # the creature's colours survived, not a grey default
-
-
-@pytest.mark.parametrize(
-    "data, file_type, words",
-    [(b"", "glb", "empty"), (b"glTF-not-really" * 20, "glb", "could not be parsed"), (b"ply\nformat nonsense\n", "ply", "could not be parsed|no triangle")],
-    ids=["empty", "garbage-glb", "garbage-ply"],
-)
-def test_bad_meshes_raise_input_error(data, file_type, words):
-    with pytest.raises(InputError, match=words):
-        load_mesh(data, file_type)
-
-
-def test_point_cloud_and_face_limit():
-    import trimesh
-
-    cloud = trimesh.PointCloud(np.random.default_rng(0).normal(size=(50, 3))).export(file_type="ply")
-    with pytest.raises(InputError, match="no triangle"):
-        load_mesh(cloud, "ply")
-    sphere = trimesh.creation.icosphere(subdivisions=3).export(file_type="ply")
-    with pytest.raises(TooLargeError, match="1280 triangles"):
-        load_mesh(sphere, "ply", max_faces=1000)
-
-
-def test_mesh_file_type_from_name():
-    assert mesh_file_type("Creature.GLB") == "glb"
-    with pytest.raises(UnsupportedFormatError, match=".fbx"):
-        mesh_file_type("rig.fbx")
 
 
 # --------------------------------------------------------------------------- options and devices

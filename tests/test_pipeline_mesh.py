@@ -55,11 +55,10 @@ def test_predict_keypoints_follows_the_mesh_frame(checkpoint, creature):
 
 def test_predict_keypoints_of_a_y_up_mesh(checkpoint, creature):
     """A mesh given in glTF's y-up coordinates gets the upright mesh's keypoints, in y-up coordinates."""
-    from keydiff3d.pipeline.inputs import Y_UP_TO_Z_UP
-    from keydiff3d.synthetic.renderer import RenderMesh
+    from keydiff3d.mesh_io import Y_UP_TO_Z_UP
 
-    to_y_up = np.linalg.inv(Y_UP_TO_Z_UP)[:3, :3]
-    y_up = RenderMesh.from_arrays(creature.vertices @ to_y_up.T, creature.faces, creature.colors)
+    to_y_up = Y_UP_TO_Z_UP.T
+    y_up = creature.rotated(to_y_up)
     upright, adjacency, _ = predict_keypoints(creature, checkpoint=checkpoint, device="cpu")
     lying, lying_adjacency, info = predict_keypoints(y_up, checkpoint=checkpoint, device="cpu", up_axis="Y")
     np.testing.assert_allclose(lying, upright @ to_y_up.T, atol=1e-3)

@@ -54,6 +54,24 @@ def test_rig_mesh_writes_a_valid_bundle_in_own_coordinates(creature):
     assert any(n.endswith(".L") for n in names) and any(n.endswith(".R") for n in names)
 
 
+def test_rig_mesh_of_a_gltf_keeps_its_y_up_coordinates(creature):
+    from keydiff3d.mesh_io import Y_UP_TO_Z_UP, to_gltf_frame
+
+    tmp_path, mesh, keypoints = creature
+    stored = to_gltf_frame(mesh)  # as glTF requires: y up
+    stored.export(tmp_path / "creature.glb")
+    stored_keypoints = keypoints @ Y_UP_TO_Z_UP  # the same turn, on row vectors
+    adjacency = json.loads((tmp_path / "kp.json").read_text())["adjacency"]
+    (tmp_path / "kp_y.json").write_text(json.dumps({"keypoints": stored_keypoints.tolist(), "adjacency": adjacency}))
+    out = tmp_path / "gltf"
+    assert main(["rig-mesh", str(tmp_path / "creature.glb"), "--keypoints", str(tmp_path / "kp_y.json"), "--out", str(out), "--preset", "biped", "--no-glb"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.up_axis == "Y"  # the file's own coordinates, as stored
+    np.testing.assert_allclose(bundle.vertices, stored.vertices, atol=1e-5)
+    assert bundle.colors is not None and (bundle.colors[:, :3] == [10, 20, 30]).all()
+    np.testing.assert_allclose(bundle.skeleton.keypoints, stored_keypoints, atol=0.1)
+
+
 @pytest.mark.parametrize(
     "content,message",
     [

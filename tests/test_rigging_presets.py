@@ -1,4 +1,4 @@
-"""Category and export presets in presets/: all load, and malformed ones fail with clear messages."""
+"""Category and export presets in backend/presets/: all load, and malformed ones fail with clear messages."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from service_support import Server, wait_for
 from test_pipeline_inputs import bomb_png
 
 from keydiff3d import __version__
-from keydiff3d.pipeline.inputs import load_mesh
+from keydiff3d.mesh_io import load_mesh
 from keydiff3d.rigging.core import read_bundle
 from keydiff3d.service import API_VERSION
 

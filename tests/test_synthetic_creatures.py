@@ -90,17 +90,24 @@ def test_bundled_sample_assets_are_small_consistent_and_reproducible():
 
     from PIL import Image
 
+    from keydiff3d.demo import sample_mesh
+    from keydiff3d.geometry import fit_to_world
+    from keydiff3d.mesh_io import Y_UP_TO_Z_UP, load_mesh
     from keydiff3d.paths import ASSETS_DIR
     from keydiff3d.synthetic import sample_assets as sa
-    from keydiff3d.synthetic.mesh_io import load_mesh
 
     files = [ASSETS_DIR / sa.SAMPLE_MESH, ASSETS_DIR / sa.SAMPLE_IMAGE, ASSETS_DIR / sa.SAMPLE_TRUTH]
     assert sum(f.stat().st_size for f in files) < 1_000_000
     truth = json.loads(files[2].read_text())
     again = generate_creature(truth["category"], truth["seed"], yaw_deg=truth["yaw_deg"], detail=0.75)
     np.testing.assert_allclose(truth["joints"], again.joints, atol=1e-5)
-    mesh = load_mesh(files[0], up_axis="Z")
-    np.testing.assert_allclose(mesh.vertices, again.vertices, atol=1e-6)  # GLB keeps the world frame
+    stored = load_mesh(files[0], up_axis="Z")  # the file's coordinates as stored: y up, as glTF requires
+    np.testing.assert_allclose(stored.vertices, again.vertices @ Y_UP_TO_Z_UP, atol=1e-6)
+    mesh = load_mesh(files[0])  # glTF's default up axis turns it back into the world frame
+    np.testing.assert_allclose(mesh.vertices, again.vertices, atol=1e-6)
+    placed, category = sample_mesh()  # what the demo renders: the creature as fit_to_world places it
+    np.testing.assert_allclose(placed.vertices, fit_to_world(again.vertices).to_world(again.vertices), atol=1e-6)
+    assert category == sa.SAMPLE_CATEGORY
     image = Image.open(files[1])
     assert image.mode == "RGBA" and image.size == (576, 576)
     alpha = np.asarray(image)[..., 3]

@@ -6,8 +6,8 @@ import trimesh
 from PIL import Image
 
 from keydiff3d.geometry import OBJECT_EXTENT, orbit_cameras, project_points
+from keydiff3d.mesh_io import load_mesh, load_placed_mesh, to_gltf_frame
 from keydiff3d.synthetic import generate_creature
-from keydiff3d.synthetic.mesh_io import Y_UP_TO_Z_UP, load_mesh, load_placed_mesh
 from keydiff3d.synthetic.raster import rasterize
 from keydiff3d.synthetic.renderer import RenderMesh, RenderOptions, render_multiview, sample_texture
 
@@ -108,23 +108,6 @@ def test_supersampling_gives_soft_edges_with_the_same_coverage():
     assert abs(soft.masks.sum() - hard.masks.sum()) / hard.masks.sum() < 0.05
 
 
-def _export_y_up(geometry, path):
-    """Export a z-up trimesh object as glTF requires (y up): (x, y, z) -> (x, z, -y)."""
-    to_y_up = np.eye(4)
-    to_y_up[:3, :3] = Y_UP_TO_Z_UP.T
-    geometry.copy().apply_transform(to_y_up).export(path)
-
-
-def test_gltf_is_read_y_up_and_other_formats_z_up(tmp_path):
-    box = trimesh.creation.box(extents=[0.1, 0.2, 0.4])  # tallest along z
-    _export_y_up(box, tmp_path / "box.glb")
-    box.export(tmp_path / "box.ply")
-    for mesh in (load_mesh(tmp_path / "box.glb"), load_mesh(tmp_path / "box.ply")):
-        np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [0.1, 0.2, 0.4], atol=1e-6)
-    as_is = load_mesh(tmp_path / "box.glb", up_axis="Z")
-    np.testing.assert_allclose(np.ptp(as_is.vertices, axis=0), [0.1, 0.4, 0.2], atol=1e-6)
-
-
 def _front_camera():
     return orbit_cameras(np.array([0.0]), 0.0, size=64)  # at +x, looking at the origin, no tilt
 
@@ -135,7 +118,7 @@ def test_glb_with_vertex_colours_renders_its_colours(tmp_path):
     colors[box.vertices[:, 2] > 0] = [0, 0, 255, 255]  # top vertices blue
     box.visual = trimesh.visual.ColorVisuals(box, vertex_colors=colors)
     path = tmp_path / "box.glb"
-    _export_y_up(box, path)
+    to_gltf_frame(box).export(path)
     mesh, placement = load_placed_mesh(path)
     assert np.isclose(placement.scale, OBJECT_EXTENT / 0.5)
     res = render_multiview(mesh, orbit_cameras(np.array([0.0]), 60.0, size=64))  # from above: sees the top
@@ -163,10 +146,7 @@ def test_textured_mesh_renders_texture_right_side_up(tmp_path, suffix):
     else:  # OBJ + MTL + PNG
         quad.visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(tex))
     path = tmp_path / f"quad.{suffix}"
-    if suffix == "glb":
-        _export_y_up(quad, path)
-    else:
-        quad.export(path)
+    (to_gltf_frame(quad) if suffix == "glb" else quad).export(path)
     mesh = load_mesh(path)
     assert len(mesh.textures) == 1
     res = render_multiview(mesh, _front_camera())
@@ -183,16 +163,10 @@ def test_texture_sampling_is_bilinear_and_wraps():
     np.testing.assert_allclose(sample_texture(tex, uv)[:, 0], [0.0, 0.5, 1.0, 0.0])
 
 
-def test_invalid_meshes_give_clear_errors(tmp_path):
+def test_invalid_arrays_give_clear_errors():
     from keydiff3d.errors import InputError
 
-    with pytest.raises(InputError, match="not found"):
-        load_mesh(tmp_path / "missing.glb")
-    bad = tmp_path / "bad.obj"
-    bad.write_text("this is not a mesh\n")
-    with pytest.raises(InputError):
-        load_mesh(bad)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="do not exist"):
         RenderMesh.from_arrays(np.zeros((3, 3)), np.array([[0, 1, 5]]))
 
 
@@ -206,7 +180,7 @@ def test_glb_scene_keeps_node_transforms_and_per_geometry_materials(tmp_path):
     scene = trimesh.Scene()
     scene.add_geometry(red, transform=trimesh.transformations.translation_matrix([0, 0.3, 0]))
     scene.add_geometry(green, transform=trimesh.transformations.translation_matrix([0, -0.3, 0]))
-    _export_y_up(scene, tmp_path / "scene.glb")
+    to_gltf_frame(scene).export(tmp_path / "scene.glb")
     mesh = load_mesh(tmp_path / "scene.glb")
     np.testing.assert_allclose(mesh.vertices.min(0), [-0.15, -0.45, -0.15], atol=1e-6)
     np.testing.assert_allclose(mesh.vertices.max(0), [0.15, 0.45, 0.15], atol=1e-6)

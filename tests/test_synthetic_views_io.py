@@ -65,7 +65,7 @@ def test_render_command_writes_a_loadable_views_folder(tmp_path):
 
 def test_render_command_reports_a_missing_file_in_one_sentence(tmp_path, capsys):
     assert main(["render", str(tmp_path / "nope.glb"), "--out", str(tmp_path / "o")]) == 2
-    assert "mesh file not found" in capsys.readouterr().err
+    assert "nope.glb does not exist" in capsys.readouterr().err
 
 
 def test_render_keep_frame_matches_rendering_the_creature_directly(tmp_path):
@@ -73,7 +73,7 @@ def test_render_keep_frame_matches_rendering_the_creature_directly(tmp_path):
     from keydiff3d.synthetic import sample_assets as sa
 
     out = tmp_path / "kept"
-    assert main(["render", str(ASSETS_DIR / sa.SAMPLE_MESH), "--out", str(out), "--size", "48", "--supersample", "1", "--keep-frame", "--up-axis", "Z"]) == 0
+    assert main(["render", str(ASSETS_DIR / sa.SAMPLE_MESH), "--out", str(out), "--size", "48", "--supersample", "1", "--keep-frame"]) == 0
     res, placement = load_views(out)
     assert placement is None
     creature = generate_creature(sa.SAMPLE_CATEGORY, sa.SAMPLE_SEED, yaw_deg=sa.SAMPLE_YAW_DEG, detail=0.75)

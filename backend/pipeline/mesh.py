@@ -15,12 +15,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import Placement, fit_to_world
+from ..mesh_io import Y_UP_TO_Z_UP, load_mesh
 from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
 from ..synthetic.renderer import RenderMesh, as_render_mesh
 from .device import resolve_device
-from .inputs import Y_UP_TO_Z_UP
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size
@@ -41,10 +41,9 @@ class MeshKeypoints:
 
 
 def as_mesh(mesh) -> RenderMesh:
-    """A RenderMesh from a RenderMesh, trimesh object, synthetic Creature or a mesh file path."""
+    """A RenderMesh from a RenderMesh, trimesh object, synthetic Creature or a mesh file path (read
+    in the file's own coordinates, as stored)."""
     if isinstance(mesh, (str, Path)):
-        from .inputs import load_mesh
-
         return load_mesh(mesh, up_axis="Z")
     return as_render_mesh(mesh)
 
@@ -75,9 +74,10 @@ def predict_keypoints(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Keypoints of a mesh in its own frame.
 
-    mesh: RenderMesh, trimesh.Trimesh/Scene, Creature, or a mesh file path (read z up). up_axis: the
-    up axis of `mesh`'s coordinates ("Y" for a glTF's raw coordinates); the model sees the object
-    upright either way and the keypoints come back in `mesh`'s own coordinates.
+    mesh: RenderMesh, trimesh.Trimesh/Scene, Creature, or a mesh file path (read in its own
+    coordinates, as stored). up_axis: the up axis of `mesh`'s coordinates ("Y" for a glTF's own
+    coordinates); the model sees the object upright (z up) either way and the keypoints come back
+    in `mesh`'s own coordinates.
     Returns (keypoints (N, 3) in the mesh's own frame, adjacency (N, N), info) where info holds
     "placement" (dict), "checkpoint" (path), "views" (the world-frame MultiViewResult) and
     "keypoints_world" (N, 3).
@@ -87,9 +87,9 @@ def predict_keypoints(
     model = load_keypoint_model(checkpoint, resolve_device(device))
     upright = as_mesh(mesh)
     if up_axis == "Y":
-        upright = RenderMesh.from_arrays(upright.vertices @ Y_UP_TO_Z_UP[:3, :3].T, upright.faces, upright.colors)
+        upright = upright.rotated(Y_UP_TO_Z_UP)
     result = mesh_keypoints(upright, model, progress, render_size)
-    keypoints = result.keypoints_own if up_axis == "Z" else result.keypoints_own @ Y_UP_TO_Z_UP[:3, :3]  # rotate back
+    keypoints = result.keypoints_own if up_axis == "Z" else result.keypoints_own @ Y_UP_TO_Z_UP  # rotate back
     info = {
         "placement": result.placement.to_dict(),
         "checkpoint": result.prediction.checkpoint,

@@ -69,7 +69,7 @@ def warm_up(device: str = "auto", checkpoint: str | None = None) -> str:
 
 def run_mesh_pipeline(mesh, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path) -> PipelineResult:
     """Rig an existing mesh (a synthetic.renderer.RenderMesh, z up, in its own frame; see
-    pipeline.inputs.load_mesh). The bundle keeps the mesh's vertices, faces and frame."""
+    keydiff3d.mesh_io.load_mesh). The bundle keeps the mesh's vertices, faces, frame and colours."""
     clock = StageClock(progress or Progress(), MESH_STAGES)
     preset = load_preset(options.preset)
     with clock.stage("model", "loading the keypoint model"):
@@ -81,7 +81,7 @@ def run_mesh_pipeline(mesh, options: PipelineOptions, progress: Progress | None 
         prediction = predict_from_views(world_views, model, span)
     views = views_in_own_frame(world_views, placement)
     keypoints = placement.to_own(prediction.keypoints)
-    arrays = MeshArrays(mesh.vertices, mesh.faces, _rgba8(mesh.colors))
+    arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
         bundle = rig_mesh(
             arrays, keypoints, prediction.adjacency, preset, views,
@@ -195,14 +195,6 @@ def views_in_own_frame(views: MultiViewResult, placement: Placement) -> MultiVie
 
 def _in_frame(prediction: KeypointPrediction, keypoints: np.ndarray) -> KeypointPrediction:
     return KeypointPrediction(keypoints, prediction.adjacency, prediction.checkpoint, prediction.metadata)
-
-
-def _rgba8(colors: np.ndarray | None) -> np.ndarray | None:
-    """RenderMesh albedo (V, 3) float [0, 1] -> (V, 4) uint8 vertex colours for mesh.ply."""
-    if colors is None:
-        return None
-    rgb = np.clip(np.asarray(colors, np.float32)[:, :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
 
 
 def _provenance(options: PipelineOptions, model: LoadedModel, device: torch.device, source: str, placement: Placement | None) -> dict:

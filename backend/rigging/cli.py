@@ -2,7 +2,8 @@
 
 KP.json = {"keypoints": [[x, y, z], ...], "adjacency": [[...], ...]} in the mesh file's own
 coordinates. Without --keypoints the keypoint model predicts them (keydiff3d.pipeline.mesh).
-Writes rig.json, mesh.ply, skin.npz and rig.glb to DIR, all in the mesh's own coordinates.
+Writes rig.json, mesh.ply, skin.npz and rig.glb to DIR, all in the mesh file's own coordinates as
+stored (a glTF's stay y-up: the bundle's up_axis says which), read by `keydiff3d.mesh_io`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..mesh_io import MESH_FORMATS, UP_AXES, file_up_axis, load_mesh, mesh_file_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mesh", type=Path, help="mesh file (PLY, OBJ, STL, GLB/glTF, OFF)")
+    parser.add_argument("mesh", type=Path, help=f"mesh file ({', '.join(MESH_FORMATS)})")
     parser.add_argument("--keypoints", type=Path, help="KP.json with keypoints (N x 3) and adjacency (N x N); predicted when omitted")
     parser.add_argument("--out", type=Path, default=Path("out/rig"), help="output bundle directory (default: out/rig)")
-    parser.add_argument("--preset", default="generic", help="category preset from presets/ (default: generic)")
-    parser.add_argument("--up-axis", choices=("Z", "Y"), help="the mesh file's up axis (default: Y for glTF, else Z)")
+    parser.add_argument("--preset", default="generic", help="category preset from backend/presets/ (default: generic)")
+    parser.add_argument("--up-axis", choices=UP_AXES, default="auto", help="the mesh file's up axis (default auto: Y for glTF, else Z)")
     parser.add_argument("--no-glb", action="store_true", help="do not write rig.glb")
     parser.add_argument("--zip", action="store_true", help="also write DIR.zip (the bundle with files at the zip root)")
 
@@ -68,14 +70,13 @@ def _predict(mesh, progress, up_axis: str) -> tuple[np.ndarray, np.ndarray, dict
     return predict_keypoints(mesh, progress, up_axis=up_axis)
 
 
-def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "generic", up_axis: str | None = None, glb: bool = True, progress=None) -> Path:
-    """Rig the mesh file and write the bundle to `out_dir`; returns the path of rig.json."""
-    import trimesh
-
+def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "generic", up_axis: str = "auto", glb: bool = True, progress=None) -> Path:
+    """Rig the mesh file and write the bundle to `out_dir`, in the file's own coordinates with its up
+    axis (`up_axis` "auto": Y for glTF, Z otherwise); returns the path of rig.json."""
     from ..progress import Progress
     from .core import PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
     from .io import save_bundle
-    from .mesh_tools import inside_test, load_mesh, project_inside
+    from .mesh_tools import inside_test, project_inside
 
     progress = progress or Progress()
     timings: dict[str, float] = {}
@@ -84,8 +85,9 @@ def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "gen
         category = load_category_preset(preset)
     except PresetError as error:
         raise ConfigError(str(error)) from None
-    mesh = load_mesh(mesh_path)
-    up = up_axis or mesh.up_axis
+    file_type = mesh_file_type(mesh_path)
+    up = file_up_axis(file_type, up_axis)
+    mesh = load_mesh(mesh_path, file_type, up_axis="Z")  # "Z": the file's coordinates as stored, up axis `up`
     timings["load"] = time.perf_counter() - t0
     progress.update(0.05, "mesh loaded", stage="rig-mesh")
 
@@ -94,8 +96,7 @@ def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "gen
     if keypoints_path is not None:
         keypoints, adjacency = read_keypoints_json(Path(keypoints_path))
     else:
-        tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
-        keypoints, adjacency, info = _predict(tm, progress.span(0.05, 0.5, "keypoints"), up)
+        keypoints, adjacency, info = _predict(mesh, progress.span(0.05, 0.5, "keypoints"), up)
         timings["keypoints"] = time.perf_counter() - t0
     if not np.isfinite(keypoints).all():
         raise InputError("the keypoints contain NaN or infinite values")
@@ -126,7 +127,7 @@ def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "gen
     from .. import __version__
 
     bundle = RigBundle(
-        vertices=mesh.vertices, faces=mesh.faces, colors=mesh.colors, skeleton=skeleton, skin=skin,
+        vertices=mesh.vertices, faces=mesh.faces, colors=mesh.vertex_colors_rgba8(), skeleton=skeleton, skin=skin,
         up_axis=up, units="world", generator=f"keydiff3d {__version__}", timings=timings,
         provenance={"preset": category.name, "source_mesh": Path(mesh_path).name, "keypoints": "given" if keypoints_path else "predicted",
                     "model": {"checkpoint": str(info["checkpoint"])} if "checkpoint" in info else {},

@@ -1,54 +1,11 @@
-"""Backend-only mesh helpers for rigging (trimesh): load a mesh file, inside tests, keypoint repair."""
+"""Backend-only mesh geometry for rigging: inside tests (winding numbers), keypoint repair, normals.
+Meshes are read by `keydiff3d.mesh_io`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from ..errors import InputError
-
-MESH_SUFFIXES = (".ply", ".obj", ".stl", ".glb", ".gltf", ".off")
-
-
-@dataclass
-class LoadedMesh:
-    """vertices (V, 3) float32 and faces (F, 3) int32 in the file's own coordinates; colors (V, 4)
-    uint8 sRGB or None; `up_axis` "Y" for glTF files (their spec), else "Z"."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    colors: np.ndarray | None
-    up_axis: str
-
-
-def load_mesh(path) -> LoadedMesh:
-    """Read a triangle mesh (PLY, OBJ, STL, GLB/glTF, OFF); scenes are merged into one mesh."""
-    import trimesh
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"mesh file {path} does not exist")
-    if path.suffix.lower() not in MESH_SUFFIXES:
-        raise InputError(f"{path.name}: unsupported mesh format; use one of {', '.join(MESH_SUFFIXES)}")
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-    except Exception as error:  # trimesh raises many types for unreadable files
-        raise InputError(f"could not read the mesh {path.name}: {error}") from None
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.vertices) == 0 or len(mesh.faces) == 0:
-        raise InputError(f"{path.name} holds no triangles")
-    colors = None
-    if getattr(mesh.visual, "kind", None) == "vertex":
-        colors = np.asarray(mesh.visual.vertex_colors, np.uint8)
-    elif getattr(mesh.visual, "kind", None) == "texture":
-        try:
-            colors = np.asarray(mesh.visual.to_color().vertex_colors, np.uint8)
-        except Exception:  # texture without an image: keep the mesh uncoloured
-            colors = None
-    up = "Y" if path.suffix.lower() in (".glb", ".gltf") else "Z"
-    return LoadedMesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32), colors, up)
 
 
 def inside_test(vertices: np.ndarray, faces: np.ndarray, cells: int = 24) -> Callable[[np.ndarray], np.ndarray]:

@@ -25,7 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
-from ..pipeline.inputs import IMAGE_FORMATS, load_image, load_mesh, mesh_file_type
+from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
+from ..pipeline.inputs import IMAGE_FORMATS, load_image
 from ..pipeline.options import PipelineOptions
 from .config import API_VERSION, ServiceConfig
 from .store import FINISHED, JobStore
@@ -224,7 +225,7 @@ async def _parse_submission(request: Request, config: ServiceConfig) -> tuple[st
         raise ApiError(400, "bad_request", f"unknown form field {unknown[0]!r}; send 'image' or 'mesh' and optionally 'options'")
     uploads = [name for name in ("image", "mesh") if name in form]
     if len(uploads) != 1:
-        raise ApiError(400, "bad_request", "send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.glb/.obj/.ply/.stl)")
+        raise ApiError(400, "bad_request", f"send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.{'/.'.join(MESH_FORMATS)})")
     kind = uploads[0]
     upload = form[kind]
     if not isinstance(upload, UploadFile):

@@ -34,7 +34,8 @@ def pipeline_runner(device: str = "auto", checkpoint: str | None = None) -> Runn
     device and checkpoint (clients choose neither: they cannot make the server read arbitrary files)."""
 
     def run(record: JobRecord, input_path: Path, work_dir: Path, progress: Progress) -> Path:
-        from ..pipeline.inputs import load_image, load_mesh
+        from ..mesh_io import load_mesh
+        from ..pipeline.inputs import load_image
         from ..pipeline.options import PipelineOptions
         from ..pipeline.run import run_image_pipeline, run_mesh_pipeline
 

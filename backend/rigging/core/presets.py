@@ -135,11 +135,11 @@ _EXPORT_SCHEMA = {
 
 
 def default_presets_dir() -> Path:
-    """presets/ beside the add-on package (extension build: <addon>/rigcore/..) or else at the
-    repository root (backend/rigging/core/../../..)."""
-    repository = Path(__file__).resolve().parents[3] / "presets"
+    """presets/ beside the add-on package (extension build: <addon>/rigcore/..) or else the backend
+    package's own (keydiff3d/rigging/core/../../presets; the source tree's rigcore link resolves there)."""
     beside_addon = Path(__file__).parent.parent / "presets"
-    return beside_addon if beside_addon.is_dir() else repository
+    package = Path(__file__).resolve().parents[2] / "presets"
+    return beside_addon if beside_addon.is_dir() else package
 
 
 def list_presets(presets_dir=None, kind: str | None = None) -> list[str]:

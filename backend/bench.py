@@ -13,6 +13,7 @@ from .paths import REPO_ROOT
 BENCHMARKS = {
     "rigging": "skeleton + skinning vs Blender bone heat; bundle import time; deformation error",
     "keypoints": "KeyDiff3D K=4 vs K=1, triangulation, mean pose and supervised, one budget",
+    "skeleton": "spanning-tree length prior: learned vs length-weighted vs Euclidean trees against GT skeletons",
     "model": "KeyDiff3D training-step cost across voxel/map sizes and variants",
     "reconstruction": "visual hull vs Gaussian Frosting against ground-truth meshes",
     "service": "per-stage latency and jobs per minute of the mesh path",

@@ -5,6 +5,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from keydiff3d.evaluation.metrics import (
+    bone_samples,
+    cd_b2b,
     cd_j2b,
     cd_j2j,
     mpjpe,
@@ -84,6 +86,22 @@ def test_chamfer_metrics_hand_computed():
     # a's joints lie on b's bones (0); b's joint 2 is 1.0 from segment a0-a1
     assert cd_j2b(a, bones_a, b, bones_b) == pytest.approx(0.5 * (1.0 / 3))
     assert cd_j2j(b, b) == 0.0 and cd_j2b(b, bones_b, b, bones_b) == 0.0
+
+
+def test_bone_to_bone_chamfer_sees_a_spurious_long_bone():
+    joints = np.array([[0.0, 0, 0], [1.0, 0, 0], [1.0, 1.0, 0]])  # an L
+    true_bones, shortcut = np.array([[0, 1], [1, 2]]), np.array([[0, 1], [0, 2]])  # diagonal instead of 1-2
+    # every joint lies on the other tree's bones, so CD-J2B cannot tell the trees apart
+    assert cd_j2b(joints, shortcut, joints, true_bones) == 0.0
+    # CD-B2B: diagonal points (t, t) lie min(t, 1 - t) from the L (mean 1/4, length sqrt 2); the L's
+    # vertical points (1, s) lie min(s, (1 - s) / sqrt 2) from the shortcut (mean 0.2071); others 0
+    expected = 0.5 * (np.sqrt(2) * 0.25 / (1 + np.sqrt(2)) + 0.2071 / 2)
+    assert cd_b2b(joints, shortcut, joints, true_bones, step=1e-3) == pytest.approx(expected, rel=1e-2)
+    assert cd_b2b(joints, true_bones, joints, true_bones) == 0.0
+    parallel = np.array([[0.0, 1.0, 0], [1.0, 1.0, 0]])
+    assert cd_b2b(joints[:2], np.array([[0, 1]]), parallel, np.array([[0, 1]])) == pytest.approx(1.0)
+    samples = bone_samples(joints, true_bones, step=0.3)  # 4 gaps of 0.25 <= step per bone, ends included
+    assert len(samples) == 10 and np.allclose(samples[[0, 4, 5, 9]], joints[[0, 1, 1, 2]])
 
 
 def _linear_toy(n: int, seed: int):

@@ -61,6 +61,27 @@ def test_malformed_presets_name_the_file_and_key(tmp_path, text, message):
     assert message in str(error.value) and ("x.toml" in str(error.value))
 
 
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("-0.5", "x.toml: skeleton.length_weight must be a finite number, zero or more, got -0.5"),
+        ("nan", "x.toml: skeleton.length_weight must be a finite number, zero or more, got nan"),
+        ('"strong"', "x.toml: skeleton.length_weight must be float, got 'strong'"),
+        ("true", "x.toml: skeleton.length_weight must be float, got True"),
+    ],
+)
+def test_length_weight_must_be_a_finite_nonnegative_number(tmp_path, value, message):
+    with pytest.raises(PresetError) as error:
+        load_preset(_write(tmp_path, f'[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight={value}\n'))
+    assert str(error.value) == message  # one sentence naming the file, the key and the value
+
+
+def test_length_weight_reaches_build_skeleton(tmp_path):
+    preset = load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight=2\n'))
+    assert preset.skeleton.kwargs()["length_weight"] == 2.0 and isinstance(preset.skeleton.length_weight, float)
+    assert load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n')).skeleton.length_weight == 0.0
+
+
 def test_integer_where_float_expected_is_accepted(tmp_path):
     preset = load_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigma=1\n'))
     assert preset.skinning.sigma == 1.0 and isinstance(preset.skinning.sigma, float)

@@ -5,6 +5,7 @@ and out-of-range values raise `PresetError` naming the file and key. See docs/PR
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,12 @@ class SkeletonOptions:
     leaf_bones: bool = False
     root_bone: bool = False
     volume_weight: float = 1.0
+    length_weight: float = 0.0
 
     def kwargs(self) -> dict:
         """Keyword arguments for `build_skeleton` (besides naming)."""
-        return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone, volume_weight=self.volume_weight)
+        return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone,
+                    volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def _choice(*options):
 
 _POSITIVE = (lambda v: v > 0, "positive")
 _NONNEG = (lambda v: v >= 0, "zero or more")
+_FINITE_NONNEG = (lambda v: math.isfinite(v) and v >= 0, "a finite number, zero or more")
 
 # section -> key -> (type, (check, description) or None)
 _CATEGORY_SCHEMA = {
@@ -97,6 +101,7 @@ _CATEGORY_SCHEMA = {
         "leaf_bones": (bool, None),
         "root_bone": (bool, None),
         "volume_weight": (float, _NONNEG),
+        "length_weight": (float, _FINITE_NONNEG),
     },
     "naming": {
         "style": (str, _choice("auto", "index")),
@@ -223,15 +228,20 @@ def _check(data: dict, schema: dict, source: str) -> None:
 def _category(data: dict, stem: str) -> CategoryPreset:
     if "keypoints" not in data.get("model", {}):
         raise PresetError(f"{stem}.toml: [model] needs 'keypoints'")
-    skinning = data.get("skinning", {})
     return CategoryPreset(
         name=data["preset"]["name"],
         description=data["preset"].get("description", ""),
         keypoints=data["model"]["keypoints"],
-        skeleton=SkeletonOptions(**data.get("skeleton", {})),
-        naming=Naming(**data.get("naming", {})),
-        skinning=SkinningOptions(**{k: float(v) if isinstance(SkinningOptions.__dataclass_fields__[k].default, float) else v for k, v in skinning.items()}),
+        skeleton=_with_floats(SkeletonOptions, data.get("skeleton", {})),
+        naming=_with_floats(Naming, data.get("naming", {})),
+        skinning=_with_floats(SkinningOptions, data.get("skinning", {})),
     )
+
+
+def _with_floats(options, values: dict):
+    """options(**values) with integers turned into floats where the field's default is a float."""
+    fields = options.__dataclass_fields__
+    return options(**{k: float(v) if isinstance(fields[k].default, float) else v for k, v in values.items()})
 
 
 def _export(data: dict, stem: str) -> ExportPreset:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -206,6 +207,48 @@ def volume_penalty(keypoints, inside: Callable[[np.ndarray], np.ndarray], sample
     outside = ~np.asarray(inside(points.reshape(-1, 3)), bool).reshape(len(i), samples)
     penalty = np.zeros((n, n))
     penalty[i, j] = penalty[j, i] = outside.mean(1)
+    return penalty
+
+
+def length_penalty(keypoints) -> np.ndarray:
+    """(N, N) length of each keypoint-pair segment / keypoint extent, where extent = the largest side
+    of the keypoints' axis-aligned bounding box (1 when all keypoints coincide)."""
+    k = np.asarray(keypoints, np.float64)
+    extent = float(np.ptp(k, axis=0).max())
+    return np.linalg.norm(k[:, None, :] - k[None, :, :], axis=-1) / (extent if extent > 0 else 1.0)
+
+
+def edge_penalty(
+    keypoints,
+    adjacency,
+    *,
+    inside: Callable[[np.ndarray], np.ndarray] | None = None,
+    volume_weight: float = 1.0,
+    length_weight: float = 0.0,
+) -> np.ndarray | None:
+    """(N, N) amount `build_skeleton` subtracts from the adjacency before `maximum_spanning_tree`,
+    or None when there is nothing to subtract (no `inside` test and `length_weight` 0):
+
+        penalty[i, j] = volume_weight * m * outside(i, j)          (only when `inside` is given)
+                      + length_weight * m * |k_i - k_j| / extent
+        m = max(max(adjacency), 1e-12)
+
+    so an edge's score is a_ij - penalty[i, j]. outside(i, j) = `volume_penalty` (fraction of the
+    segment's samples outside the volume), extent = largest side of the keypoints' bounding box
+    (`length_penalty`). Both priors are scaled by the strongest learned edge, so the weights are
+    independent of the adjacency's scale. keypoints (N, 3), adjacency (N, N) already cleaned
+    (`clean_adjacency`); `inside(points (M, 3)) -> (M,) bool`.
+    """
+    if not (isinstance(length_weight, numbers.Real) and math.isfinite(length_weight) and length_weight >= 0):
+        raise SkeletonError(f"length_weight must be a finite number >= 0, got {length_weight!r}")
+    k = np.asarray(keypoints, np.float64)
+    scale = max(float(np.max(adjacency)), 1e-12)
+    penalty = None
+    if inside is not None:
+        penalty = volume_weight * scale * volume_penalty(k, inside)
+    if length_weight > 0:
+        lengths = length_weight * scale * length_penalty(k)
+        penalty = lengths if penalty is None else penalty + lengths
     return penalty
 
 
@@ -464,6 +507,7 @@ def build_skeleton(
     ground: float | None = None,
     inside: Callable[[np.ndarray], np.ndarray] | None = None,
     volume_weight: float = 1.0,
+    length_weight: float = 0.0,
     naming: Naming | None = None,
     up_axis: str = "Z",
     min_bone_fraction: float = 1e-3,
@@ -475,8 +519,16 @@ def build_skeleton(
     keypoints' bbox centre (ground height = `ground` or the lowest keypoint) that parents the bones
     leaving the root keypoint.
 
-    `inside(points (M, 3)) -> (M,) bool` enables the volume penalty: an edge loses `volume_weight` x
-    max(adjacency) x (fraction of its segment outside the volume).
+    Edge score (see `edge_penalty`), with m = max of the cleaned adjacency and extent = the largest
+    side of the keypoints' bounding box:
+
+        score[i, j] = a_ij - volume_weight * m * outside(i, j) - length_weight * m * |k_i - k_j| / extent
+
+    `inside(points (M, 3)) -> (M,) bool` enables the volume term (outside(i, j) = fraction of the
+    segment outside the volume); without it the term is 0. The length term is a geometric prior
+    against long cross-body bones; `length_weight` 0 (the default: larger weights shortened bones
+    but did not bring trees closer to true skeletons, docs/bench/skeleton.md) leaves the learned
+    tree unchanged.
     """
     naming = naming or Naming()
     if naming.style not in ("auto", "index"):
@@ -489,13 +541,12 @@ def build_skeleton(
     a = clean_adjacency(adjacency, n, repairs)
     if not (a > 0).any():
         repairs.append("adjacency is all zero; used the Euclidean minimum spanning tree")
-    penalty = None
     if inside is not None:
         flags = np.asarray(inside(k), bool)
         if not flags.all():
             outside = np.flatnonzero(~flags).tolist()
             repairs.append(f"keypoints {outside} lie outside the mesh")
-        penalty = volume_weight * max(float(a.max()), 1e-12) * volume_penalty(k, inside)
+    penalty = edge_penalty(k, a, inside=inside, volume_weight=volume_weight, length_weight=length_weight)
     edges = maximum_spanning_tree(a, k, penalty)
     if isinstance(root, str):
         if root != "center":

@@ -1,0 +1,336 @@
+"""`keydiff3d bench skeleton`: the spanning tree's geometric length prior, measured.
+
+The armature is the maximum spanning tree of the model's learned keypoint adjacency. That adjacency
+is one matrix shared by every creature (AutoLink-style), trained on four categories with different
+topologies, so for one creature it can prefer edges across the body. `build_skeleton`'s
+`length_weight` w subtracts w x max(a) x |k_i - k_j| / keypoint extent from every edge score
+(rigging/core/skeleton.py, `edge_penalty`). This benchmark predicts keypoints + adjacency with a
+checkpoint for synthetic creatures and scores the trees of several settings against each creature's
+ground-truth skeleton:
+
+  learned, w     the learned adjacency with length weight w (w = 0: the tree without the prior)
+  euclidean      the Euclidean minimum spanning tree (adjacency ignored: uniform adjacency, w = 1)
+
+each without and with the volume penalty (volume_weight 1, as in every preset). Its inside test is
+`pipeline.rig.silhouette_inside` on the creature's own masks of all 21 orbit views (the visual hull:
+what the rig builder gets from the reconstructed hull mesh or from the silhouettes). A tree is built
+by the same three calls as in `build_skeleton` (clean_adjacency, edge_penalty, maximum_spanning_tree)
+over the predicted keypoints as they are (`rig-mesh` first moves keypoints outside a watertight mesh
+just inside it; there is no mesh here).
+
+Metrics per creature, world frame, no alignment (as evaluation/protocol.py's skeleton metrics):
+CD-J2J (keypoints vs joints: the same for every tree), CD-J2B, CD-B2B (points every 0.01 along the
+bones, both ways; unlike CD-J2B it sees a bone's whole length, so a long bone across the body
+costs), all in milli-extent; mean and max bone length as a fraction of the creature's largest side
+(1 in the data set's world frame) and the share of bones longer than the creature's longest true
+bone. Means over creatures per category and over all; changes against the tree without the prior
+(w = 0 + volume) come with their paired standard error.
+
+Choice: the default w is the one with the lowest overall CD-B2B of the volume-penalised learned
+trees on the first --train-items training creatures (the rig builder always has an inside test).
+The held-out creatures (first --test-items) are only reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+VOLUME_WEIGHT = 1.0  # every category preset's volume_weight
+B2B_STEP = 0.01  # CD-B2B sample spacing, world units (1/100 of the creature's largest side)
+UNIT_SCALE = 1000.0  # world units -> milli-extent
+METRICS = ("cd_j2j", "cd_j2b", "cd_b2b", "mean_bone", "max_bone", "long_bones")
+SELECT_METRIC = "cd_b2b"
+GROUND_TRUTH = "ground truth"
+
+Inside = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One spanning-tree setting. length_weight None = the Euclidean minimum spanning tree."""
+
+    length_weight: float | None
+    volume: bool
+
+    @property
+    def label(self) -> str:
+        base = "euclidean" if self.length_weight is None else f"learned, w={self.length_weight:g}"
+        return f"{base} + volume" if self.volume else base
+
+
+def trees_for(weights: Sequence[float]) -> list[Tree]:
+    """Every learned weight and the Euclidean tree, each without and with the volume penalty."""
+    return [Tree(w, volume) for volume in (False, True) for w in (*weights, None)]
+
+
+def tree_edges(keypoints: np.ndarray, adjacency: np.ndarray, tree: Tree, inside: Inside | None) -> np.ndarray:
+    """(N-1, 2) edges of `tree`'s spanning tree over keypoints (N, 3) with learned adjacency (N, N),
+    as `build_skeleton` builds it; `inside` (points (M, 3) -> (M,) bool) is used when tree.volume."""
+    from keydiff3d.rigging.core import clean_adjacency, edge_penalty, maximum_spanning_tree
+
+    n = len(keypoints)
+    euclidean = tree.length_weight is None
+    a = clean_adjacency(np.ones((n, n)) if euclidean else adjacency, n)
+    penalty = edge_penalty(keypoints, a, inside=inside if tree.volume else None, volume_weight=VOLUME_WEIGHT,
+                           length_weight=1.0 if euclidean else tree.length_weight)  # fmt: skip
+    return np.asarray(maximum_spanning_tree(a, keypoints, penalty), np.int64)
+
+
+def score_tree(keypoints: np.ndarray, edges: np.ndarray, joints: np.ndarray, bones: np.ndarray) -> dict[str, float]:
+    """Metrics of one tree (keypoints (N, 3), edges (N-1, 2)) against ground-truth joints (J, 3) and
+    bones (J-1, 2): Chamfer distances in milli-extent; bone lengths in world units (= fraction of
+    the creature's largest side); long_bones = fraction of the tree's bones longer than the longest
+    ground-truth bone."""
+    from keydiff3d.evaluation.metrics import cd_b2b, cd_j2b, cd_j2j
+
+    lengths = np.linalg.norm(keypoints[edges[:, 0]] - keypoints[edges[:, 1]], axis=1)
+    longest_true = np.linalg.norm(joints[bones[:, 0]] - joints[bones[:, 1]], axis=1).max()
+    return {
+        "cd_j2j": UNIT_SCALE * cd_j2j(keypoints, joints),
+        "cd_j2b": UNIT_SCALE * cd_j2b(keypoints, edges, joints, bones),
+        "cd_b2b": UNIT_SCALE * cd_b2b(keypoints, edges, joints, bones, step=B2B_STEP),
+        "mean_bone": float(lengths.mean()),
+        "max_bone": float(lengths.max()),
+        "long_bones": float((lengths > longest_true + 1e-9).mean()),
+    }
+
+
+@dataclass
+class SplitScores:
+    """Per-creature metrics of one split. categories (I,); items: tree label -> metric -> (I,)."""
+
+    categories: np.ndarray
+    items: dict[str, dict[str, np.ndarray]]
+
+    def mean(self, label: str, metric: str, category: str = "all") -> float:
+        values = self.items[label][metric]
+        return float(values.mean() if category == "all" else values[self.categories == category].mean())
+
+    def change(self, label: str, baseline: str, metric: str) -> tuple[float, float]:
+        """Mean over creatures of (label - baseline) and its standard error (paired: same creatures)."""
+        diff = self.items[label][metric] - self.items[baseline][metric]
+        error = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        return float(diff.mean()), float(error)
+
+    def to_dict(self) -> dict:
+        """tree label -> category (and "all") -> metric -> mean, plus the creature counts."""
+        groups = [*sorted(set(self.categories)), "all"]
+        counts = {c: int((self.categories == c).sum()) if c != "all" else len(self.categories) for c in groups}
+        means = {label: {c: {m: self.mean(label, m, c) for m in METRICS} for c in groups} for label in self.items}
+        return {"counts": counts, "means": means}
+
+
+def score_split(predictions, insides: Sequence[Inside | None], trees: Sequence[Tree], progress=None) -> SplitScores:
+    """Every tree of every creature of `predictions` (evaluation.protocol.Predictions) scored against
+    its ground truth, plus "ground truth" (the true skeleton against itself: its bone lengths);
+    insides[i] is creature i's inside test (used by the volume trees)."""
+    rows: dict[str, list[dict[str, float]]] = {}
+    count = len(predictions.categories)
+    for i in range(count):
+        if progress is not None and i % 20 == 0:
+            progress.update(i / count, f"trees {i}/{count}")
+        k, joints, bones = predictions.keypoints[i], predictions.joints[i], predictions.bones[i]
+        rows.setdefault(GROUND_TRUTH, []).append(score_tree(joints, bones, joints, bones))
+        for tree in trees:
+            rows.setdefault(tree.label, []).append(score_tree(k, tree_edges(k, predictions.adjacency, tree, insides[i]), joints, bones))
+    items = {label: {m: np.array([r[m] for r in per_item]) for m in METRICS} for label, per_item in rows.items()}
+    return SplitScores(np.asarray(predictions.categories).astype(str), items)
+
+
+def choose_weight(scores: SplitScores, weights: Sequence[float]) -> float:
+    """The learned weight whose volume-penalised tree has the lowest mean SELECT_METRIC (ties -> smaller w)."""
+    return min(weights, key=lambda w: (scores.mean(Tree(w, True).label, SELECT_METRIC), w))
+
+
+def silhouette_insides(data) -> list[Inside]:
+    """Inside test of every creature of a TrainingData: its masks in all of its orbit views (21)."""
+    from keydiff3d.multiview.base import MultiViewResult
+    from keydiff3d.pipeline.rig import silhouette_inside
+    from keydiff3d.synthetic.renderer import input_view_index
+
+    insides = []
+    for i in range(len(data)):
+        item = data.dataset[i]
+        views = MultiViewResult(images=item.images.astype(np.float32) / 255.0, masks=item.masks.astype(np.float32) / 255.0,
+                                cameras=item.cameras, input_view=input_view_index(item.cameras))  # fmt: skip
+        insides.append(silhouette_inside(views))
+    return insides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, help="synthetic data set folder (default: the checkpoint's training data)")
+    parser.add_argument("--checkpoint", default=None, help="KeyDiff3D checkpoint (default: the shipped backend/checkpoints/default)")
+    parser.add_argument("--train-items", type=int, default=400, help="first training creatures, used to choose the weight")
+    parser.add_argument("--test-items", type=int, default=400, help="first held-out creatures, only reported")
+    parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS),
+                        help="length weights to compare (0, the tree without the prior, is always included)")
+    parser.add_argument("--report", default=None, help="write the markdown report here (e.g. docs/bench/skeleton.md; the means go beside it as .json)")
+    parser.add_argument("--plot", default=None, help="write the PNG plot here (e.g. docs/bench/skeleton.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from keydiff3d.evaluation.protocol import open_splits, predict
+    from keydiff3d.progress import tqdm_progress
+    from keydiff3d.training.checkpoint import load_model
+
+    torch.manual_seed(0)
+    t_start = time.perf_counter()
+    progress = tqdm_progress("bench skeleton")
+    weights = sorted({0.0, *args.weights})
+    model, config, _ = load_model(args.checkpoint)
+    train_data, test_data = open_splits(config, model.config, args.data, args.train_items, args.test_items)
+    trees = trees_for(weights)
+    scores: dict[str, SplitScores] = {}
+    for s, (split, data) in enumerate((("train", train_data), ("test", test_data))):
+        span = progress.span(0.5 * s, 0.5 * (s + 1), split)
+        predictions = predict(model, data, progress=span.span(0.0, 0.5, f"predict {split}"))
+        scores[split] = score_split(predictions, silhouette_insides(data), trees, span.span(0.5, 1.0, f"trees {split}"))
+    progress.update(1.0, "done", stage="done")
+    chosen = choose_weight(scores["train"], weights)
+    report = _markdown(scores, trees, chosen, args, args.data or config.data.dir, time.perf_counter() - t_start)
+    print("\n" + report)
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report)
+        results = {"chosen_length_weight": chosen, "weights": weights, **{split: sc.to_dict() for split, sc in scores.items()}}
+        path.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    if args.plot:
+        _plot(scores, weights, chosen, Path(args.plot))
+    return 0
+
+
+BASELINE = Tree(0.0, True).label  # the tree the rig builder made before the length prior
+COLUMNS = (("cd_j2b", "CD-J2B"), ("cd_b2b", "CD-B2B"), ("mean_bone", "mean bone"), ("max_bone", "max bone"),
+           ("long_bones", "bones > longest true bone"))  # fmt: skip
+
+
+def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: float, args: argparse.Namespace,
+              data_dir: str, seconds: float) -> str:  # fmt: skip
+    train, test = scores["train"], scores["test"]
+    categories = sorted(set(test.categories))
+    labels = [GROUND_TRUTH, *(t.label for t in trees)]
+    chosen_label = Tree(chosen, True).label
+    lines = [
+        "# Skeleton benchmark (`keydiff3d bench skeleton`)",
+        "",
+        f"Command: `keydiff3d bench skeleton {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
+        f"Machine: {_machine()}; wall time {seconds / 60:.1f} min.  ",
+        f"Checkpoint: `{args.checkpoint or 'backend/checkpoints/default'}`; data: `{data_dir}`; the first "
+        f"{len(train.categories)} training creatures choose the weight, the first {len(test.categories)} held-out "
+        "creatures are only reported.  ",
+        "Trees: `learned, w` = maximum spanning tree of the learned adjacency with length weight w (w=0: "
+        "without the prior); `euclidean` = Euclidean minimum spanning tree (adjacency ignored); `+ volume` = "
+        f"with the volume penalty (volume_weight {VOLUME_WEIGHT:g}; inside = the creature's silhouettes in its "
+        "21 orbit views); `ground truth` = the true skeleton.  ",
+        f"Units: CD-J2B / CD-B2B in milli-extent, no alignment (CD-B2B: bone points every {B2B_STEP:g}, both ways); "
+        "bone lengths as a fraction of the creature's largest side, mean over creatures of each tree's mean / "
+        "max; `bones > longest true bone` = share of the tree's bones longer than the creature's longest true "
+        "bone. Lower CD is better.",
+        "",
+        f"## Choice on the training split: length_weight = {chosen:g}",
+        "",
+        f"Rule: the lowest mean {_name(SELECT_METRIC)} among the `learned, w + volume` trees (the rig builder "
+        "always has an inside test). Chosen row in bold.",
+        "",
+        *_overall_table(train, labels, chosen_label),
+        "",
+        "## Held-out split",
+        "",
+        f"Change = mean over creatures of (tree - `{BASELINE}`), +- its paired standard error, milli-extent.",
+        "",
+        *_overall_table(test, labels, chosen_label, with_change=True),
+        "",
+    ]
+    for metric in ("cd_j2b", "cd_b2b", "max_bone"):
+        lines += [f"Held-out {_name(metric)} per category:", "",
+                  "| tree | " + " | ".join(categories) + " | all |", "|---|" + "---:|" * (len(categories) + 1)]
+        for label in labels:
+            cells = " | ".join(_cell(test.mean(label, metric, c), metric) for c in [*categories, "all"])
+            lines.append(f"| {label} | {cells} |")
+        lines.append("")
+    j2j = ", ".join(f"{c} {test.mean(BASELINE, 'cd_j2j', c):.1f}" for c in [*categories, "all"])
+    lines.append(f"Held-out CD-J2J (keypoints vs joints: the same for every tree), milli-extent: {j2j}.")
+    return "\n".join(lines) + "\n"
+
+
+def _overall_table(split: SplitScores, labels: Sequence[str], bold: str, with_change: bool = False) -> list[str]:
+    header = "| tree | " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    if with_change:
+        header += " CD-J2B change | CD-B2B change |"
+        rule += "---:|---:|"
+    lines = [header, rule]
+    for label in labels:
+        cells = [_cell(split.mean(label, metric), metric) for metric, _ in COLUMNS]
+        if with_change:
+            cells += [_change(split, label, metric) for metric in ("cd_j2b", "cd_b2b")]
+        name = f"**{label}**" if label == bold else label
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _change(split: SplitScores, label: str, metric: str) -> str:
+    if label in (GROUND_TRUTH, BASELINE):
+        return "-" if label == GROUND_TRUTH else "reference"
+    return "%+.1f +- %.1f" % split.change(label, BASELINE, metric)
+
+
+def _name(metric: str) -> str:
+    return dict(COLUMNS).get(metric, metric)
+
+
+def _cell(value: float, metric: str) -> str:
+    return f"{value:.1f}" if metric.startswith("cd_") else f"{value:.3f}"
+
+
+def _machine() -> str:
+    import os
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+
+
+def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(weights) + 1)
+    panels = [("cd_j2b", "CD-J2B (milli-extent)"), ("cd_b2b", "CD-B2B (milli-extent)"), ("max_bone", "max bone / creature size")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 3.4))
+    for ax, (metric, title) in zip(axes, panels):
+        for split, style in (("train", ":"), ("test", "-")):
+            for volume, colour in ((False, "tab:blue"), (True, "tab:orange")):
+                values = [scores[split].mean(Tree(w, volume).label, metric) for w in (*weights, None)]
+                ax.plot(x, values, style, marker="o", color=colour, label=f"{split}{' + volume' if volume else ''}")
+        if metric == "max_bone":
+            ax.axhline(scores["test"].mean(GROUND_TRUTH, metric), color="black", lw=0.8, label="ground truth (test)")
+        ax.axvline(list(weights).index(chosen), color="grey", lw=0.8, ls="--")
+        ax.set_xticks(x, [f"{w:g}" for w in weights] + ["eucl."])
+        ax.set_xlabel("length weight w (eucl. = Euclidean MST)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Spanning trees vs ground-truth skeletons (dotted: training split, solid: held-out; dashed line: chosen w)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""The skeleton benchmark's scoring on a handcrafted fixture (no model, no data set)."""
+
+import numpy as np
+import pytest
+
+from keydiff3d.bench import _load
+from keydiff3d.evaluation.protocol import Predictions
+
+bench = _load("skeleton")
+
+# a "C": 0-1-2 along x, 2-3-4 along y; unit bones; the learned adjacency likes the chain (0.5) but
+# likes the cross edge 0-4 (length 2 sqrt 2 = 1.41 x extent) more (1.0)
+C_JOINTS = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [2, 1, 0], [2, 2, 0]])
+C_BONES = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
+
+
+def _fixture() -> Predictions:
+    a = np.zeros((5, 5))
+    for i, j in C_BONES:
+        a[i, j] = a[j, i] = 0.5
+    a[0, 4] = a[4, 0] = 1.0
+    keypoints = np.stack([C_JOINTS, 0.5 * C_JOINTS])  # keypoints on the true joints; the second creature is half size
+    return Predictions(keypoints=keypoints, joints=[C_JOINTS, 0.5 * C_JOINTS], bones=[C_BONES, C_BONES],
+                       categories=np.array(["quadruped", "biped"]), adjacency=a)  # fmt: skip
+
+
+def test_scores_prefer_the_tree_that_follows_the_true_skeleton():
+    # edge scores / max(a): cross 1 - 1.41 w, chain 0.5 - 0.5 w -> the cross edge stays while w < 0.55
+    trees = bench.trees_for([0.0, 1.0])
+    scores = bench.score_split(_fixture(), [lambda p: np.ones(len(p), bool)] * 2, trees)
+    assert [t.label for t in trees] == ["learned, w=0", "learned, w=1", "euclidean", "learned, w=0 + volume",
+                                        "learned, w=1 + volume", "euclidean + volume"]  # fmt: skip
+    truth = scores.items[bench.GROUND_TRUTH]
+    assert truth["cd_b2b"].tolist() == [0.0, 0.0] and truth["mean_bone"].tolist() == [1.0, 0.5]
+    for label in ("learned, w=1", "euclidean", "learned, w=1 + volume"):
+        s = scores.items[label]
+        assert s["cd_j2b"].max() == pytest.approx(0.0, abs=1e-9) and s["cd_b2b"].max() == pytest.approx(0.0, abs=1e-9)
+        assert s["long_bones"].tolist() == [0.0, 0.0] and s["max_bone"].tolist() == pytest.approx([1.0, 0.5])
+    learned = scores.items["learned, w=0 + volume"]
+    assert (learned["cd_b2b"] > 10).all()  # milli-extent: the diagonal strays from the C
+    assert learned["max_bone"].tolist() == pytest.approx([2 * np.sqrt(2), np.sqrt(2)])
+    assert learned["long_bones"].tolist() == [0.25, 0.25]  # one bone of four is longer than any true bone
+    assert scores.mean("learned, w=0", "cd_j2j") == scores.mean("euclidean", "cd_j2j") == 0.0  # tree independent
+    assert scores.mean("learned, w=0", "max_bone", "biped") == pytest.approx(np.sqrt(2))
+    change, error = scores.change("learned, w=1 + volume", bench.BASELINE, "cd_b2b")
+    assert change == pytest.approx(-learned["cd_b2b"].mean()) and error >= 0
+    assert bench.choose_weight(scores, [0.0, 1.0]) == 1.0
+    summary = scores.to_dict()
+    assert summary["counts"] == {"biped": 1, "quadruped": 1, "all": 2}
+    assert summary["means"]["learned, w=0"]["all"]["max_bone"] == pytest.approx(1.5 * np.sqrt(2))
+
+
+def test_volume_penalty_uses_the_inside_test():
+    # the cross edge 0-4 leaves the volume (a band around the C), so the volume trees drop it even at w=0
+    def band(points):
+        p = np.asarray(points)
+        return ((np.abs(p[:, 1]) < 0.1) & (p[:, 0] < 2.1)) | (np.abs(p[:, 0] - 2) < 0.1)
+
+    prediction = _fixture()
+    prediction.keypoints, prediction.joints = prediction.keypoints[:1], prediction.joints[:1]
+    prediction.bones, prediction.categories = prediction.bones[:1], prediction.categories[:1]
+    scores = bench.score_split(prediction, [band], bench.trees_for([0.0]))
+    assert scores.mean("learned, w=0", "long_bones") == 0.25
+    assert scores.mean("learned, w=0 + volume", "long_bones") == 0.0

@@ -1,17 +1,19 @@
-"""`keydiff3d bench skeleton`: the spanning tree's geometric length prior, measured.
+"""`keydiff3d bench skeleton`: the spanning tree's length and volume priors, measured.
 
 The armature is the maximum spanning tree of the model's learned keypoint adjacency. That adjacency
 is one matrix shared by every creature (AutoLink-style), trained on four categories with different
-topologies, so for one creature it can prefer edges across the body. `build_skeleton`'s
-`length_weight` w subtracts w x max(a) x |k_i - k_j| / keypoint extent from every edge score
-(rigging/core/skeleton.py, `edge_penalty`). This benchmark predicts keypoints + adjacency with a
-checkpoint for synthetic creatures and scores the trees of several settings against each creature's
-ground-truth skeleton:
+topologies, so for one creature it can prefer edges across the body. `build_skeleton` subtracts
+from every edge score `length_weight` w x max(a) x |k_i - k_j| / keypoint extent and
+`volume_weight` v x max(a) x (fraction of the edge outside the volume) (rigging/core/skeleton.py,
+`edge_penalty`). This benchmark predicts keypoints + adjacency with a checkpoint for synthetic
+creatures and scores the trees of several settings against each creature's ground-truth skeleton:
 
   learned, w     the learned adjacency with length weight w (w = 0: the tree without the prior)
   euclidean      the Euclidean minimum spanning tree (adjacency ignored: uniform adjacency, w = 1)
+  + volume v     with the volume penalty of weight v (no suffix: no volume penalty)
 
-each without and with the volume penalty (volume_weight 1, as in every preset). Its inside test is
+in two sweeps: the length sweep (every --weights w and the Euclidean tree, each without and with
+the volume penalty at v = 1) and the volume sweep (w = 0, every --volume-weights v). Its inside test is
 `pipeline.rig.silhouette_inside` on the creature's own masks of all 21 orbit views (the visual hull:
 what the rig builder gets from the reconstructed hull mesh or from the silhouettes). A tree is built
 by the same three calls as in `build_skeleton` (clean_adjacency, edge_penalty, maximum_spanning_tree)
@@ -23,12 +25,14 @@ CD-J2J (keypoints vs joints: the same for every tree), CD-J2B, CD-B2B (points ev
 bones, both ways; unlike CD-J2B it sees a bone's whole length, so a long bone across the body
 costs), all in milli-extent; mean and max bone length as a fraction of the creature's largest side
 (1 in the data set's world frame) and the share of bones longer than the creature's longest true
-bone. Means over creatures per category and over all; changes against the tree without the prior
-(w = 0 + volume) come with their paired standard error.
+bone. Means over creatures per category and over all; changes against the tree before
+either sweep (w = 0 + volume 1) come with their paired standard error.
 
-Choice: the default w is the one with the lowest overall CD-B2B of the volume-penalised learned
-trees on the first --train-items training creatures (the rig builder always has an inside test).
-The held-out creatures (first --test-items) are only reported, never used to choose.
+Choice, on the first --train-items training creatures by the lowest overall CD-B2B: w among the
+`learned, w + volume 1` trees (the rig builder always has an inside test), v among the
+`learned, w=0 + volume v` trees; each sweep holds the other weight at its value before this
+benchmark (v = 1, w = 0), so the two choices are made independently. The held-out creatures
+(first --test-items) are only reported, never used to choose.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
-VOLUME_WEIGHT = 1.0  # every category preset's volume_weight
+DEFAULT_VOLUME_WEIGHTS = (0.0, 1.0, 2.0, 5.0, 20.0)
+LENGTH_SWEEP_VOLUME = 1.0  # the length sweep's volume weight (the presets' volume_weight before the volume sweep)
 B2B_STEP = 0.01  # CD-B2B sample spacing, world units (1/100 of the creature's largest side)
 UNIT_SCALE = 1000.0  # world units -> milli-extent
 METRICS = ("cd_j2j", "cd_j2b", "cd_b2b", "mean_bone", "max_bone", "long_bones")
@@ -58,31 +63,34 @@ Inside = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Tree:
-    """One spanning-tree setting. length_weight None = the Euclidean minimum spanning tree."""
+    """One spanning-tree setting. length_weight None = the Euclidean minimum spanning tree;
+    volume_weight 0 = no volume penalty."""
 
     length_weight: float | None
-    volume: bool
+    volume_weight: float = 0.0
 
     @property
     def label(self) -> str:
         base = "euclidean" if self.length_weight is None else f"learned, w={self.length_weight:g}"
-        return f"{base} + volume" if self.volume else base
+        return f"{base} + volume {self.volume_weight:g}" if self.volume_weight else base
 
 
-def trees_for(weights: Sequence[float]) -> list[Tree]:
-    """Every learned weight and the Euclidean tree, each without and with the volume penalty."""
-    return [Tree(w, volume) for volume in (False, True) for w in (*weights, None)]
+def trees_for(weights: Sequence[float], volume_weights: Sequence[float] = ()) -> list[Tree]:
+    """The length sweep (every learned weight and the Euclidean tree, without and with the volume
+    penalty at LENGTH_SWEEP_VOLUME), then the volume sweep (w = 0 at every volume weight not yet listed)."""
+    trees = [Tree(w, v) for v in (0.0, LENGTH_SWEEP_VOLUME) for w in (*weights, None)]
+    return trees + [t for t in (Tree(0.0, v) for v in volume_weights) if t not in trees]
 
 
 def tree_edges(keypoints: np.ndarray, adjacency: np.ndarray, tree: Tree, inside: Inside | None) -> np.ndarray:
     """(N-1, 2) edges of `tree`'s spanning tree over keypoints (N, 3) with learned adjacency (N, N),
-    as `build_skeleton` builds it; `inside` (points (M, 3) -> (M,) bool) is used when tree.volume."""
+    as `build_skeleton` builds it; `inside` (points (M, 3) -> (M,) bool) is used when tree.volume_weight > 0."""
     from keydiff3d.rigging.core import clean_adjacency, edge_penalty, maximum_spanning_tree
 
     n = len(keypoints)
     euclidean = tree.length_weight is None
     a = clean_adjacency(np.ones((n, n)) if euclidean else adjacency, n)
-    penalty = edge_penalty(keypoints, a, inside=inside if tree.volume else None, volume_weight=VOLUME_WEIGHT,
+    penalty = edge_penalty(keypoints, a, inside=inside if tree.volume_weight else None, volume_weight=tree.volume_weight,
                            length_weight=1.0 if euclidean else tree.length_weight)  # fmt: skip
     return np.asarray(maximum_spanning_tree(a, keypoints, penalty), np.int64)
 
@@ -149,8 +157,13 @@ def score_split(predictions, insides: Sequence[Inside | None], trees: Sequence[T
 
 
 def choose_weight(scores: SplitScores, weights: Sequence[float]) -> float:
-    """The learned weight whose volume-penalised tree has the lowest mean SELECT_METRIC (ties -> smaller w)."""
-    return min(weights, key=lambda w: (scores.mean(Tree(w, True).label, SELECT_METRIC), w))
+    """The length weight w whose `learned, w + volume 1` tree has the lowest mean SELECT_METRIC (ties -> smaller w)."""
+    return min(weights, key=lambda w: (scores.mean(Tree(w, LENGTH_SWEEP_VOLUME).label, SELECT_METRIC), w))
+
+
+def choose_volume_weight(scores: SplitScores, volume_weights: Sequence[float]) -> float:
+    """The volume weight v whose `learned, w=0 + volume v` tree has the lowest mean SELECT_METRIC (ties -> smaller v)."""
+    return min(volume_weights, key=lambda v: (scores.mean(Tree(0.0, v).label, SELECT_METRIC), v))
 
 
 def silhouette_insides(data) -> list[Inside]:
@@ -175,6 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-items", type=int, default=400, help="first held-out creatures, only reported")
     parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS),
                         help="length weights to compare (0, the tree without the prior, is always included)")
+    parser.add_argument("--volume-weights", type=float, nargs="+", default=list(DEFAULT_VOLUME_WEIGHTS),
+                        help="volume weights to compare at length weight 0 (0 and 1 are always included)")
     parser.add_argument("--report", default=None, help="write the markdown report here (e.g. docs/bench/skeleton.md; the means go beside it as .json)")
     parser.add_argument("--plot", default=None, help="write the PNG plot here (e.g. docs/bench/skeleton.png)")
 
@@ -190,9 +205,10 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     progress = tqdm_progress("bench skeleton")
     weights = sorted({0.0, *args.weights})
+    volume_weights = sorted({0.0, LENGTH_SWEEP_VOLUME, *args.volume_weights})
     model, config, _ = load_model(args.checkpoint)
     train_data, test_data = open_splits(config, model.config, args.data, args.train_items, args.test_items)
-    trees = trees_for(weights)
+    trees = trees_for(weights, volume_weights)
     scores: dict[str, SplitScores] = {}
     for s, (split, data) in enumerate((("train", train_data), ("test", test_data))):
         span = progress.span(0.5 * s, 0.5 * (s + 1), split)
@@ -200,59 +216,65 @@ def run(args: argparse.Namespace) -> int:
         scores[split] = score_split(predictions, silhouette_insides(data), trees, span.span(0.5, 1.0, f"trees {split}"))
     progress.update(1.0, "done", stage="done")
     chosen = choose_weight(scores["train"], weights)
-    report = _markdown(scores, trees, chosen, args, args.data or config.data.dir, time.perf_counter() - t_start)
+    chosen_volume = choose_volume_weight(scores["train"], volume_weights)
+    report = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir, time.perf_counter() - t_start)
     print("\n" + report)
     if args.report:
         path = Path(args.report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report)
-        results = {"chosen_length_weight": chosen, "weights": weights, **{split: sc.to_dict() for split, sc in scores.items()}}
+        results = {"chosen_length_weight": chosen, "weights": weights, "chosen_volume_weight": chosen_volume,
+                   "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()}}
         path.with_suffix(".json").write_text(json.dumps(results, indent=1))
     if args.plot:
-        _plot(scores, weights, chosen, Path(args.plot))
+        _plot(scores, weights, chosen, volume_weights, chosen_volume, Path(args.plot))
     return 0
 
 
-BASELINE = Tree(0.0, True).label  # the tree the rig builder made before the length prior
+BASELINE = Tree(0.0, LENGTH_SWEEP_VOLUME).label  # the tree the rig builder made before either sweep (w = 0, v = 1)
 COLUMNS = (("cd_j2b", "CD-J2B"), ("cd_b2b", "CD-B2B"), ("mean_bone", "mean bone"), ("max_bone", "max bone"),
            ("long_bones", "bones > longest true bone"))  # fmt: skip
 
 
-def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: float, args: argparse.Namespace,
-              data_dir: str, seconds: float) -> str:  # fmt: skip
+def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: float, chosen_volume: float,
+              args: argparse.Namespace, data_dir: str, seconds: float) -> str:  # fmt: skip
     train, test = scores["train"], scores["test"]
     categories = sorted(set(test.categories))
     labels = [GROUND_TRUTH, *(t.label for t in trees)]
-    chosen_label = Tree(chosen, True).label
+    bold = {Tree(chosen, LENGTH_SWEEP_VOLUME).label, Tree(0.0, chosen_volume).label}
     lines = [
         "# Skeleton benchmark (`keydiff3d bench skeleton`)",
         "",
         f"Command: `keydiff3d bench skeleton {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
         f"Machine: {_machine()}; wall time {seconds / 60:.1f} min.  ",
         f"Checkpoint: `{args.checkpoint or 'backend/checkpoints/default'}`; data: `{data_dir}`; the first "
-        f"{len(train.categories)} training creatures choose the weight, the first {len(test.categories)} held-out "
+        f"{len(train.categories)} training creatures choose the weights, the first {len(test.categories)} held-out "
         "creatures are only reported.  ",
         "Trees: `learned, w` = maximum spanning tree of the learned adjacency with length weight w (w=0: "
         "without the prior); `euclidean` = Euclidean minimum spanning tree (adjacency ignored); `+ volume` = "
-        f"with the volume penalty (volume_weight {VOLUME_WEIGHT:g}; inside = the creature's silhouettes in its "
-        "21 orbit views); `ground truth` = the true skeleton.  ",
+        "with the volume penalty of weight v (inside = the creature's silhouettes in its 21 orbit views); "
+        f"`ground truth` = the true skeleton. Length sweep: every w and `euclidean`, without and with volume "
+        f"{LENGTH_SWEEP_VOLUME:g}; volume sweep: `learned, w=0 + volume v`, the rows after `euclidean + volume "
+        f"{LENGTH_SWEEP_VOLUME:g}` (v = 0 and {LENGTH_SWEEP_VOLUME:g} are the rows `learned, w=0` and `learned, w=0 + volume "
+        f"{LENGTH_SWEEP_VOLUME:g}`).  ",
         f"Units: CD-J2B / CD-B2B in milli-extent, no alignment (CD-B2B: bone points every {B2B_STEP:g}, both ways); "
         "bone lengths as a fraction of the creature's largest side, mean over creatures of each tree's mean / "
         "max; `bones > longest true bone` = share of the tree's bones longer than the creature's longest true "
         "bone. Lower CD is better.",
         "",
-        f"## Choice on the training split: length_weight = {chosen:g}",
+        f"## Choice on the training split: length_weight = {chosen:g}, volume_weight = {chosen_volume:g}",
         "",
-        f"Rule: the lowest mean {_name(SELECT_METRIC)} among the `learned, w + volume` trees (the rig builder "
-        "always has an inside test). Chosen row in bold.",
+        f"Rule: the lowest mean {_name(SELECT_METRIC)} among the `learned, w + volume {LENGTH_SWEEP_VOLUME:g}` trees "
+        f"for w (the rig builder always has an inside test) and among the `learned, w=0 + volume v` trees for v. "
+        "Chosen rows in bold.",
         "",
-        *_overall_table(train, labels, chosen_label),
+        *_overall_table(train, labels, bold),
         "",
         "## Held-out split",
         "",
         f"Change = mean over creatures of (tree - `{BASELINE}`), +- its paired standard error, milli-extent.",
         "",
-        *_overall_table(test, labels, chosen_label, with_change=True),
+        *_overall_table(test, labels, bold, with_change=True),
         "",
     ]
     for metric in ("cd_j2b", "cd_b2b", "max_bone"):
@@ -267,7 +289,7 @@ def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: flo
     return "\n".join(lines) + "\n"
 
 
-def _overall_table(split: SplitScores, labels: Sequence[str], bold: str, with_change: bool = False) -> list[str]:
+def _overall_table(split: SplitScores, labels: Sequence[str], bold: set[str], with_change: bool = False) -> list[str]:
     header = "| tree | " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(COLUMNS)
     if with_change:
@@ -278,7 +300,7 @@ def _overall_table(split: SplitScores, labels: Sequence[str], bold: str, with_ch
         cells = [_cell(split.mean(label, metric), metric) for metric, _ in COLUMNS]
         if with_change:
             cells += [_change(split, label, metric) for metric in ("cd_j2b", "cd_b2b")]
-        name = f"**{label}**" if label == bold else label
+        name = f"**{label}**" if label in bold else label
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -306,30 +328,40 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
-def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: float, path: Path) -> None:
+def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: float, volume_weights: Sequence[float],
+          chosen_volume: float, path: Path) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.arange(len(weights) + 1)
     panels = [("cd_j2b", "CD-J2B (milli-extent)"), ("cd_b2b", "CD-B2B (milli-extent)"), ("max_bone", "max bone / creature size")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(11, 3.4))
-    for ax, (metric, title) in zip(axes, panels):
-        for split, style in (("train", ":"), ("test", "-")):
-            for volume, colour in ((False, "tab:blue"), (True, "tab:orange")):
-                values = [scores[split].mean(Tree(w, volume).label, metric) for w in (*weights, None)]
-                ax.plot(x, values, style, marker="o", color=colour, label=f"{split}{' + volume' if volume else ''}")
-        if metric == "max_bone":
-            ax.axhline(scores["test"].mean(GROUND_TRUTH, metric), color="black", lw=0.8, label="ground truth (test)")
-        ax.axvline(list(weights).index(chosen), color="grey", lw=0.8, ls="--")
-        ax.set_xticks(x, [f"{w:g}" for w in weights] + ["eucl."])
-        ax.set_xlabel("length weight w (eucl. = Euclidean MST)")
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    axes[-1].legend(fontsize=7)
-    fig.suptitle("Spanning trees vs ground-truth skeletons (dotted: training split, solid: held-out; dashed line: chosen w)", fontsize=9)
+    fig, axes = plt.subplots(2, len(panels), figsize=(11, 6.4))
+    v1 = LENGTH_SWEEP_VOLUME
+    for row, (ticks, chosen_at, xlabel) in enumerate(((
+            [f"{w:g}" for w in weights] + ["eucl."], list(weights).index(chosen), "length weight w (eucl. = Euclidean MST)"), (
+            [f"{v:g}" for v in volume_weights], list(volume_weights).index(chosen_volume), "volume weight v (length weight 0)"))):  # fmt: skip
+        x = np.arange(len(ticks))
+        for ax, (metric, title) in zip(axes[row], panels):
+            for split, style in (("train", ":"), ("test", "-")):
+                if row == 0:
+                    for v, colour in ((0.0, "tab:blue"), (v1, "tab:orange")):
+                        values = [scores[split].mean(Tree(w, v).label, metric) for w in (*weights, None)]
+                        ax.plot(x, values, style, marker="o", color=colour, label=f"{split}{f' + volume {v1:g}' if v else ''}")
+                else:
+                    values = [scores[split].mean(Tree(0.0, v).label, metric) for v in volume_weights]
+                    ax.plot(x, values, style, marker="o", color="tab:green", label=f"{split}, w=0")
+            if metric == "max_bone":
+                ax.axhline(scores["test"].mean(GROUND_TRUTH, metric), color="black", lw=0.8, label="ground truth (test)")
+            ax.axvline(chosen_at, color="grey", lw=0.8, ls="--")
+            ax.set_xticks(x, ticks)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[row][0].legend(fontsize=7)
+        axes[row][-1].legend(fontsize=7)
+    fig.suptitle("Spanning trees vs ground-truth skeletons: length sweep (top), volume sweep (bottom); "
+                 "dotted: training split, solid: held-out; dashed line: chosen weight", fontsize=9)  # fmt: skip
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

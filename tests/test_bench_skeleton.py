@@ -28,21 +28,21 @@ def test_scores_prefer_the_tree_that_follows_the_true_skeleton():
     # edge scores / max(a): cross 1 - 1.41 w, chain 0.5 - 0.5 w -> the cross edge stays while w < 0.55
     trees = bench.trees_for([0.0, 1.0])
     scores = bench.score_split(_fixture(), [lambda p: np.ones(len(p), bool)] * 2, trees)
-    assert [t.label for t in trees] == ["learned, w=0", "learned, w=1", "euclidean", "learned, w=0 + volume",
-                                        "learned, w=1 + volume", "euclidean + volume"]  # fmt: skip
+    assert [t.label for t in trees] == ["learned, w=0", "learned, w=1", "euclidean", "learned, w=0 + volume 1",
+                                        "learned, w=1 + volume 1", "euclidean + volume 1"]  # fmt: skip
     truth = scores.items[bench.GROUND_TRUTH]
     assert truth["cd_b2b"].tolist() == [0.0, 0.0] and truth["mean_bone"].tolist() == [1.0, 0.5]
-    for label in ("learned, w=1", "euclidean", "learned, w=1 + volume"):
+    for label in ("learned, w=1", "euclidean", "learned, w=1 + volume 1"):
         s = scores.items[label]
         assert s["cd_j2b"].max() == pytest.approx(0.0, abs=1e-9) and s["cd_b2b"].max() == pytest.approx(0.0, abs=1e-9)
         assert s["long_bones"].tolist() == [0.0, 0.0] and s["max_bone"].tolist() == pytest.approx([1.0, 0.5])
-    learned = scores.items["learned, w=0 + volume"]
+    learned = scores.items["learned, w=0 + volume 1"]
     assert (learned["cd_b2b"] > 10).all()  # milli-extent: the diagonal strays from the C
     assert learned["max_bone"].tolist() == pytest.approx([2 * np.sqrt(2), np.sqrt(2)])
     assert learned["long_bones"].tolist() == [0.25, 0.25]  # one bone of four is longer than any true bone
     assert scores.mean("learned, w=0", "cd_j2j") == scores.mean("euclidean", "cd_j2j") == 0.0  # tree independent
     assert scores.mean("learned, w=0", "max_bone", "biped") == pytest.approx(np.sqrt(2))
-    change, error = scores.change("learned, w=1 + volume", bench.BASELINE, "cd_b2b")
+    change, error = scores.change("learned, w=1 + volume 1", bench.BASELINE, "cd_b2b")
     assert change == pytest.approx(-learned["cd_b2b"].mean()) and error >= 0
     assert bench.choose_weight(scores, [0.0, 1.0]) == 1.0
     summary = scores.to_dict()
@@ -61,4 +61,30 @@ def test_volume_penalty_uses_the_inside_test():
     prediction.bones, prediction.categories = prediction.bones[:1], prediction.categories[:1]
     scores = bench.score_split(prediction, [band], bench.trees_for([0.0]))
     assert scores.mean("learned, w=0", "long_bones") == 0.25
-    assert scores.mean("learned, w=0 + volume", "long_bones") == 0.0
+    assert scores.mean("learned, w=0 + volume 1", "long_bones") == 0.0
+
+
+def test_volume_sweep_trees_and_choice():
+    # 3 of the cross edge 0-4's 8 samples (0.67 < x < 1.2) lie outside: at w=0 its score 1 - 0.375 v beats
+    # the chain's 0.5 while v < 1.33, so v=1 keeps it and v=2 drops it
+    trees = bench.trees_for([0.0], [0.0, 1.0, 2.0])
+    assert [t.label for t in trees] == ["learned, w=0", "euclidean", "learned, w=0 + volume 1", "euclidean + volume 1",
+                                        "learned, w=0 + volume 2"]  # fmt: skip
+
+    def c_band(points):
+        p = np.asarray(points)
+        return ((np.abs(p[:, 1]) < 0.1) & (p[:, 0] < 2.1)) | (np.abs(p[:, 0] - 2) < 0.1)
+
+    def inside(points):  # the C, and everything left of x=0.6 or right of x=1.2
+        p = np.asarray(points)
+        return c_band(p) | (p[:, 0] < 0.6) | (p[:, 0] > 1.2)
+
+    prediction = _fixture()
+    prediction.keypoints, prediction.joints = prediction.keypoints[:1], prediction.joints[:1]
+    prediction.bones, prediction.categories = prediction.bones[:1], prediction.categories[:1]
+    scores = bench.score_split(prediction, [inside], trees)
+    assert scores.mean("learned, w=0", "long_bones") == scores.mean("learned, w=0 + volume 1", "long_bones") == 0.25
+    assert scores.mean("learned, w=0 + volume 2", "long_bones") == 0.0
+    assert scores.mean("learned, w=0 + volume 2", "cd_b2b") == pytest.approx(0.0, abs=1e-9)
+    assert bench.choose_volume_weight(scores, [0.0, 1.0, 2.0]) == 2.0
+    assert bench.choose_weight(scores, [0.0]) == 0.0

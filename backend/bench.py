@@ -34,6 +34,18 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+def machine_description() -> str:
+    """One line for a benchmark report: CPU cores and architecture, GPU, torch version and threads."""
+    import os
+    import platform
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} torch thread(s)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", required=True, metavar="NAME")
     for name, help_text in BENCHMARKS.items():

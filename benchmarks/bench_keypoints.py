@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
+
+from keydiff3d.bench import machine_description
 
 # The soft-argmax beta barely moves from its initial value during a bench-length run (learned
 # log-beta), so it acts as a fixed hyper-parameter: each lifting gets the value measured best for it
@@ -195,7 +196,7 @@ def _markdown(rows: dict[str, dict], checks: dict[str, dict], report, args: argp
         "# Keypoint benchmark (`keydiff3d bench keypoints`)",
         "",
         f"Command: `keydiff3d bench keypoints {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
-        f"Machine: {_machine()}; wall time of this run {seconds / 60:.1f} min "
+        f"Machine: {machine_description()}; wall time of this run {seconds / 60:.1f} min "
         "(trainings of finished variants are reused).  ",
         f"Data: `{config.data.dir}`; regressors fitted on {report.num_train} training creatures, scored on "
         f"{report.num_test} held-out creatures (all categories).  ",
@@ -221,16 +222,6 @@ def _markdown(rows: dict[str, dict], checks: dict[str, dict], report, args: argp
     for name, c in checks.items():
         lines.append(f"- {name}: ratio {c['ratio']:.3f} (limit {c['limit']}) -> {'met' if c['met'] else 'NOT met'}")
     return "\n".join(lines) + "\n"
-
-
-def _machine() -> str:
-    import os
-
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch thread(s)")
 
 
 def _fmt(value: float, std: float = 0.0, seeds: int = 1) -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -48,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from keydiff3d.bench import machine_description
 
 DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 DEFAULT_VOLUME_WEIGHTS = (0.0, 1.0, 2.0, 5.0, 20.0)
@@ -246,7 +247,7 @@ def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: flo
         "# Skeleton benchmark (`keydiff3d bench skeleton`)",
         "",
         f"Command: `keydiff3d bench skeleton {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
-        f"Machine: {_machine()}; wall time {seconds / 60:.1f} min.  ",
+        f"Machine: {machine_description()}; wall time {seconds / 60:.1f} min.  ",
         f"Checkpoint: `{args.checkpoint or 'backend/checkpoints/default'}`; data: `{data_dir}`; the first "
         f"{len(train.categories)} training creatures choose the weights, the first {len(test.categories)} held-out "
         "creatures are only reported.  ",
@@ -317,15 +318,6 @@ def _name(metric: str) -> str:
 
 def _cell(value: float, metric: str) -> str:
     return f"{value:.1f}" if metric.startswith("cd_") else f"{value:.3f}"
-
-
-def _machine() -> str:
-    import os
-
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
 def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: float, volume_weights: Sequence[float],

@@ -1,9 +1,9 @@
 """`keydiff3d build-addon [--out DIR]`: the installable Blender extension zip.
 
 Zip layout (what Blender's extension installer expects): `blender_manifest.toml` beside the
-package's `__init__.py` at the zip root, the add-on modules, `rigcore/` copied from
-`backend/rigging/core` (the symlink in the source tree is resolved) and `presets/` copied from
-`backend/presets`. No `__pycache__`, no `*.pyc`.
+package's `__init__.py` at the zip root, the add-on modules (with `rigcore/`, the numpy-only rigging
+core the backend imports too) and `presets/` copied from the top-level `presets/` folder. No
+`__pycache__`, no `*.pyc`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def read_manifest(path: Path = MANIFEST_PATH) -> dict:
 
 
 def _files(root: Path) -> Iterator[Path]:
-    """Files under `root`, following directory symlinks (rigcore), caches skipped, sorted."""
-    for directory, dirs, files in os.walk(root, followlinks=True):
+    """Files under `root`, caches skipped, sorted."""
+    for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         for name in sorted(files):
             if Path(name).suffix not in _SKIP_SUFFIXES:
@@ -55,10 +55,8 @@ def addon_files(addon_dir: Path = ADDON_DIR, presets_dir: Path = PRESETS_DIR) ->
     for path in _files(addon_dir):
         name = path.relative_to(addon_dir).as_posix()
         if name.startswith("presets/"):
-            continue  # the backend's presets are copied below; they win over a stale copy
-        entries.append((path.resolve(), name))
-    if not any(name.startswith("rigcore/") and name.endswith(".py") for _, name in entries):
-        raise ConfigError(f"the add-on's rigcore link {addon_dir / 'rigcore'} resolves to no Python files")
+            continue  # the top-level presets are copied below; they win over a stale copy
+        entries.append((path, name))
     if presets_dir.is_dir():
         entries += [(path, "presets/" + path.relative_to(presets_dir).as_posix()) for path in _files(presets_dir)]
     return entries

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from keydiff3d_addon.rigcore.presets import PresetError, load_export_preset
+
 from .errors import ConfigError, InputError
-from .paths import PRESETS_DIR
 from .progress import Progress
 
 TARGETS = ("unity", "unreal", "godot")
@@ -55,10 +56,9 @@ def export_bundle(
 
     importer, exporter = addon_module("importer"), addon_module("exporter")
     progress = progress or Progress()
-    presets = addon_module("presets")
-    try:  # the backend's presets folder: the add-on package pip installs beside keydiff3d has none
-        preset = presets.load_export_preset(target, PRESETS_DIR)
-    except ValueError as error:
+    try:
+        preset = load_export_preset(target)
+    except PresetError as error:
         raise ConfigError(str(error)) from error
     run = ExportRun()
     bpy.ops.wm.read_factory_settings(use_empty=True)

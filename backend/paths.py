@@ -4,9 +4,11 @@ for the development commands (`keydiff3d build-addon`, `keydiff3d bench`)."""
 
 from pathlib import Path
 
+from keydiff3d_addon.rigcore.presets import default_presets_dir
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-PRESETS_DIR = PACKAGE_DIR / "presets"
 ASSETS_DIR = PACKAGE_DIR / "assets"
 CHECKPOINTS_DIR = PACKAGE_DIR / "checkpoints"
 REPO_ROOT = PACKAGE_DIR.parent
 ADDON_DIR = REPO_ROOT / "keydiff3d_addon"
+PRESETS_DIR = default_presets_dir()  # top-level presets/, shared with the add-on

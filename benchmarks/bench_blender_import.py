@@ -42,7 +42,7 @@ def creature_bundle(directory: Path, target_vertices: int) -> Path:
     """Capsules around the 31 edges (about `target_vertices` in all), skinned by the rigging core."""
     import trimesh
 
-    from keydiff3d.rigging.core import RigBundle, build_skeleton, compute_skin_weights, write_bundle
+    from keydiff3d_addon.rigcore import RigBundle, build_skeleton, compute_skin_weights, write_bundle
 
     count = max(8, int(round(np.sqrt(target_vertices / len(EDGES)))))
     parts = []

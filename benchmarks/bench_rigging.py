@@ -79,7 +79,7 @@ def _bones_of(c: Creature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def capsule_sdf(points: np.ndarray, c: Creature) -> np.ndarray:
     """(M, B) signed distance of points to each bone's capsule."""
-    from keydiff3d.rigging.core import segment_distances
+    from keydiff3d_addon.rigcore import segment_distances
 
     child, heads, tails = _bones_of(c)
     return segment_distances(points, heads, tails) - c.radius[child]
@@ -197,7 +197,7 @@ def deformation_error(vertices, skeleton, reference, candidates: dict[str, np.nd
 
 
 def creature_skeleton(c: Creature):
-    from keydiff3d.rigging.core import build_skeleton
+    from keydiff3d_addon.rigcore import build_skeleton
 
     adjacency = np.zeros((len(c.joints),) * 2)
     for j, p in enumerate(c.parents):
@@ -207,7 +207,7 @@ def creature_skeleton(c: Creature):
 
 
 def ours(vertices, faces, c: Creature, method: str, params: dict) -> tuple[np.ndarray, float]:
-    from keydiff3d.rigging.core import compute_skin_weights
+    from keydiff3d_addon.rigcore import compute_skin_weights
 
     start = time.perf_counter()
     skeleton = creature_skeleton(c)

@@ -4,7 +4,7 @@ The armature is the maximum spanning tree of the model's learned keypoint adjace
 is one matrix shared by every creature (AutoLink-style), trained on four categories with different
 topologies, so for one creature it can prefer edges across the body. `build_skeleton` subtracts
 from every edge score `length_weight` w x max(a) x |k_i - k_j| / keypoint extent and
-`volume_weight` v x max(a) x (fraction of the edge outside the volume) (rigging/core/skeleton.py,
+`volume_weight` v x max(a) x (fraction of the edge outside the volume) (keydiff3d_addon/rigcore/skeleton.py,
 `edge_penalty`). This benchmark predicts keypoints + adjacency with a checkpoint for synthetic
 creatures and scores the trees of several settings against each creature's ground-truth skeleton:
 
@@ -86,7 +86,7 @@ def trees_for(weights: Sequence[float], volume_weights: Sequence[float] = ()) ->
 def tree_edges(keypoints: np.ndarray, adjacency: np.ndarray, tree: Tree, inside: Inside | None) -> np.ndarray:
     """(N-1, 2) edges of `tree`'s spanning tree over keypoints (N, 3) with learned adjacency (N, N),
     as `build_skeleton` builds it; `inside` (points (M, 3) -> (M,) bool) is used when tree.volume_weight > 0."""
-    from keydiff3d.rigging.core import clean_adjacency, edge_penalty, maximum_spanning_tree
+    from keydiff3d_addon.rigcore import clean_adjacency, edge_penalty, maximum_spanning_tree
 
     n = len(keypoints)
     euclidean = tree.length_weight is None

@@ -18,7 +18,7 @@ from pathlib import Path
 import bpy
 
 from .importer import ensure_root_bone
-from .presets import ExportPreset, export_preset
+from .preset_choices import ExportPreset, export_preset
 from .weights import find_rig
 
 FORMATS = {"fbx": ".fbx", "glb": ".glb"}

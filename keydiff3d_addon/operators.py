@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import presets
+from . import preset_choices
 from .exporter import FORMATS, RigExportError, export_rig
 from .health import BackendUnreachable, check_backend
 from .importer import RigImportError, import_bundle
@@ -166,7 +166,7 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".fbx"
     filter_glob: bpy.props.StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
-    target: bpy.props.EnumProperty(name="Engine", items=presets.export_enum_items)
+    target: bpy.props.EnumProperty(name="Engine", items=preset_choices.export_enum_items)
     export_format: bpy.props.EnumProperty(name="Format", items=[("FBX", "FBX", ""), ("GLB", "glTF (.glb)", "")])
     root_bone: bpy.props.BoolProperty(
         name="Root bone", default=False,

@@ -3,7 +3,7 @@
 
 import bpy
 
-from . import presets
+from . import preset_choices
 from .rigcore.skinning import MAX_INFLUENCES, METHODS
 
 class KeyDiff3DSettings(bpy.types.PropertyGroup):
@@ -14,7 +14,7 @@ class KeyDiff3DSettings(bpy.types.PropertyGroup):
     )
     image_path: bpy.props.StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one creature")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="An image loaded in Blender")
-    preset: bpy.props.EnumProperty(name="Preset", items=presets.category_enum_items, description="Creature category preset")
+    preset: bpy.props.EnumProperty(name="Preset", items=preset_choices.category_enum_items, description="Creature category preset")
     target_height: bpy.props.FloatProperty(
         name="Target height",
         description="Height of the imported rig in Blender units (0 keeps the bundle's own scale and position)",
@@ -42,7 +42,7 @@ class KeyDiff3DSettings(bpy.types.PropertyGroup):
         items=[("FBX", "FBX", "Autodesk FBX"), ("GLB", "glTF (.glb)", "Binary glTF 2.0")],
         default="FBX",
     )
-    export_target: bpy.props.EnumProperty(name="Engine", items=presets.export_enum_items, description="Game-engine export preset")
+    export_target: bpy.props.EnumProperty(name="Engine", items=preset_choices.export_enum_items, description="Game-engine export preset")
     export_root_bone: bpy.props.BoolProperty(
         name="Root bone",
         description="Add a non-deforming root bone at the origin even when the engine preset does not ask for one",

@@ -22,7 +22,7 @@ if "BLENDER_USER_EXTENSIONS" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["BLENDER_USER_EXTENSIONS"], True)
 import bpy  # noqa: E402  (after BLENDER_USER_EXTENSIONS is set)
 
-from keydiff3d.rigging.core import RigBundle, build_skeleton, compute_skin_weights, write_bundle  # noqa: E402
+from keydiff3d_addon.rigcore import RigBundle, build_skeleton, compute_skin_weights, write_bundle  # noqa: E402
 
 # A standing "creature": a trunk of three segments (keypoints 0-1-2-3, bottom to top) with an arm
 # leaving keypoint 2 sideways (2-4). z is up; heights in bundle units (about 1.6 tall).

@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
 
 from keydiff3d.cli import main as cli_main
-from keydiff3d.rigging.core import read_bundle
+from keydiff3d_addon.rigcore import read_bundle
 from keydiff3d_addon.exporter import RigExportError, export_rig
 from keydiff3d_addon.importer import import_bundle
 from keydiff3d_addon.rigcore import PresetError

@@ -10,7 +10,7 @@ import pytest
 from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
 from mathutils import Vector  # noqa: E402  (available once bpy is loaded)
 
-from keydiff3d.rigging.core import read_bundle, write_bundle, zip_bundle
+from keydiff3d_addon.rigcore import read_bundle, write_bundle, zip_bundle
 from keydiff3d_addon.importer import PROP_KEYPOINT, PROP_RIG, RigImportError, build_rig, import_bundle
 from keydiff3d_addon.rigcore import METHODS
 from keydiff3d_addon.rigcore import read_bundle as addon_read_bundle

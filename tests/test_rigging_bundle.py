@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keydiff3d.errors import InputError
-from keydiff3d.rigging.core import BundleError, PlyError, RigBundle, build_skeleton, compute_skin_weights, read_bundle, read_ply, write_bundle, write_ply, zip_bundle
+from keydiff3d_addon.rigcore import BundleError, PlyError, RigBundle, build_skeleton, compute_skin_weights, read_bundle, read_ply, write_bundle, write_ply, zip_bundle
 from keydiff3d.rigging.io import load_bundle, save_bundle, validate_schema
 
 

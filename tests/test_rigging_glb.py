@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from keydiff3d.rigging.core import RigBundle, build_skeleton, compute_skin_weights
+from keydiff3d_addon.rigcore import RigBundle, build_skeleton, compute_skin_weights
 from keydiff3d.rigging.glb import build_glb, write_glb
 
 
@@ -68,7 +68,7 @@ def test_glb_loads_in_trimesh_y_up(tmp_path):
 @pytest.mark.bpy
 def test_blender_gltf_import_keeps_skeleton_and_weights(tmp_path):
     bpy = pytest.importorskip("bpy")
-    from keydiff3d.rigging.core import bone_rest_z_axis
+    from keydiff3d_addon.rigcore import bone_rest_z_axis
 
     bundle = _bundle()
     write_glb(tmp_path / "rig.glb", bundle)
@@ -107,7 +107,7 @@ def test_blender_gltf_import_keeps_skeleton_and_weights(tmp_path):
 def test_bone_roll_matches_blender(tmp_path):
     """Our model of Blender's roll-0 bone axes (and thus our roll) agrees with Blender's edit bones."""
     bpy = pytest.importorskip("bpy")
-    from keydiff3d.rigging.core import bone_rest_z_axis, bone_roll
+    from keydiff3d_addon.rigcore import bone_rest_z_axis, bone_roll
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     armature = bpy.data.armatures.new("A")

@@ -1,4 +1,4 @@
-"""Category and export presets in backend/presets/: all load, and malformed ones fail with clear messages."""
+"""Category and export presets in presets/: all load, and malformed ones fail with clear messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keydiff3d.paths import PRESETS_DIR
-from keydiff3d.rigging.core import CategoryPreset, ExportPreset, PresetError, build_skeleton, compute_skin_weights, list_presets, load_category_preset, load_export_preset, load_preset
+from keydiff3d_addon.rigcore import CategoryPreset, ExportPreset, PresetError, build_skeleton, compute_skin_weights, list_presets, load_category_preset, load_export_preset, load_preset
 
 
 def test_shipped_presets_load_and_are_usable():

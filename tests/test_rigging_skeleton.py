@@ -1,4 +1,4 @@
-"""Spanning tree, root, bones, names, roll and degenerate inputs of keydiff3d.rigging.core.skeleton."""
+"""Spanning tree, root, bones, names, roll and degenerate inputs of keydiff3d_addon.rigcore.skeleton."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from keydiff3d.rigging.core import (
+from keydiff3d_addon.rigcore import (
     Naming,
     Skeleton,
     SkeletonError,

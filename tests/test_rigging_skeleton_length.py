@@ -7,7 +7,7 @@ import pytest
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from keydiff3d.rigging.core import (
+from keydiff3d_addon.rigcore import (
     SkeletonError,
     build_skeleton,
     clean_adjacency,

@@ -1,11 +1,11 @@
-"""Skinning invariants of keydiff3d.rigging.core.skinning (numpy only)."""
+"""Skinning invariants of keydiff3d_addon.rigcore.skinning (numpy only)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from keydiff3d.rigging.core import Bone, SkinningError, SkinWeights, build_skeleton, compute_skin_weights, segment_distances, smooth_over_surface, top_k
+from keydiff3d_addon.rigcore import Bone, SkinningError, SkinWeights, build_skeleton, compute_skin_weights, segment_distances, smooth_over_surface, top_k
 
 
 def _chain(n: int = 5):

@@ -20,7 +20,7 @@ from test_pipeline_inputs import bomb_png
 
 from keydiff3d import __version__
 from keydiff3d.mesh_io import load_mesh
-from keydiff3d.rigging.core import read_bundle
+from keydiff3d_addon.rigcore import read_bundle
 from keydiff3d.service import API_VERSION
 
 pytestmark = pytest.mark.slow

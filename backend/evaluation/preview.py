@@ -14,7 +14,7 @@ from ..geometry import Cameras, project_points
 
 def learned_bones(keypoints: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
     """(N-1, 2) edges of the maximum spanning tree of the learned adjacency (the rig builder's tree)."""
-    from ..rigging.core.skeleton import check_keypoints, clean_adjacency, maximum_spanning_tree
+    from keydiff3d_addon.rigcore.skeleton import check_keypoints, clean_adjacency, maximum_spanning_tree
 
     points = check_keypoints(keypoints)
     return np.asarray(maximum_spanning_tree(clean_adjacency(adjacency, len(points)), points), np.int64).reshape(-1, 2)

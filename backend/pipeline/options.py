@@ -21,7 +21,7 @@ RECONSTRUCTIONS = ("auto", "hull", "frosting")
 class PipelineOptions:
     """What a run should do. Defaults give the embedded CPU-capable behaviour.
 
-    preset:          a category preset in backend/presets/ (skeleton naming, leaf/root bones, skinning).
+    preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning).
     device:          auto (CUDA when present) | cuda | cpu.
     checkpoint:      a KeyDiff3D checkpoint file or folder; None = the shipped default.
     reconstruction:  auto (frosting on CUDA, visual hull on CPU) | hull | frosting (CUDA only).

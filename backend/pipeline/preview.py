@@ -8,7 +8,7 @@ import numpy as np
 
 from ..geometry import project_points
 from ..multiview.base import MultiViewResult
-from ..rigging.core import Skeleton
+from keydiff3d_addon.rigcore import Skeleton
 
 TILE = 256
 BONE_RGB = (30, 110, 255)

@@ -1,6 +1,6 @@
 """The rigging stage: keypoints + adjacency + a mesh -> skeleton + skin weights -> RigBundle.
 
-Thin glue over `keydiff3d.rigging.core` with the category preset's settings, plus the one thing the
+Thin glue over `keydiff3d_addon.rigcore` with the category preset's settings, plus the one thing the
 pipeline knows and the rigging core does not: the object's silhouettes in every view, which give a
 cheap "inside the object" test (the visual hull) for the spanning tree's volume penalty.
 """
@@ -16,7 +16,7 @@ from ..errors import ConfigError, InputError
 from ..geometry import project_points
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from ..rigging.core import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
+from keydiff3d_addon.rigcore import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
 
 Inside = Callable[[np.ndarray], np.ndarray]
 

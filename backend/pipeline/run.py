@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..geometry import Cameras, Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from ..rigging.core import CategoryPreset, RigBundle
+from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
 from .device import resolve_device
 from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views
 from .mesh import RENDER_SIZE, render_mesh_views

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mesh", type=Path, help=f"mesh file ({', '.join(MESH_FORMATS)})")
     parser.add_argument("--keypoints", type=Path, help="KP.json with keypoints (N x 3) and adjacency (N x N); predicted when omitted")
     parser.add_argument("--out", type=Path, default=Path("out/rig"), help="output bundle directory (default: out/rig)")
-    parser.add_argument("--preset", default="generic", help="category preset from backend/presets/ (default: generic)")
+    parser.add_argument("--preset", default="generic", help="category preset from presets/ (default: generic)")
     parser.add_argument("--up-axis", choices=UP_AXES, default="auto", help="the mesh file's up axis (default auto: Y for glTF, else Z)")
     parser.add_argument("--no-glb", action="store_true", help="do not write rig.glb")
     parser.add_argument("--zip", action="store_true", help="also write DIR.zip (the bundle with files at the zip root)")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     path = rig_mesh_file(args.mesh, args.out, keypoints_path=args.keypoints, preset=args.preset,
                          up_axis=args.up_axis, glb=not args.no_glb, progress=tqdm_progress("rig-mesh"))  # fmt: skip
     if args.zip:
-        from .core.bundle import zip_bundle
+        from keydiff3d_addon.rigcore.bundle import zip_bundle
 
         zip_bundle(args.out, args.out.with_suffix(".zip"))
     print(f"wrote {path}")
@@ -74,7 +74,7 @@ def rig_mesh_file(mesh_path, out_dir, *, keypoints_path=None, preset: str = "gen
     """Rig the mesh file and write the bundle to `out_dir`, in the file's own coordinates with its up
     axis (`up_axis` "auto": Y for glTF, Z otherwise); returns the path of rig.json."""
     from ..progress import Progress
-    from .core import PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
+    from keydiff3d_addon.rigcore import PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
     from .io import save_bundle
     from .mesh_tools import inside_test, project_inside
 

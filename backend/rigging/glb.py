@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .core.bundle import RigBundle
-from .core.skeleton import Bone, bone_rest_z_axis
+from keydiff3d_addon.rigcore.bundle import RigBundle
+from keydiff3d_addon.rigcore.skeleton import Bone, bone_rest_z_axis
 from .mesh_tools import vertex_normals
 
 _Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputError
-from .core.bundle import RIG_JSON, BundleError, RigBundle, read_bundle, read_bundle_json, write_bundle
+from keydiff3d_addon.rigcore.bundle import RIG_JSON, BundleError, RigBundle, read_bundle, read_bundle_json, write_bundle
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rig.schema.json"
 GLB_FILE = "rig.glb"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import Cancelled, KeyDiff3DError
 from ..progress import Progress
-from ..rigging.core import zip_bundle
+from keydiff3d_addon.rigcore import zip_bundle
 from .store import JobRecord, JobStore
 
 log = logging.getLogger("keydiff3d.service")

@@ -47,7 +47,7 @@ def pose_gaussians(
 ) -> GaussianParams:
     """The frosting's Gaussians in the pose given by `bone_transforms` (see `skin_vertices`).
 
-    Takes tensors or numpy arrays, e.g. `rigging.core.SkinWeights.indices / .weights` directly.
+    Takes tensors or numpy arrays, e.g. `keydiff3d_addon.rigcore.SkinWeights.indices / .weights` directly.
     """
     as_tensor = lambda a: torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, device=frosting.vertices.device)  # noqa: E731
     dtype = frosting.vertices.dtype

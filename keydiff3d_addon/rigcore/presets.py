@@ -140,11 +140,12 @@ _EXPORT_SCHEMA = {
 
 
 def default_presets_dir() -> Path:
-    """presets/ beside the add-on package (extension build: <addon>/rigcore/..) or else the backend
-    package's own (keydiff3d/rigging/core/../../presets; the source tree's rigcore link resolves there)."""
-    beside_addon = Path(__file__).parent.parent / "presets"
-    package = Path(__file__).resolve().parents[2] / "presets"
-    return beside_addon if beside_addon.is_dir() else package
+    """The one presets folder the add-on and the backend read: `presets/` inside the add-on package
+    (the extension zip and a non-editable install put it there) or else the source tree's top-level
+    `presets/` beside `keydiff3d_addon/`."""
+    addon_dir = Path(__file__).resolve().parent.parent
+    inside = addon_dir / "presets"
+    return inside if inside.is_dir() else addon_dir.parent / "presets"
 
 
 def list_presets(presets_dir=None, kind: str | None = None) -> list[str]:

@@ -1,7 +1,8 @@
 """Rigging maths shared by the backend and the Blender add-on (numpy + stdlib only, relative imports).
 
-The add-on imports this folder as `keydiff3d_addon.rigcore` (a link to backend/rigging/core), the
-backend as `keydiff3d.rigging.core`. Nothing here may import scipy, networkx, trimesh or torch.
+One package under one name: the add-on imports it as `.rigcore`, the backend as
+`keydiff3d_addon.rigcore` (importing `keydiff3d_addon` does not import bpy). It is the lowest layer
+both sides share, so nothing here may import bpy, scipy, networkx, trimesh, torch or `keydiff3d`.
 """
 
 from .bundle import FORMAT_VERSION, BundleError, RigBundle, read_bundle, read_bundle_json, validate_document, write_bundle, zip_bundle

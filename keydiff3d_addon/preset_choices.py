@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The add-on's TOML presets, found by rigcore's `default_presets_dir`: `presets/` inside the built
-extension, or the backend's `backend/presets/` when run from the source tree (through the rigcore
-link). Parsing and validation are rigcore's."""
+"""The add-on's preset menus over the TOML presets that rigcore's `default_presets_dir` finds: `presets/`
+inside the built extension, or the top-level `presets/` when run from the source tree. Parsing and
+validation are rigcore's."""
 
 from __future__ import annotations
 

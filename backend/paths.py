@@ -11,4 +11,5 @@ ASSETS_DIR = PACKAGE_DIR / "assets"
 CHECKPOINTS_DIR = PACKAGE_DIR / "checkpoints"
 REPO_ROOT = PACKAGE_DIR.parent
 ADDON_DIR = REPO_ROOT / "keydiff3d_addon"
+RIGGED_ASSETS_DIR = REPO_ROOT / "benchmarks" / "assets" / "rigged"  # the real-creature development set
 PRESETS_DIR = default_presets_dir()  # top-level presets/, shared with the add-on

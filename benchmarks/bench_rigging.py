@@ -150,12 +150,6 @@ def reference_weights(vertices: np.ndarray, c: Creature, skeleton, band: float =
 # --------------------------------------------------------------------------- poses
 
 
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    axis = axis / np.linalg.norm(axis)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
-
-
 def bone_transforms(skeleton, rotations: dict[str, np.ndarray]) -> np.ndarray:
     """(B, 4, 4) world transforms of the skeleton's deform bones for local rotations about heads."""
     world: dict[str, np.ndarray] = {}
@@ -168,16 +162,16 @@ def bone_transforms(skeleton, rotations: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def random_pose(skeleton, rng: np.random.Generator, max_angle: float) -> dict[str, np.ndarray]:
-    return {b.name: _rotation(rng.normal(size=3), np.radians(rng.uniform(-max_angle, max_angle))) for b in skeleton.bones if b.kind == "edge"}
+    from keydiff3d.evaluation.deformation import rotation_matrix
+
+    return {b.name: rotation_matrix(rng.normal(size=3), np.radians(rng.uniform(-max_angle, max_angle))) for b in skeleton.bones if b.kind == "edge"}
 
 
 def blend(vertices: np.ndarray, transforms: np.ndarray, dense: np.ndarray) -> np.ndarray:
-    """Linear blend skinning; rows are normalised, unweighted vertices stay put (as Blender does)."""
-    total = dense.sum(1, keepdims=True)
-    w = np.where(total > 0, dense / np.maximum(total, 1e-12), 0.0)
-    moved = np.einsum("bij,vj->vbi", transforms[:, :3, :3], vertices) + transforms[:, :3, 3]
-    out = np.einsum("vb,vbi->vi", w, moved)
-    return np.where(total > 0, out, vertices)
+    """Linear blend skinning by (B, 4, 4) transforms; unweighted vertices stay put (as Blender does)."""
+    from keydiff3d.evaluation.deformation import linear_blend_skinning
+
+    return linear_blend_skinning(vertices, dense, transforms[None])[0]
 
 
 def deformation_error(vertices, skeleton, reference, candidates: dict[str, np.ndarray], poses: int, max_angle: float, seed: int = 0) -> dict[str, float]:
@@ -217,46 +211,14 @@ def ours(vertices, faces, c: Creature, method: str, params: dict) -> tuple[np.nd
 
 def bone_heat(vertices, faces, skeleton) -> tuple[np.ndarray, float]:
     """Blender automatic weights on the same mesh and armature -> (V, B) deform-bone weights, seconds."""
-    import bpy
+    from keydiff3d.evaluation.bone_heat import blender_bone_heat
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mesh = bpy.data.meshes.new("creature")
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", np.asarray(vertices, np.float32).ravel())
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", np.asarray(faces, np.int32).ravel())
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    mesh.update()
-    obj = bpy.data.objects.new("creature", mesh)
-    armature = bpy.data.armatures.new("Armature")
-    rig = bpy.data.objects.new("Armature", armature)
-    for o in (obj, rig):
-        bpy.context.scene.collection.objects.link(o)
-    bpy.context.view_layer.objects.active = rig
-    bpy.ops.object.mode_set(mode="EDIT")
-    for b in skeleton.bones:
-        eb = armature.edit_bones.new(b.name)
-        eb.head, eb.tail, eb.roll = b.head.tolist(), b.tail.tolist(), b.roll
-        eb.use_deform = b.deform
-        if b.parent:
-            eb.parent = armature.edit_bones[b.parent]
-            eb.use_connect = b.connected
-    bpy.ops.object.mode_set(mode="OBJECT")
-    obj.select_set(True)
-    rig.select_set(True)
-    bpy.context.view_layer.objects.active = rig
-    start = time.perf_counter()
-    bpy.ops.object.parent_set(type="ARMATURE_AUTO")
-    seconds = time.perf_counter() - start
-    names = [b.name for b in skeleton.deform_bones()]
-    dense = np.zeros((len(vertices), len(names)))
-    column = {g.index: names.index(g.name) for g in obj.vertex_groups if g.name in names}
-    for v in obj.data.vertices:
-        for g in v.groups:
-            if g.group in column:
-                dense[v.index, column[g.group]] = g.weight
-    return dense, seconds
+    bones = skeleton.bones
+    index = {b.name: i for i, b in enumerate(bones)}
+    heat = blender_bone_heat(vertices, faces, [b.head for b in bones], [b.tail for b in bones],
+                             [index[b.parent] if b.parent else -1 for b in bones], deform=[b.deform for b in bones],
+                             names=[b.name for b in bones], rolls=[b.roll for b in bones])
+    return heat.weights[:, [i for i, b in enumerate(bones) if b.deform]], heat.seconds
 
 
 # --------------------------------------------------------------------------- run

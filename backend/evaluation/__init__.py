@@ -6,4 +6,7 @@ Public API:
     mpjpe, n_mpjpe, p_mpjpe, procrustes_align, scale_align, cd_j2j, cd_j2b  metrics.py
     LinearRegressor, MLPRegressor                                           regressors.py
     learned_bones, draw_preview, draw_curves                                 preview.py
+    load_rigged_asset, RiggedAsset (artist-rigged glTF creatures, bpy)      rigged_assets.py
+    linear_blend_skinning, mean_vertex_error, posability, animation_fit      deformation.py
+    blender_bone_heat (Blender's automatic weights as a reference, bpy)     bone_heat.py
 """

@@ -18,7 +18,7 @@ from .errors import Cancelled, KeyDiff3DError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("keydiff3d.demo", "Run the embedded default on the bundled sample (CPU, no downloads)."),
     "rig": ("keydiff3d.pipeline.cli", "Rig a creature from one image (SV3D-p + KeyDiff3D + reconstruction)."),
-    "rig-mesh": ("keydiff3d.rigging.cli", "Rig an existing mesh from given or predicted keypoints."),
+    "rig-mesh": ("keydiff3d.pipeline.mesh_cli", "Rig an existing mesh from given or predicted keypoints."),
     "export": ("keydiff3d.export", "Build the Blender scene from a rig bundle and export FBX / .blend."),
     "build-addon": ("keydiff3d.addon_build", "Build the installable Blender extension zip."),
     "synth": ("keydiff3d.synthetic.cli", "Write a synthetic multi-view data set of procedural creatures."),

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "blender_import": "rig bundle import into Blender; vertex-group write paths",
     "synthetic": "procedural creatures + CPU renderer throughput",
     "sv3d": "SV3D-p sampling + feature taps: time and memory per step",
+    "device": "the prepared GPU check: CUDA tests, SV3D-p 576 px, Frosting, M=72 training, image -> rig latency",
 }
 
 

@@ -66,7 +66,7 @@ class Profile:
 
 FULL = Profile(
     name="full", device="cuda", budget_s=480.0,
-    timeouts={"gsplat": 420.0, "pytest": 120.0, "sv3d": 170.0, "frosting": 120.0, "train": 100.0, "rig": 120.0},
+    timeouts={"gsplat": 420.0, "pytest": 120.0, "sv3d": 170.0, "frosting": 120.0, "train": 110.0, "rig": 120.0},
     sv3d_full=True, sv3d_size=576, sv3d_steps=(25, 50), sv3d_dtype="fp16",
     reconstruction=("--categories", "quadruped", "--seeds", "1", "--size", "576", "--preset", "short"),
     train_overrides=(), train_steps=200, cache_items=8, cache_size=576, rig_steps=50,
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if name not in OUTSIDE_BUDGET:
             budget_start = budget_start or time.perf_counter()
             left = budget - (time.perf_counter() - budget_start)
-            if left < 5.0:
+            if left < 1.0:
                 report["steps"][name] = asdict(StepResult("skipped", note="no time left in the budget"))
                 continue
             timeout = min(timeout, left)
@@ -177,6 +177,8 @@ def _spawn(name: str, profile: Profile, work: Path, out: Path, timeout: float, l
             status = "ok" if metrics.get("failed", 1) == 0 and not metrics.get("cuda_modules_not_collected") else "failed"
     else:
         metrics = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if metrics.get("skip_reason") and status == "ok":
+        status, metrics["note"] = "skipped", metrics.pop("skip_reason")
     note = metrics.pop("note", "") or ("" if code == 0 else f"exit code {code}" if code is not None else f"stopped after {timeout:.0f} s")
     return StepResult(status, seconds, note, metrics)
 
@@ -190,9 +192,9 @@ def pytest_outcome(xml: Path) -> dict:
     not_collected: dict[str, str] = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
-        if problem is not None and not case.get("name", "").startswith("test"):  # a module that failed to import
-            module = case.get("classname") or case.get("name", "")
-            not_collected[module.split(".")[-1]] = (problem.get("message") or "").splitlines()[0][:120] if problem.get("message") else ""
+        if problem is not None and not case.get("classname"):  # a module that failed to import
+            errors = [line[1:].strip() for line in (problem.text or "").splitlines() if line.startswith("E ")]
+            not_collected[case.get("name", "").split(".")[-1]] = (errors[-1] if errors else problem.get("message", ""))[:160]
         elif problem is not None:
             counts["failed"] += 1
         elif case.find("skipped") is not None:
@@ -310,7 +312,7 @@ def _child(name: str, profile: Profile, work: Path) -> int:
 
 def step_gsplat(profile: Profile, work: Path, record: Callable) -> None:
     if profile.device != "cuda":
-        record(note="skipped: gsplat's kernels need CUDA")
+        record(skip_reason="gsplat's kernels need CUDA")
         return
     import importlib.util
 
@@ -411,22 +413,28 @@ def step_train(profile: Profile, work: Path, record: Callable) -> None:
     write_training_cache(cache, profile.cache_items, profile.cache_size, model.external_channels)
     record(cache_s=time.perf_counter() - start, voxel_size=model.voxel_size, image_size=model.image_size,
            num_views=model.num_views, batch_size=config.optim.batch_size, mixed_precision=config.optim.mixed_precision)
+    cuda = profile.device == "cuda"
     marks: list[tuple[int, float]] = []
+
+    def throughput() -> dict:
+        """Steps/s after the warm-up steps (allocations, cudnn autotuning, loader workers starting)."""
+        skip = min(10, len(marks) // 4)
+        (first_step, first_t), (last_step, last_t) = marks[skip], marks[-1]
+        return {"timed_steps": last_step - first_step, "steps_per_s": (last_step - first_step) / max(last_t - first_t, 1e-9),
+                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
 
     def on_progress(stage: str, fraction: float, message: str) -> None:
         found = re.match(r"step (\d+)/", message)
         if found:
             marks.append((int(found.group(1)), time.perf_counter()))
+            if len(marks) % 20 == 0:  # a step stopped by its timeout keeps what it measured
+                record(**throughput())
 
-    cuda = profile.device == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     result = train(config, progress=Progress(on_progress), cpu=not cuda)
-    skip = min(10, len(marks) // 4)  # warm-up steps (allocations, cudnn autotuning, worker start)
-    (first_step, first_t), (last_step, last_t) = marks[skip], marks[-2] if len(marks) > 2 else marks[-1]
-    record(steps=result.step, timed_steps=last_step - first_step, train_s=result.seconds,
-           steps_per_s=(last_step - first_step) / max(last_t - first_t, 1e-9),
-           peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+    marks.pop()  # the last step's mark includes saving the state, checkpoint and preview
+    record(steps=result.step, train_s=result.seconds, **throughput())
 
 
 class RenderedViewsSV3D:

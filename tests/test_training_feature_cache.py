@@ -134,3 +134,13 @@ def test_images_to_cache_to_train_to_eval(caches, tmp_path, capsys):
     assert printed["poses"]["mlp"]["all"]["mpjpe"] == pytest.approx(report["poses"]["mlp"]["all"]["mpjpe"], rel=1e-6)
     assert main(["eval", "--checkpoint", str(run), "--data", str(photos)]) == 2  # photos: no joints to score
     assert "ground-truth joints" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+def test_feature_cache_training_on_cuda_in_bf16(caches, tmp_path):
+    photos, creatures, _ = caches
+    config = _config(photos, creatures, tmp_path, "cuda", "--set", 'optim.mixed_precision="bf16"')
+    torch.cuda.reset_peak_memory_stats()
+    result, report = train_and_evaluate(config)
+    assert result.step == 4 and torch.cuda.max_memory_allocated() > 0  # the run used the GPU
+    assert np.isfinite(report.headline()["mpjpe"]) and report.num_train + report.num_test == 16

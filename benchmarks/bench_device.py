@@ -65,31 +65,77 @@ class Profile:
 
 
 FULL = Profile(
-    name="full", device="cuda", budget_s=480.0,
+    name="full",
+    device="cuda",
+    budget_s=480.0,
     timeouts={"gsplat": 420.0, "pytest": 120.0, "sv3d": 170.0, "frosting": 120.0, "train": 110.0, "rig": 120.0},
-    sv3d_full=True, sv3d_size=576, sv3d_steps=(25, 50), sv3d_dtype="fp16",
+    sv3d_full=True,
+    sv3d_size=576,
+    sv3d_steps=(25, 50),
+    sv3d_dtype="fp16",
     reconstruction=("--categories", "quadruped", "--seeds", "1", "--size", "576", "--preset", "short"),
-    train_overrides=(), train_steps=200, cache_items=8, cache_size=576, rig_steps=50,
+    train_overrides=(),
+    train_steps=200,
+    cache_items=8,
+    cache_size=576,
+    rig_steps=50,
 )
 TOY = Profile(
-    name="cpu-dry-run", device="cpu", budget_s=150.0,
+    name="cpu-dry-run",
+    device="cpu",
+    budget_s=150.0,
     timeouts={"gsplat": 10.0, "pytest": 60.0, "sv3d": 40.0, "frosting": 40.0, "train": 40.0, "rig": 50.0},
-    sv3d_full=False, sv3d_size=64, sv3d_steps=(2, 3), sv3d_dtype="fp32",
-    reconstruction=("--categories", "quadruped", "--seeds", "1", "--size", "48", "--resolution", "32", "--faces", "2000"),
-    train_overrides=("model.num_keypoints=6", "model.image_size=32", "model.map_size=16", "model.voxel_size=8",
-                     "model.external_channels=[64, 64, 32, 32]", "model.aggregated_channels=16", "model.lifted_channels=8",
-                     "model.volume_channels=[8, 8]", "model.reconstruction_channels=[8, 8]", "model.appearance_dim=8",
-                     "model.perceptual_loss=\"pyramid\"", "data.workers=0", "optim.batch_size=2", "optim.mixed_precision=\"no\""),
-    train_steps=6, cache_items=3, cache_size=64, rig_steps=2,
+    sv3d_full=False,
+    sv3d_size=64,
+    sv3d_steps=(2, 3),
+    sv3d_dtype="fp32",
+    reconstruction=(
+        "--categories",
+        "quadruped",
+        "--seeds",
+        "1",
+        "--size",
+        "48",
+        "--resolution",
+        "32",
+        "--faces",
+        "2000",
+    ),
+    train_overrides=(
+        "model.num_keypoints=6",
+        "model.image_size=32",
+        "model.map_size=16",
+        "model.voxel_size=8",
+        "model.external_channels=[64, 64, 32, 32]",
+        "model.aggregated_channels=16",
+        "model.lifted_channels=8",
+        "model.volume_channels=[8, 8]",
+        "model.reconstruction_channels=[8, 8]",
+        "model.appearance_dim=8",
+        'model.perceptual_loss="pyramid"',
+        "data.workers=0",
+        "optim.batch_size=2",
+        'optim.mixed_precision="no"',
+    ),
+    train_steps=6,
+    cache_items=3,
+    cache_size=64,
+    rig_steps=2,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-dry-run", action="store_true", help="the same steps at toy size on the CPU (CI)")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out/device")),
-                        help="folder for results.json, results.md, steps.log (default: $OUT, else out/device)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("OUT", "out/device")),
+        help="folder for results.json, results.md, steps.log (default: $OUT, else out/device)",
+    )
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
-    parser.add_argument("--budget", type=float, default=None, help="seconds for all steps after gsplat (default: 480; dry run 150)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds for all steps after gsplat (default: 480; dry run 150)"
+    )
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a fresh one under /tmp)")
     parser.add_argument("--step", choices=STEPS, default=None, help=argparse.SUPPRESS)  # child process: run one step
 
@@ -113,14 +159,14 @@ def run(args: argparse.Namespace) -> int:
         return _child(args.step, profile, work)
     import torch
 
+    from keydiff3d.errors import DeviceError, InputError
+
     if profile.device == "cuda" and not torch.cuda.is_available():
-        print("keydiff3d bench device: no CUDA device here; use --cpu-dry-run for the toy-size check on the CPU")
-        return 2
+        raise DeviceError("this machine has no CUDA device; run with --cpu-dry-run for the toy-size check on the CPU")
     chosen = [s for s in args.steps.split(",") if s]
     unknown = sorted(set(chosen) - set(STEPS))
     if unknown:
-        print(f"keydiff3d bench device: unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
-        return 2
+        raise InputError(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     budget = profile.budget_s if args.budget is None else args.budget
@@ -151,8 +197,20 @@ def _spawn(name: str, profile: Profile, work: Path, out: Path, timeout: float, l
     """Run one step in its own process group (so its workers die with it); read what it recorded."""
     if name == "pytest":
         xml = out / "pytest_cuda.xml"
-        command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "-rs",
-                   "--continue-on-collection-errors", f"--junitxml={xml}", str(REPO / "tests")]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "cuda",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "--continue-on-collection-errors",
+            f"--junitxml={xml}",
+            str(REPO / "tests"),
+        ]
     else:
         command = [sys.executable, "-m", "keydiff3d.cli", "bench", "device", "--step", name, "--work", str(work)]
         command += ["--cpu-dry-run"] if profile is TOY else []
@@ -174,12 +232,16 @@ def _spawn(name: str, profile: Profile, work: Path, out: Path, timeout: float, l
     if name == "pytest":
         metrics = pytest_outcome(out / "pytest_cuda.xml")
         if status != "timeout":
-            status = "ok" if metrics.get("failed", 1) == 0 and not metrics.get("cuda_modules_not_collected") else "failed"
+            status = (
+                "ok" if metrics.get("failed", 1) == 0 and not metrics.get("cuda_modules_not_collected") else "failed"
+            )
     else:
         metrics = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if metrics.get("skip_reason") and status == "ok":
         status, metrics["note"] = "skipped", metrics.pop("skip_reason")
-    note = metrics.pop("note", "") or ("" if code == 0 else f"exit code {code}" if code is not None else f"stopped after {timeout:.0f} s")
+    note = metrics.pop("note", "") or (
+        "" if code == 0 else f"exit code {code}" if code is not None else f"stopped after {timeout:.0f} s"
+    )
     return StepResult(status, seconds, note, metrics)
 
 
@@ -194,7 +256,9 @@ def pytest_outcome(xml: Path) -> dict:
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         if problem is not None and not case.get("classname"):  # a module that failed to import
             errors = [line[1:].strip() for line in (problem.text or "").splitlines() if line.startswith("E ")]
-            not_collected[case.get("name", "").split(".")[-1]] = (errors[-1] if errors else problem.get("message", ""))[:160]
+            not_collected[case.get("name", "").split(".")[-1]] = (errors[-1] if errors else problem.get("message", ""))[
+                :160
+            ]
         elif problem is not None:
             counts["failed"] += 1
         elif case.find("skipped") is not None:
@@ -219,11 +283,14 @@ def environment() -> dict:
 
     import numpy
     import torch
-
     from keydiff3d.bench import machine_description
 
-    versions = {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__,
-                "cuda": torch.version.cuda}
+    versions = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
     for package in ("diffusers", "transformers", "accelerate", "gsplat", "trimesh"):
         try:
             from importlib.metadata import version
@@ -248,18 +315,30 @@ def headline(name: str, step: dict) -> str:
             line += f"; CUDA test modules that did not import: {', '.join(m['cuda_modules_not_collected'])}"
         return line + (f"; {len(m['not_collected'])} other modules not collected" if m.get("not_collected") else "")
     if name == "sv3d" and m.get("runs"):
-        return "; ".join(f"{r['steps']} steps{' offload' if r['offload'] else ''}: {r['per_step_s']:.3f} s/step, "
-                         f"{r['total_s']:.1f} s, {_gib(r['peak_gib'])}" for r in m["runs"])
+        return "; ".join(
+            f"{r['steps']} steps{' offload' if r['offload'] else ''}: {r['per_step_s']:.3f} s/step, "
+            f"{r['total_s']:.1f} s, {_gib(r['peak_gib'])}"
+            for r in m["runs"]
+        )
     if name == "frosting" and m.get("rows"):
-        return "; ".join(f"{r['method']}: " + (r["note"] if "note" in r else
-                         f"{r['wall_s']:.1f} s, Chamfer {r['chamfer_pct']:.2f} %, PSNR {r['psnr']:.1f} dB"
-                         + (f", {_gib(r['peak_gpu_gib'])}" if "peak_gpu_gib" in r else "")) for r in m["rows"])
+        return "; ".join(
+            f"{r['method']}: "
+            + (
+                r["note"]
+                if "note" in r
+                else f"{r['wall_s']:.1f} s, Chamfer {r['chamfer_pct']:.2f} %, PSNR {r['psnr']:.1f} dB"
+                + (f", {_gib(r['peak_gpu_gib'])}" if "peak_gpu_gib" in r else "")
+            )
+            for r in m["rows"]
+        )
     if name == "train" and "steps_per_s" in m:
-        return f"{m['steps_per_s']:.2f} steps/s over {m['timed_steps']} steps (batch {m['batch_size']}, M={m['voxel_size']}), {_gib(m['peak_gib'])}"
+        setting = f"batch {m['batch_size']}, M={m['voxel_size']}"
+        return f"{m['steps_per_s']:.2f} steps/s over {m['timed_steps']} steps ({setting}), {_gib(m['peak_gib'])}"
     if name == "rig" and m.get("runs"):
         runs = ", ".join(f"{r['total_s']:.1f} s" for r in m["runs"])
         return f"image -> bundle {runs} (target <= {RIG_TARGET_S:.0f} s); stages of the last: " + ", ".join(
-            f"{k} {v:.1f}" for k, v in m["runs"][-1]["timings"].items())
+            f"{k} {v:.1f}" for k, v in m["runs"][-1]["timings"].items()
+        )
     return ""
 
 
@@ -269,10 +348,18 @@ def _gib(value) -> str:
 
 def markdown(report: dict) -> str:
     env = report["environment"]
-    lines = [f"# Device check ({report['profile']})", "", f"Machine: {env['machine']}", "",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
-             f"Budget {report['budget_s']:.0f} s (gsplat outside it), used {report.get('budget_used_s', 0):.0f} s.", "",
-             "| step | status | seconds | measured |", "|---|---|---:|---|"]
+    lines = [
+        f"# Device check ({report['profile']})",
+        "",
+        f"Machine: {env['machine']}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        "",
+        f"Budget {report['budget_s']:.0f} s (gsplat outside it), used {report.get('budget_used_s', 0):.0f} s.",
+        "",
+        "| step | status | seconds | measured |",
+        "|---|---|---:|---|",
+    ]
     for name, step in report["steps"].items():
         text = headline(name, step) or step["note"]
         if step["note"] and text != step["note"]:
@@ -355,9 +442,25 @@ def step_sv3d(profile: Profile, work: Path, record: Callable) -> None:
         for steps in profile.sv3d_steps:
             measured = measure(_sv3d_generator(profile, models, steps, offload), image)
             per_step = measured["step_s"][1:] or measured["step_s"]  # the first step pays one-time costs
-            runs.append({"steps": steps, "offload": offload, "per_step_s": sum(per_step) / len(per_step),
-                         **{k: measured[k] for k in ("total_s", "decode_s", "peak_gib", "feature_shapes", "feature_dtype",
-                                                     "features_finite", "views_finite")}})
+            runs.append(
+                {
+                    "steps": steps,
+                    "offload": offload,
+                    "per_step_s": sum(per_step) / len(per_step),
+                    **{
+                        k: measured[k]
+                        for k in (
+                            "total_s",
+                            "decode_s",
+                            "peak_gib",
+                            "feature_shapes",
+                            "feature_dtype",
+                            "features_finite",
+                            "views_finite",
+                        )
+                    },
+                }
+            )
             record(runs=runs)
             if not (measured["features_finite"] and measured["views_finite"]):
                 raise RuntimeError(f"non-finite SV3D-p output at {steps} steps (offload {offload})")
@@ -365,11 +468,37 @@ def step_sv3d(profile: Profile, work: Path, record: Callable) -> None:
 
 def step_frosting(profile: Profile, work: Path, record: Callable) -> None:
     out = work / "reconstruction"
-    command = [sys.executable, "-m", "keydiff3d.cli", "bench", "reconstruction", *profile.reconstruction, "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "keydiff3d.cli",
+        "bench",
+        "reconstruction",
+        *profile.reconstruction,
+        "--out",
+        str(out),
+    ]
     subprocess.run(command, check=True, cwd=REPO)
     rows = json.loads((out / "results.json").read_text())
-    keep = ("method", "note", "wall_s", "chamfer_pct", "volume_iou", "psnr", "psnr_gaussians", "peak_gpu_gib", "gaussians", "stages_s")
-    record(rows=[{k: r[k] for k in keep if k in r} for r in rows if r["method"] == "hull" or r["method"].startswith("frosting")])
+    keep = (
+        "method",
+        "note",
+        "wall_s",
+        "chamfer_pct",
+        "volume_iou",
+        "psnr",
+        "psnr_gaussians",
+        "peak_gpu_gib",
+        "gaussians",
+        "stages_s",
+    )
+    record(
+        rows=[
+            {k: r[k] for k in keep if k in r}
+            for r in rows
+            if r["method"] == "hull" or r["method"].startswith("frosting")
+        ]
+    )
 
 
 def write_training_cache(root: Path, items: int, size: int, channels, seed: int = 0) -> None:
@@ -378,7 +507,6 @@ def write_training_cache(root: Path, items: int, size: int, channels, seed: int 
     random fp16 values, features for the input + 7 frames. The cost of a training step is that of
     real features."""
     import numpy as np
-
     from keydiff3d.multiview.base import MultiViewResult
     from keydiff3d.multiview.sv3d.cache import item_key, open_cache, write_item
     from keydiff3d.synthetic.creatures import generate_creature
@@ -390,29 +518,47 @@ def write_training_cache(root: Path, items: int, size: int, channels, seed: int 
     sides = [size // 64 * 2**level for level in range(len(channels))]  # 576 px: 9, 18, 36, 72
     names = [f"up_blocks.{level}.resnets.2" for level in range(len(channels))]
     for i in range(items):
-        views = render_multiview(generate_creature(("quadruped", "biped", "bird", "limbtree")[i % 4], i), orbit_views(size=size))
-        features = [rng.standard_normal((21, c, s, s), dtype=np.float32).astype(np.float16) for c, s in zip(channels, sides)]
+        views = render_multiview(
+            generate_creature(("quadruped", "biped", "bird", "limbtree")[i % 4], i), orbit_views(size=size)
+        )
+        features = [
+            rng.standard_normal((21, c, s, s), dtype=np.float32).astype(np.float16) for c, s in zip(channels, sides)
+        ]
         result = MultiViewResult(views.images, views.masks, views.cameras, views.input_view, features, names)
         write_item(root, item_key(f"creature-{i}"), f"creature-{i}", result, frames)
 
 
 def step_train(profile: Profile, work: Path, record: Callable) -> None:
     import torch
-
     from keydiff3d.progress import Progress
     from keydiff3d.training.config import load_config
     from keydiff3d.training.trainer import train
 
     cache = work / "train-cache"
-    overrides = [f'data.dir="{cache}"', 'data.eval_dir=""', f"optim.steps={profile.train_steps}", "optim.warmup_steps=1",
-                 f'logging.out_dir="{work / "runs"}"', "logging.eval_at_end=false", f"logging.checkpoint_every={profile.train_steps}",
-                 f"logging.preview_every={profile.train_steps}", "logging.log_every=10", *profile.train_overrides]
+    overrides = [
+        f'data.dir="{cache}"',
+        'data.eval_dir=""',
+        f"optim.steps={profile.train_steps}",
+        "optim.warmup_steps=1",
+        f'logging.out_dir="{work / "runs"}"',
+        "logging.eval_at_end=false",
+        f"logging.checkpoint_every={profile.train_steps}",
+        f"logging.preview_every={profile.train_steps}",
+        "logging.log_every=10",
+        *profile.train_overrides,
+    ]
     config = load_config("sv3d", overrides)
     model = config.model_config()
     start = time.perf_counter()
     write_training_cache(cache, profile.cache_items, profile.cache_size, model.external_channels)
-    record(cache_s=time.perf_counter() - start, voxel_size=model.voxel_size, image_size=model.image_size,
-           num_views=model.num_views, batch_size=config.optim.batch_size, mixed_precision=config.optim.mixed_precision)
+    record(
+        cache_s=time.perf_counter() - start,
+        voxel_size=model.voxel_size,
+        image_size=model.image_size,
+        num_views=model.num_views,
+        batch_size=config.optim.batch_size,
+        mixed_precision=config.optim.mixed_precision,
+    )
     cuda = profile.device == "cuda"
     marks: list[tuple[int, float]] = []
 
@@ -420,8 +566,11 @@ def step_train(profile: Profile, work: Path, record: Callable) -> None:
         """Steps/s after the warm-up steps (allocations, cudnn autotuning, loader workers starting)."""
         skip = min(10, len(marks) // 4)
         (first_step, first_t), (last_step, last_t) = marks[skip], marks[-1]
-        return {"timed_steps": last_step - first_step, "steps_per_s": (last_step - first_step) / max(last_t - first_t, 1e-9),
-                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+        return {
+            "timed_steps": last_step - first_step,
+            "steps_per_s": (last_step - first_step) / max(last_t - first_t, 1e-9),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        }
 
     def on_progress(stage: str, fraction: float, message: str) -> None:
         found = re.match(r"step (\d+)/", message)
@@ -464,8 +613,14 @@ class RenderedViewsSV3D:
         from keydiff3d.multiview.base import MultiViewResult
 
         generated = self.generator.from_image(image_rgba, progress)
-        return MultiViewResult(self.views.images, self.views.masks, generated.cameras, generated.input_view,
-                               generated.features, generated.feature_names)
+        return MultiViewResult(
+            self.views.images,
+            self.views.masks,
+            generated.cameras,
+            generated.input_view,
+            generated.features,
+            generated.feature_names,
+        )
 
 
 def step_rig(profile: Profile, work: Path, record: Callable) -> None:
@@ -487,9 +642,21 @@ def step_rig(profile: Profile, work: Path, record: Callable) -> None:
     for attempt in range(2):
         start = time.perf_counter()
         result = run_image_pipeline(image, PipelineOptions(device=profile.device), out_dir=work / f"rig-{attempt}")
-        runs.append({"total_s": time.perf_counter() - start, "timings": result.timings, "bones": len(result.bundle.skeleton.bones),
-                     "bundle": sorted(p.name for p in result.bundle_dir.iterdir())})
+        runs.append(
+            {
+                "total_s": time.perf_counter() - start,
+                "timings": result.timings,
+                "bones": len(result.bundle.skeleton.bones),
+                "bundle": sorted(p.name for p in result.bundle_dir.iterdir()),
+            }
+        )
         record(runs=runs, met_target=runs[-1]["total_s"] <= RIG_TARGET_S)
 
 
-STEP_FUNCTIONS = {"gsplat": step_gsplat, "sv3d": step_sv3d, "frosting": step_frosting, "train": step_train, "rig": step_rig}
+STEP_FUNCTIONS = {
+    "gsplat": step_gsplat,
+    "sv3d": step_sv3d,
+    "frosting": step_frosting,
+    "train": step_train,
+    "rig": step_rig,
+}

@@ -27,12 +27,14 @@ if (( ${#wheels[@]} )) && (( ! ${#compiled[@]} )); then
 fi
 if (( ${#wheels[@]} )); then
     start=$(date +%s)
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "${wheels[@]}" \
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$site" "${wheels[@]}" \
         || { echo "device check: installing the wheels of .whl/ failed"; exit 1; }
     echo "device check: ${#wheels[@]} wheels installed in $(( $(date +%s) - start )) s"
 fi
 mkdir -p "$site"
 ln -sfn "$repo/backend" "$site/keydiff3d"  # `keydiff3d` = backend/, as setup.py maps it
 export PYTHONPATH="$site:$repo${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export MAX_JOBS=${MAX_JOBS:-$(nproc)} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 exec "$python" -m keydiff3d.cli bench device "$@"

@@ -20,8 +20,14 @@ def test_no_test_module_gates_cuda_itself():
 def test_the_cuda_marker_selects_the_cuda_tests_and_skips_them_without_cuda():
     modules = sorted(str(p) for p in TESTS.glob("test_*.py") if "@pytest.mark.cuda" in p.read_text())
     assert len(modules) >= 4
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rs", "-p", "no:cacheprovider", *modules],
-                          capture_output=True, text=True, timeout=600, check=False, cwd=TESTS.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-rs", "-p", "no:cacheprovider", *modules],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=TESTS.parent,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (passed|skipped|failed|deselected)", done.stdout))
     assert counts.get("failed", 0) == 0 and counts.get("deselected", 0) > 0  # CPU tests of those modules were left out

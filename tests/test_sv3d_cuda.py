@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
-
 from keydiff3d.errors import InputError
 from keydiff3d.multiview.sv3d.generator import RuntimeOptions, SV3DConfig, SV3DGenerator
 from keydiff3d.multiview.sv3d.testing import random_sv3d_models
+
 
 def _image():
     rgba = np.zeros((80, 80, 4), np.float32)

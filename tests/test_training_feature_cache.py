@@ -6,8 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from keydiff3d.cli import main
 from keydiff3d.errors import ConfigError
 from keydiff3d.geometry import project_points
@@ -20,13 +18,14 @@ from keydiff3d.training.checkpoint import load_model
 from keydiff3d.training.config import load_config
 from keydiff3d.training.data import CacheData, StepBatches, open_data
 from keydiff3d.training.pipeline import train_and_evaluate
+from PIL import Image
 
 TINY_TAP_CHANNELS = [64, 64, 32, 32]  # up_blocks.0-3 resnets.2 of testing.TINY_CHANNELS, coarse to fine
 
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory):
-    """(photo cache, creature cache, weights): 6 'photos' (creature renders saved as RGBA PNGs) and 16 rendered creatures."""
+    """(photo cache, creature cache, weights): 6 'photos' (creature renders as RGBA PNGs), 16 rendered creatures."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("feature-cache")
     files = write_tiny_sv3d_checkpoint(root / "weights" / "sv3d_p.safetensors")
@@ -35,20 +34,62 @@ def caches(tmp_path_factory):
     for i in range(6):
         rgba, _ = render_creature_input(("quadruped", "bird")[i % 2], 100 + i, SV3DConfig(size=96))
         Image.fromarray(np.round(rgba * 255).astype(np.uint8)).save(photos / f"photo_{i}.png")
-    common = ["--sv3d", str(files.sv3d), "--svd-xt", str(files.svd_xt), "--size", "64", "--steps", "2", "--device", "cpu"]
+    common = [
+        "--sv3d",
+        str(files.sv3d),
+        "--svd-xt",
+        str(files.svd_xt),
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(root / "xdg"))
         assert main(["cache", str(photos), "--out", str(root / "photos-cache"), "--foreground", "alpha", *common]) == 0
-        assert main(["cache", "--creatures", "16", "--categories", "quadruped,bird", "--out", str(root / "creatures"), *common]) == 0
+        assert (
+            main(
+                [
+                    "cache",
+                    "--creatures",
+                    "16",
+                    "--categories",
+                    "quadruped,bird",
+                    "--out",
+                    str(root / "creatures"),
+                    *common,
+                ]
+            )
+            == 0
+        )
     return root / "photos-cache", root / "creatures", files
 
 
 def _overrides(photos, creatures, out, name, *extra):
     return [
-        "--set", "data.source=feature_cache", "--set", f'data.dir="{photos}"', "--set", f'data.eval_dir="{creatures}"',
-        "--set", "data.held_out_fraction=0.4", "--set", "data.max_items=0", "--set", "model.feature_source=external",
-        "--set", f"model.external_channels={TINY_TAP_CHANNELS}", "--set", "model.num_views=4",
-        "--set", f'logging.out_dir="{out}"', "--set", f'name="{name}"', *extra,
+        "--set",
+        "data.source=feature_cache",
+        "--set",
+        f'data.dir="{photos}"',
+        "--set",
+        f'data.eval_dir="{creatures}"',
+        "--set",
+        "data.held_out_fraction=0.4",
+        "--set",
+        "data.max_items=0",
+        "--set",
+        "model.feature_source=external",
+        "--set",
+        f"model.external_channels={TINY_TAP_CHANNELS}",
+        "--set",
+        "model.num_views=4",
+        "--set",
+        f'logging.out_dir="{out}"',
+        "--set",
+        f'name="{name}"',
+        *extra,
     ]
 
 
@@ -85,7 +126,9 @@ def test_cache_samples_carry_features_targets_and_ground_truth(caches):
     # view 0 is the cached input frame, its mask the input's alpha; the targets are the cached views
     sample = train.sample(0, np.random.default_rng(1))
     cached = FeatureCache(photos, num_views=None).load(0, [20], features=False)
-    expected = torch.nn.functional.interpolate(torch.from_numpy(cached.images).permute(0, 3, 1, 2), size=32, mode="bilinear", antialias=True)
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(cached.images).permute(0, 3, 1, 2), size=32, mode="bilinear", antialias=True
+    )
     assert torch.allclose(sample.batch.images[0, 0], expected[0], atol=1e-5)
     # evaluation views are fixed (input + evenly spaced); training views are drawn per step
     assert torch.equal(train.sample(2).batch.projections, train.sample(2).batch.projections)
@@ -120,7 +163,11 @@ def test_images_to_cache_to_train_to_eval(caches, tmp_path, capsys):
     assert main(["train", "tiny", *_overrides(photos, creatures, tmp_path, "sv3d")]) == 0
     run = tmp_path / "sv3d"
     model, config, metadata = load_model(run / "model.safetensors")
-    assert metadata["feature_source"] == "external" and metadata["data_source"] == "feature_cache" and metadata["step"] == 4
+    assert (
+        metadata["feature_source"] == "external"
+        and metadata["data_source"] == "feature_cache"
+        and metadata["step"] == 4
+    )
     assert config.data.dir == str(photos) and model.backbone is None
     assert model.aggregator.in_channels == tuple(TINY_TAP_CHANNELS)
     report = json.loads((run / "eval.json").read_text())

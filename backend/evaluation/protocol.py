@@ -225,9 +225,11 @@ def open_splits(config, model_config, data_dir: str | Path | None = None, max_tr
     train = open_data(replace(config.data, max_items=max_train_items), model_config, "train", folder)
     test = open_data(replace(config.data, max_items=max_test_items), model_config, "test", folder)
     if not (train.has_ground_truth and test.has_ground_truth):
-        raise ConfigError(f"evaluation needs ground-truth joints but {folder or config.data.dir} holds photos; set [data] eval_dir "
-                          "(or --data) to a feature cache of rendered creatures (`keydiff3d cache --creatures N`) or a synthetic data set, "
-                          "or train with logging.eval_at_end = false")
+        raise ConfigError(
+            f"evaluation needs ground-truth joints but {folder or config.data.dir} holds photos; set [data] eval_dir "
+            "(or --data) to a feature cache of rendered creatures (`keydiff3d cache --creatures N`) or a synthetic "
+            "data set, or train with logging.eval_at_end = false"
+        )
     return train, test
 
 

@@ -45,8 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--offload", action="store_true", help="keep networks on the CPU between stages (less GPU memory)")
     parser.add_argument("--limit", type=int, help="process at most this many new images")
-    parser.add_argument("--creatures", type=int, metavar="N", help="instead of images: N procedural creatures, joints kept (an evaluation cache)")
-    parser.add_argument("--categories", default=None, help="with --creatures: comma-separated categories (default: all)")
+    parser.add_argument("--creatures", type=int, metavar="N",
+                        help="instead of images: N procedural creatures, joints kept (an evaluation cache)")
+    parser.add_argument("--categories", default=None,
+                        help="with --creatures: comma-separated categories (default: all)")
     parser.add_argument("--creature-seed", type=int, default=0, help="with --creatures: seed of the creature draws")
 
 
@@ -135,7 +137,8 @@ def sv3d_placed_creature(category: str, seed: int, config):
     camera = orbit_cameras(sv3d_azimuths_deg(config.num_frames)[-1:], config.elevation_deg, size=config.size)
     scale, offset = input_view_placement(creature.vertices, camera, config.margin)
     joints = creature.joints.astype(np.float64) * scale + offset
-    return as_render_mesh(creature).transformed(scale, offset), GroundTruth(joints, creature.bones.astype(np.int64), category)
+    truth = GroundTruth(joints, creature.bones.astype(np.int64), category)
+    return as_render_mesh(creature).transformed(scale, offset), truth
 
 
 def render_creature_input(category: str, seed: int, config):

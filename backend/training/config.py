@@ -99,9 +99,11 @@ class TrainConfig:
         if config.optim.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"{where} [optim] mixed_precision must be 'no', 'fp16' or 'bf16'")
         if config.data.source not in DATA_SOURCES:
-            raise ConfigError(f"{where} [data] source must be one of {', '.join(DATA_SOURCES)}, got {config.data.source!r}")
+            choices = ", ".join(DATA_SOURCES)
+            raise ConfigError(f"{where} [data] source must be one of {choices}, got {config.data.source!r}")
         if config.model.get("feature_source") == "external" and config.data.source != "feature_cache":
-            raise ConfigError(f"{where}: [model] feature_source 'external' reads generator features; set [data] source = 'feature_cache'")
+            raise ConfigError(f"{where}: [model] feature_source 'external' reads generator features; "
+                              "set [data] source = 'feature_cache'")
         if config.optim.steps < 1 or config.optim.batch_size < 1:
             raise ConfigError(f"{where} [optim] steps and batch_size must be at least 1")
         return config

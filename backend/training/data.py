@@ -70,7 +70,8 @@ class TrainingData:
         if not (root / "meta.json").is_file():
             raise ConfigError(f"no synthetic data set at {root}; write one with `keydiff3d synth --out {root} --n 3000 --size 64`")
         if model_config.feature_source == "external":
-            raise ConfigError(f"{root} is a synthetic data set without generator features; this model reads SV3D-p features from a feature cache")
+            raise ConfigError(f"{root} is a synthetic data set without generator features; "
+                              "this model reads SV3D-p features from a feature cache")
         # training reads in shard_order (one shard at a time), evaluation in index order: a small cache suffices
         full = SyntheticDataset(root)
         if split == "all":
@@ -164,7 +165,8 @@ class CacheData:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(folder or config.dir)
         if not (root / "cache.json").is_file():
-            raise ConfigError(f"no feature cache at {root}; make one with `keydiff3d cache IMAGES --out {root}` (or --creatures N)")
+            raise ConfigError(f"no feature cache at {root}; make one with `keydiff3d cache IMAGES --out {root}` "
+                              "(or --creatures N)")
         full = FeatureCache(root, num_views=None)
         external = model_config.feature_source == "external"
         if external and full.feature_channels() != tuple(model_config.external_channels):
@@ -177,12 +179,14 @@ class CacheData:
         if config.categories:
             unknown = sorted(set(config.categories) - set(data.categories))
             if unknown:
-                raise ConfigError(f"feature cache {root} has no category {unknown[0]!r}; it has {', '.join(sorted(set(data.categories)))}")
+                present = ", ".join(sorted(set(data.categories)))
+                raise ConfigError(f"feature cache {root} has no category {unknown[0]!r}; it has {present}")
             data = data.subset(np.flatnonzero(np.isin(data.categories, config.categories)))
         if config.max_items:
             data = data.subset(np.arange(min(config.max_items, len(data))))
         if len(data) == 0:
-            raise ConfigError(f"the {split} split of the feature cache {root} is empty; cache more images or change held_out_fraction")
+            raise ConfigError(f"the {split} split of the feature cache {root} is empty; "
+                              "cache more images or change held_out_fraction")
         return data
 
     def subset(self, positions) -> "CacheData":
@@ -195,8 +199,8 @@ class CacheData:
         """(I,) bool: item held out when hash(salt, key) < fraction - stable as the cache grows."""
         if not 0.0 < fraction < 1.0:
             raise ConfigError("held_out_fraction must be between 0 and 1")
-        u = [int(hashlib.sha1(f"{salt}:{self.cache.key(i)}".encode()).hexdigest()[:8], 16) / 2.0**32 for i in range(len(self))]
-        return np.asarray(u) < fraction
+        digests = [hashlib.sha1(f"{salt}:{self.cache.key(i)}".encode()).hexdigest() for i in range(len(self))]
+        return np.array([int(d[:8], 16) / 2.0**32 for d in digests]) < fraction
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -221,8 +225,9 @@ class CacheData:
     def _truth(self, i: int):
         truth = self.headers[i].ground_truth
         if truth is None:
-            raise ConfigError(f"{self.cache.files[i].name} in {self.cache.root} has no ground-truth joints (a photo); evaluate on "
-                              "a cache of rendered creatures (`keydiff3d cache --creatures N`) or a synthetic data set")
+            raise ConfigError(f"{self.cache.files[i].name} in {self.cache.root} has no ground-truth joints (a photo); "
+                              "evaluate on a cache of rendered creatures (`keydiff3d cache --creatures N`) "
+                              "or a synthetic data set")
         return truth
 
     def joints(self, i: int) -> np.ndarray:
@@ -238,7 +243,8 @@ class CacheData:
         header = self.headers[i]
         frames = header.feature_views
         if self.num_views > len(frames):
-            raise ConfigError(f"{self.cache.files[i].name} has features for {len(frames)} views; the model needs {self.num_views}")
+            name = self.cache.files[i].name
+            raise ConfigError(f"{name} has features for {len(frames)} views; the model needs {self.num_views}")
         chosen = select_views(header.cameras.subset(frames), frames.index(header.input_view), self.num_views, rng)
         result = self.cache.load(i, [frames[c] for c in chosen], features=self.with_features)
         truth = header.ground_truth
@@ -262,16 +268,20 @@ def folder_source(folder: str | Path) -> str:
         return "feature_cache"
     if (root / "meta.json").is_file():
         return "synthetic"
-    raise ConfigError(f"{root} is neither a synthetic data set (`keydiff3d synth`) nor a feature cache (`keydiff3d cache`)")
+    raise ConfigError(f"{root} is neither a synthetic data set (`keydiff3d synth`) "
+                      "nor a feature cache (`keydiff3d cache`)")
 
 
-def open_data(config: DataConfig, model_config, split: str, folder: str | Path | None = None) -> "TrainingData | CacheData":
+def open_data(
+    config: DataConfig, model_config, split: str, folder: str | Path | None = None
+) -> "TrainingData | CacheData":
     """A split of `folder` (default: `config.dir`, which must hold `config.source`); the kind of an
     explicit folder (an evaluation folder) is read from its contents."""
     if folder is None:
         folder = config.dir
         if Path(folder).is_dir() and folder_source(folder) != config.source:
-            raise ConfigError(f"[data] source is {config.source!r} but {folder} holds a {folder_source(folder).replace('_', ' ')}; "
+            held = folder_source(folder).replace("_", " ")
+            raise ConfigError(f"[data] source is {config.source!r} but {folder} holds a {held}; "
                               "set [data] source to match the folder")
         source = config.source
     else:

@@ -138,7 +138,9 @@ class FeatureCache:
     call (training); an int makes sample i's views fixed (evaluation). files: only these items (`subset`).
     """
 
-    def __init__(self, root: str | Path, num_views: int | None = 4, seed: int | None = None, files: Sequence[Path] | None = None) -> None:
+    def __init__(
+        self, root: str | Path, num_views: int | None = 4, seed: int | None = None, files: Sequence[Path] | None = None
+    ) -> None:
         self.root = Path(root)
         meta_path = self.root / "cache.json"
         if not meta_path.exists():
@@ -181,7 +183,8 @@ class FeatureCache:
             truth = None
             if "joints" in f.keys():
                 truth = GroundTruth(f.get_tensor("joints"), f.get_tensor("bones"), meta.get("category", ""))
-        return ItemHeader(cameras, int(meta["input_view"]), json.loads(meta["feature_views"]), meta.get("source", ""), truth)
+        frames = json.loads(meta["feature_views"])
+        return ItemHeader(cameras, int(meta["input_view"]), frames, meta.get("source", ""), truth)
 
     @staticmethod
     def _cameras(handle, meta: dict, views) -> Cameras:

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 device = _load("device")
 
 
-def _check(tmp_path, *args, timeout=400):
+def _check(tmp_path, *args, timeout=900):
     env = {
         **os.environ,
         "PYTHON": sys.executable,

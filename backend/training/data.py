@@ -217,10 +217,12 @@ class CacheData:
 
     @property
     def categories(self) -> np.ndarray:
-        return np.array([h.ground_truth.category if h.ground_truth is not None else PHOTO for h in self.headers])
+        """(I,) category of every item (`PHOTO` where no ground truth is stored)."""
+        return np.array([self.category(i) for i in range(len(self))])
 
     def category(self, i: int) -> str:
-        return str(self.categories[i])
+        truth = self.headers[i].ground_truth
+        return truth.category if truth is not None else PHOTO
 
     def _truth(self, i: int):
         truth = self.headers[i].ground_truth

@@ -41,6 +41,11 @@ def hierarchy(armature_obj) -> dict[str, str | None]:
     return {b.name: (b.parent.name if b.parent else None) for b in armature_obj.data.bones}
 
 
+def with_root(bones: dict[str, str | None]) -> dict[str, str | None]:
+    """The hierarchy the engine presets write: one non-deforming "root" parenting every parentless bone."""
+    return {"root": None, **{name: parent or "root" for name, parent in bones.items()}}
+
+
 def reimport(path: Path) -> tuple[bpy.types.Object, bpy.types.Object]:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if path.suffix == ".fbx":
@@ -57,11 +62,13 @@ def reimport(path: Path) -> tuple[bpy.types.Object, bpy.types.Object]:
 def test_fbx_round_trip_keeps_hierarchy_and_weights(clean_scene, chain_bundle, tmp_path, target):
     rig = import_bundle(chain_bundle, target_height=1.7)
     rig.armature.name = "creature_rig"
+    before = hierarchy(rig.armature)
     result = export_rig(bpy.context, rig.armature, tmp_path / "rig.fbx", preset=target)
-    expected_bones = hierarchy(rig.armature)
+    expected_bones = with_root(before)
     expected_weights, expected_names = weights_by_name(rig.mesh)
     expected_positions = world_positions(rig.mesh)
     assert rig.armature.name == "creature_rig"  # the export-time rename is undone
+    assert hierarchy(rig.armature) == before  # the root bone went into the file, not into the scene
     assert set(result.bones) == set(expected_bones)
 
     armature, mesh = reimport(result.path)
@@ -84,7 +91,7 @@ def test_glb_round_trip_keeps_skeleton_and_weights(clean_scene, chain_bundle, tm
     assert result.format == "glb" and result.path.suffix == ".glb"
     expected_weights, expected_names = weights_by_name(rig.mesh)
     expected_positions = world_positions(rig.mesh)
-    expected_bones = hierarchy(rig.armature)
+    expected_bones = with_root(hierarchy(rig.armature))
 
     armature, mesh = reimport(result.path)
     assert hierarchy(armature) == expected_bones

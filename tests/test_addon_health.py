@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from keydiff3d_addon.health import BackendUnreachable, check_backend
+from keydiff3d_addon.client.health import BackendUnreachable, check_backend
 
 
 def serve(status: int, body: bytes):

@@ -76,9 +76,9 @@ def test_rig_selected_mesh_gives_a_posable_rig(server, addon):
     obj = creature_object()
     rest = world_vertices(obj)
     job = remote.start_mesh_job(bpy.context, obj)
-    assert job.wait(bpy.context, timeout=180), job.error
+    assert job.wait(timeout=180), job.error
     assert job.status.status == "done" and remote.active_job() is job
-    armature = job.rig_objects[0]
+    armature = job.result[0]
     assert armature.type == "ARMATURE" and obj.parent == armature
     assert any(m.type == "ARMATURE" and m.object == armature for m in obj.modifiers)
     np.testing.assert_allclose(world_vertices(obj), rest, atol=1e-5)  # parenting did not move the mesh
@@ -116,7 +116,7 @@ def test_rig_from_image_without_sv3d_weights_fails_with_a_sentence(server, addon
     image.write_bytes(png_bytes(96, 96))
     objects_before = len(bpy.data.objects)
     job = remote.start_image_job(bpy.context, image)
-    assert not job.wait(bpy.context, timeout=180)
+    assert not job.wait(timeout=180)
     assert job.status.status == "failed"
     assert job.error.startswith("The backend could not rig this image:") and "sv3d_p.safetensors" in job.error
     assert len(bpy.data.objects) == objects_before  # nothing half-imported
@@ -130,7 +130,7 @@ def test_cancel_from_blender_cancels_on_the_server(server, addon):
     obj = creature_object("ToCancel")
     job = remote.start_mesh_job(bpy.context, obj)
     job.cancel()
-    assert not job.wait(bpy.context, timeout=120)
+    assert not job.wait(timeout=120)
     assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled."
     assert remote.make_client(bpy.context).status(job.status.id).status == "cancelled"
     assert not any(m.type == "ARMATURE" for m in obj.modifiers)
@@ -138,7 +138,7 @@ def test_cancel_from_blender_cancels_on_the_server(server, addon):
 
 def test_no_backend_running_says_how_to_start_one(addon):
     from keydiff3d_addon import remote
-    from keydiff3d_addon.health import BackendUnreachable
+    from keydiff3d_addon.client.health import BackendUnreachable
 
     url = f"http://127.0.0.1:{free_port()}"
     addon.backend_url = url

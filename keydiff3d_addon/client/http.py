@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .health import BackendUnreachable, check_backend
+from .urls import normalise_backend_url
 
 API_VERSION = 1  # the backend API this add-on speaks (GET /v1/health -> api_version)
 DEFAULT_TIMEOUT_S = 10.0
@@ -85,11 +86,12 @@ def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
 
 
 class BackendClient:
-    """One backend at `url` (e.g. http://127.0.0.1:8765); `token` is sent as a Bearer token."""
+    """One backend at `url` (e.g. http://127.0.0.1:8765 or 127.0.0.1:8765); `token` is sent as a Bearer token.
+    A malformed URL raises `urls.BadBackendUrl`."""
 
     def __init__(self, url: str, token: str = "", *, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 2, backoff: float = 0.5,
                  start_command: str = "keydiff3d serve") -> None:  # fmt: skip
-        self.url = url.rstrip("/")
+        self.url = normalise_backend_url(url)
         self.token = token
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.start_command = start_command
@@ -133,6 +135,19 @@ class BackendClient:
         partial.write_bytes(data)
         partial.replace(target)
         return target
+
+    def models(self) -> dict:
+        """GET /v1/models: the weight files the backend has, and the state of their downloads."""
+        return json.loads(self._request("GET", "/v1/models"))
+
+    def start_model_download(self, name: str, hub_token: str = "") -> dict:
+        """POST /v1/models/{name}/download; `hub_token` (Hugging Face) is needed for gated repositories."""
+        body = json.dumps({"token": hub_token} if hub_token else {}).encode()
+        answer = self._request("POST", f"/v1/models/{name}/download", body, {"Content-Type": "application/json"}, idempotent=False)
+        return json.loads(answer)
+
+    def cancel_model_download(self, name: str) -> dict:
+        return json.loads(self._request("DELETE", f"/v1/models/{name}/download"))
 
     # -- transport -----------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, *,

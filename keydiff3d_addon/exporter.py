@@ -149,10 +149,12 @@ def _remap(arm_copy: bpy.types.Object, mesh_copies: list[bpy.types.Object], data
     <- place(its world matrix). Meshes are placed after the armature, whose move they would follow."""
     worlds = [copy.matrix_world.copy() for copy in mesh_copies]
     arm_copy.data.transform(data)
+    arm_copy.update_tag(refresh={"DATA"})  # Armature.transform does not tag the pose for re-evaluation
     arm_copy.matrix_world = place(arm_copy.matrix_world.copy())
     for copy, world in zip(mesh_copies, worlds):
         if mesh_data:
             copy.data.transform(data, shape_keys=True)
+            copy.data.update()
         copy.matrix_world = place(world) if mesh_data else world
 
 
@@ -226,6 +228,7 @@ def _prepare(context, arm_copy, mesh_copies, preset: ExportPreset, fmt: str, roo
             # hierarchy, where FBX's keeps them; they have no vertex group, so they get no weights
             for name in bones:
                 arm_copy.data.bones[name].use_deform = True
+    context.view_layer.update()  # the copies' pose matrices, which the exporters read, follow their new data
     return bones
 
 

@@ -33,8 +33,8 @@ def isolated_env(home: Path) -> dict[str, str]:
 class Server:
     """`keydiff3d serve` as a subprocess. `start()` waits until /v1/health answers and the worker is ready."""
 
-    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None) -> None:
-        self.data_dir, self.home, self.args = data_dir, home, args
+    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.home, self.args, self.env = data_dir, home, args, env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -44,7 +44,7 @@ class Server:
     def start(self, timeout: float = 90.0, token: str | None = None) -> "Server":
         command = [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, env=isolated_env(self.home), stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, env={**isolated_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

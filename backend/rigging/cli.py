@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.zip:
         from keydiff3d_addon.rigcore.bundle import zip_bundle
 
-        zip_bundle(args.out, args.out.with_suffix(".zip"))
+        print(f"wrote {zip_bundle(args.out, args.out.with_suffix('.zip'))}")
     print(f"wrote {path}")
     return 0
 

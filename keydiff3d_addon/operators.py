@@ -91,6 +91,16 @@ class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+def recompute_arguments(settings) -> dict:
+    """The Weights panel's choice as the operator's properties (what the button runs)."""
+    own = settings.skin_method == BUNDLE_METHOD
+    return {
+        "method": settings.skin_method,
+        "params": json.dumps(skin_params(settings)) if settings.skin_params else "",
+        "k": 0 if own else settings.skin_k,
+    }
+
+
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
     """Recompute the rig's skin weights from its current bones: its own method, another rigcore method or Blender's automatic weights"""
 
@@ -109,10 +119,8 @@ class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
     poll = classmethod(rig_poll)
 
     def invoke(self, context, event):
-        settings = context.scene.keydiff3d
-        self.method = settings.skin_method
-        self.params = json.dumps(skin_params(settings)) if settings.skin_params else ""
-        self.k = 0 if settings.skin_method == BUNDLE_METHOD else settings.skin_k
+        for name, value in recompute_arguments(context.scene.keydiff3d).items():
+            setattr(self, name, value)
         return self.execute(context)
 
     def execute(self, context):

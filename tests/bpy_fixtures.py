@@ -62,11 +62,14 @@ def creature_mesh(subdivisions: int = 2, radius: float = 0.12) -> tuple[np.ndarr
     return vertices, mesh.faces.astype(np.int32), colors
 
 
-def make_chain_bundle(directory: Path, *, root_bone: bool = False, leaf_bones: bool = False, subdivisions: int = 2, k: int = 4) -> Path:
-    """Write a creature bundle with the rigging core; returns the bundle directory."""
+def make_chain_bundle(
+    directory: Path, *, root_bone: bool = False, leaf_bones: bool = False, subdivisions: int = 2, k: int = 4, skinning: dict | None = None
+) -> Path:
+    """Write a creature bundle with the rigging core; returns the bundle directory.
+    skinning: `compute_skin_weights` keyword arguments (default: Gaussian, sigma 0.05)."""
     vertices, faces, colors = creature_mesh(subdivisions)
     skeleton = build_skeleton(CREATURE_KEYPOINTS, CREATURE_ADJACENCY, root=0, root_bone=root_bone, leaf_bones=leaf_bones)
-    skin = compute_skin_weights(vertices, skeleton, sigma=0.05, k=k)
+    skin = compute_skin_weights(vertices, skeleton, k=k, faces=faces, **(skinning or {"sigma": 0.05}))
     write_bundle(directory, RigBundle(vertices=vertices, faces=faces, colors=colors, skeleton=skeleton, skin=skin))
     return Path(directory)
 

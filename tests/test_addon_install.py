@@ -191,6 +191,23 @@ def test_operators_import_recompute_and_export(installed, tmp_path):
     assert "UNDO" in bpy.types.KEYDIFF3D_OT_import_bundle.bl_options
 
 
+def test_start_local_backend_logs_in_the_extension_folder_and_shows_why_it_stopped(installed):
+    import sys
+
+    from bl_ext.user_default.keydiff3d import remote
+
+    installed.backend_url = f"127.0.0.1:{free_port()}"
+    installed.start_command = f"{sys.executable} -m keydiff3d.cli serve --bogus-option"
+    launcher = remote.start_local_backend(bpy.context)
+    state = launcher.wait(timeout=120)
+    assert state.phase == "exited" and "exited with code 2 before the backend answered" in state.message
+    assert "unrecognized arguments: --bogus-option" in state.log_tail  # the reason, not DEVNULL
+    log_dir = bpy.utils.extension_path_user(MODULE, path="logs")
+    assert launcher.log_path.parent.samefile(log_dir) and "--bogus-option" in launcher.log_path.read_text()
+    again = remote.start_local_backend(bpy.context)  # a finished launch can be retried
+    assert again is not launcher and again.wait(timeout=120).phase == "exited"
+
+
 def test_import_operator_reports_a_bad_bundle(installed, tmp_path):
     before = sorted(bpy.data.objects.keys())
     (tmp_path / "rig.json").write_text("{not json")

@@ -7,7 +7,9 @@ modal operator calls (`start_*_job`, `RemoteJob.drain` via `wait`) - the same co
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -108,6 +110,40 @@ def test_rig_selected_mesh_gives_a_posable_rig(server, addon):
     assert np.median(moved[major == bone.name]) > 1e-3
 
 
+def test_renaming_the_mesh_during_the_job_keeps_the_result(server, addon):
+    from keydiff3d_addon import remote
+
+    addon.backend_url = server.url.removeprefix("http://")  # typed without the scheme
+    obj = creature_object("Before")
+    job = remote.start_mesh_job(bpy.context, obj)
+    work_dir = job.work_dir
+    assert work_dir.is_dir() and (work_dir / "Before.glb").is_file()
+    obj.name = "After"  # while the backend works on it
+    texts = []
+    while not job.drain():
+        texts.append(job.describe())
+        time.sleep(0.05)
+    assert job.error is None, job.error
+    assert bpy.data.objects["After"].parent == job.result[0]
+    assert not work_dir.exists()  # the upload and the downloaded zip are gone once the job ended
+    running = [t for t in texts if "%" in t]
+    assert running and all(re.search(r" - \d+% \(\d+:\d\d\)$", t) for t in running)  # stage, percent, elapsed
+
+
+def test_a_mesh_deleted_during_the_job_gets_nothing(server, addon):
+    from keydiff3d_addon import remote
+
+    addon.backend_url = server.url
+    obj = creature_object("Doomed")
+    job = remote.start_mesh_job(bpy.context, obj)
+    bpy.data.objects.remove(obj)
+    before = (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys()))
+    assert not job.wait(timeout=180)
+    assert job.error == "the mesh 'Doomed' was deleted while the backend rigged it; nothing was added"
+    assert (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys())) == before
+    assert not job.work_dir.exists()
+
+
 def test_rig_from_image_without_sv3d_weights_fails_with_a_sentence(server, addon, tmp_path):
     from keydiff3d_addon import remote
 
@@ -120,6 +156,7 @@ def test_rig_from_image_without_sv3d_weights_fails_with_a_sentence(server, addon
     assert job.status.status == "failed"
     assert job.error.startswith("The backend could not rig this image:") and "sv3d_p.safetensors" in job.error
     assert len(bpy.data.objects) == objects_before  # nothing half-imported
+    assert not job.work_dir.exists()
     assert remote.make_client(bpy.context).health()["status"] == "ok"  # the server keeps serving
 
 
@@ -132,6 +169,7 @@ def test_cancel_from_blender_cancels_on_the_server(server, addon):
     job.cancel()
     assert not job.wait(timeout=120)
     assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled."
+    assert not job.work_dir.exists()
     assert remote.make_client(bpy.context).status(job.status.id).status == "cancelled"
     assert not any(m.type == "ARMATURE" for m in obj.modifiers)
 

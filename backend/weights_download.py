@@ -102,17 +102,27 @@ def _hub_error(error: Exception, source: HubFiles, filename: str) -> KeyDiff3DEr
             "token (`keydiff3d weights --download ... --token hf_...`, $HF_TOKEN, or the add-on preferences)"
         )
     if isinstance(error, RepositoryNotFoundError):
-        return DownloadError(f"the Hub has no repository {source.repo_id} (or the token may not see it); check {source.page}")
+        return DownloadError(
+            f"the Hub has no repository {source.repo_id} (or the token may not see it); check {source.page}"
+        )
     if isinstance(error, (EntryNotFoundError, RevisionNotFoundError)):
-        return DownloadError(f"{source.repo_id} has no file {filename} at revision {source.revision}; the repository changed")
+        return DownloadError(
+            f"{source.repo_id} has no file {filename} at revision {source.revision}; the repository changed"
+        )
     if isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code == 401:
-        return MissingWeightsError(f"the Hub refused the token for {source.repo_id}; create a read token on huggingface.co")
+        return MissingWeightsError(
+            f"the Hub refused the token for {source.repo_id}; create a read token on huggingface.co"
+        )
     if isinstance(error, OfflineModeIsEnabled) or isinstance(error.__cause__, OfflineModeIsEnabled):
         return DownloadError("downloads are switched off (HF_HUB_OFFLINE is set); unset it to download models")
     if isinstance(error, LocalEntryNotFoundError):
-        return DownloadError(f"cannot reach the Hugging Face Hub for {source.repo_id} ({error.__cause__ or error}); check the connection")
+        return DownloadError(
+            f"cannot reach the Hugging Face Hub for {source.repo_id} ({error.__cause__ or error}); check the connection"
+        )
     reason = f"{type(error).__name__}: {error}".splitlines()[0]
-    return DownloadError(f"downloading {filename} from {source.repo_id} failed ({reason}); run it again (finished files are kept)")
+    return DownloadError(
+        f"downloading {filename} from {source.repo_id} failed ({reason}); run it again (finished files are kept)"
+    )
 
 
 def download(
@@ -158,7 +168,13 @@ def download(
         bar = _bar_class(progress.span(0.0, 0.95, "download"), done, total, filename)
         try:
             fetched = hf_hub_download(
-                source.repo_id, filename, revision=revision, local_dir=local_dir, token=token, endpoint=endpoint, tqdm_class=bar
+                source.repo_id,
+                filename,
+                revision=revision,
+                local_dir=local_dir,
+                token=token,
+                endpoint=endpoint,
+                tqdm_class=bar,
             )
         except Cancelled:
             raise
@@ -167,7 +183,9 @@ def download(
         path = Path(fetched)
         if meta.etag and not _etag_matches(path, meta.etag):
             _forget(local_dir, filename)
-            raise MissingWeightsError(f"{path} does not match the checksum {source.repo_id} declares; it was removed, download it again")
+            raise MissingWeightsError(
+                f"{path} does not match the checksum {source.repo_id} declares; it was removed, download it again"
+            )
         done += meta.size or path.stat().st_size
         log.info("downloaded %s (%d bytes, checksum ok)", path, path.stat().st_size)
     progress.update(0.97, "validating", stage="download")

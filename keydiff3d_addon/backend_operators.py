@@ -43,7 +43,9 @@ def selected_image_path(context: bpy.types.Context) -> Path:
 def _no_job_running(cls) -> bool:
     job = remote.active_job()
     if job is not None and not job.finished:
-        cls.poll_message_set(f"A KeyDiff3D job is running ({job.describe().removeprefix('KeyDiff3D: ')}); cancel it or wait")
+        cls.poll_message_set(
+            f"A KeyDiff3D job is running ({job.describe().removeprefix('KeyDiff3D: ')}); cancel it or wait"
+        )
         return False
     return True
 

@@ -95,7 +95,9 @@ class _Names:
 
 
 @contextmanager
-def _export_copies(context: bpy.types.Context, armature_obj: bpy.types.Object, meshes: list[bpy.types.Object], armature_name: str):
+def _export_copies(
+    context: bpy.types.Context, armature_obj: bpy.types.Object, meshes: list[bpy.types.Object], armature_name: str
+):
     """(armature copy, mesh copies) in a temporary collection, with their own data and the names the
     file must carry (the originals are renamed aside meanwhile); all removed afterwards."""
     collection = bpy.data.collections.new("KeyDiff3D export")
@@ -144,7 +146,9 @@ def _exported_bones(armature_obj: bpy.types.Object, deform_only: bool) -> list[s
     return [b.name for b in armature_obj.data.bones if b.name in keep]
 
 
-def _remap(arm_copy: bpy.types.Object, mesh_copies: list[bpy.types.Object], data: Matrix, place, mesh_data: bool) -> None:
+def _remap(
+    arm_copy: bpy.types.Object, mesh_copies: list[bpy.types.Object], data: Matrix, place, mesh_data: bool
+) -> None:
     """Armature data (and, with `mesh_data`, mesh data) <- `data` @ data; each copy's world matrix
     <- place(its world matrix). Meshes are placed after the armature, whose move they would follow."""
     worlds = [copy.matrix_world.copy() for copy in mesh_copies]
@@ -206,7 +210,9 @@ def _write_glb(path: Path, preset: ExportPreset, animated: bool) -> None:
     )
 
 
-def _prepare(context, arm_copy, mesh_copies, preset: ExportPreset, fmt: str, root_bone: bool, animated: bool) -> list[str]:
+def _prepare(
+    context, arm_copy, mesh_copies, preset: ExportPreset, fmt: str, root_bone: bool, animated: bool
+) -> list[str]:
     """Everything the engine needs, done to the copies; returns the bones the file will hold."""
     if not animated:
         arm_copy.data.pose_position = "REST"  # the file's node transforms are the bind pose
@@ -262,7 +268,10 @@ def export_rig(
     animated = bool(armature_obj.animation_data and armature_obj.animation_data.action)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _kept_mode_and_selection(context), _export_copies(context, armature_obj, meshes, preset.armature_name) as copies:
+        with (
+            _kept_mode_and_selection(context),
+            _export_copies(context, armature_obj, meshes, preset.armature_name) as copies,
+        ):
             arm_copy, mesh_copies = copies
             wanted_root = root_bone if root_bone is not None else preset.root_bone
             bones = _prepare(context, arm_copy, mesh_copies, preset, fmt, wanted_root, animated)

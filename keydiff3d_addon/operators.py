@@ -63,7 +63,9 @@ class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
         description="Height in metres, whatever the scene's unit scale (0 keeps the bundle's coordinates)",
     )
     keypoint_empties: bpy.props.BoolProperty(name="Keypoint empties", default=False)
-    root_bone: bpy.props.BoolProperty(name="Root bone", default=False, description="Add a non-deforming root bone at the origin")
+    root_bone: bpy.props.BoolProperty(
+        name="Root bone", default=False, description="Add a non-deforming root bone at the origin"
+    )
 
     def invoke(self, context, event):
         settings = context.scene.keydiff3d
@@ -87,7 +89,10 @@ class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         bones = len(rig.armature.data.bones)
         seconds = sum(rig.timings.values())
-        self.report({"INFO"}, f"Imported {rig.armature.name}: {bones} bones, {len(rig.mesh.data.vertices)} vertices in {seconds:.2f} s")
+        self.report(
+            {"INFO"},
+            f"Imported {rig.armature.name}: {bones} bones, {len(rig.mesh.data.vertices)} vertices in {seconds:.2f} s",
+        )
         return {"FINISHED"}
 
 
@@ -114,7 +119,9 @@ class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
         default="",
         description="JSON object of the method's parameters; missing ones take the rig's own values or the method's defaults",
     )
-    k: bpy.props.IntProperty(name="Influences", default=0, min=0, max=MAX_INFLUENCES, description="Bones per vertex (0: the rig's own)")
+    k: bpy.props.IntProperty(
+        name="Influences", default=0, min=0, max=MAX_INFLUENCES, description="Bones per vertex (0: the rig's own)"
+    )
 
     poll = classmethod(rig_poll)
 
@@ -129,11 +136,18 @@ class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
             if params is not None and not isinstance(params, dict):
                 raise ValueError("not an object")
         except ValueError as error:
-            self.report({"ERROR"}, f"the weight parameters must be a JSON object such as {{\"sigma\": 0.1}} ({error})")
+            self.report({"ERROR"}, f'the weight parameters must be a JSON object such as {{"sigma": 0.1}} ({error})')
             return {"CANCELLED"}
         try:
             with WindowProgress(context) as progress:
-                result = recompute_weights(context, context.active_object, method=self.method, params=params, k=self.k or None, progress=progress)
+                result = recompute_weights(
+                    context,
+                    context.active_object,
+                    method=self.method,
+                    params=params,
+                    k=self.k or None,
+                    progress=progress,
+                )
         except (RigNotFound, SkinningError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -159,7 +173,9 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".fbx"
     filter_glob: bpy.props.StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
-    target: bpy.props.EnumProperty(name="Engine", items=preset_choices.export_enum_items, default=preset_choices.default_index("export"))
+    target: bpy.props.EnumProperty(
+        name="Engine", items=preset_choices.export_enum_items, default=preset_choices.default_index("export")
+    )
     export_format: bpy.props.EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PRESET")
     root_bone: bpy.props.BoolProperty(
         name="Root bone",
@@ -179,7 +195,11 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
 
     def invoke(self, context, event):
         settings = context.scene.keydiff3d
-        self.target, self.export_format, self.root_bone = settings.export_target, settings.export_format, settings.export_root_bone
+        self.target, self.export_format, self.root_bone = (
+            settings.export_target,
+            settings.export_format,
+            settings.export_root_bone,
+        )
         self.filename_ext = FORMATS.get(self._format() or "fbx", ".fbx")
         return ExportHelper.invoke(self, context, event)
 
@@ -191,7 +211,9 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
         fmt = None if self.export_format == "PRESET" else self.export_format.lower()
         try:
             root_bone = True if self.root_bone else None
-            result = export_rig(context, context.active_object, self.filepath, preset=self.target, fmt=fmt, root_bone=root_bone)
+            result = export_rig(
+                context, context.active_object, self.filepath, preset=self.target, fmt=fmt, root_bone=root_bone
+            )
         except (RigExportError, PresetError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

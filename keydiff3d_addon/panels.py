@@ -112,7 +112,9 @@ class KEYDIFF3D_PT_backend(_KeyDiff3DPanel, bpy.types.Panel):
         if listing:
             rows = listing.get("models", [])
             installed = sum(1 for r in rows if r.get("valid"))
-            layout.label(text=f"Models: {installed} of {len(rows)} installed (downloads in the preferences)", icon="FILE_BLEND")
+            layout.label(
+                text=f"Models: {installed} of {len(rows)} installed (downloads in the preferences)", icon="FILE_BLEND"
+            )
 
 
 def draw_job_status(layout: bpy.types.UILayout) -> None:
@@ -122,7 +124,10 @@ def draw_job_status(layout: bpy.types.UILayout) -> None:
         return
     box = layout.box()
     if job.finished:
-        box.label(text=job.error or "KeyDiff3D: rig imported", icon="ERROR" if job.error and not job.cancelled else "CHECKMARK")
+        box.label(
+            text=job.error or "KeyDiff3D: rig imported",
+            icon="ERROR" if job.error and not job.cancelled else "CHECKMARK",
+        )
         return
     box.progress(factor=job.progress, type="BAR", text=job.describe().removeprefix("KeyDiff3D: "))
     box.operator("keydiff3d.cancel_remote_job", icon="CANCEL")
@@ -174,7 +179,9 @@ def draw_models(layout: bpy.types.UILayout, prefs) -> None:
         if download.get("status") == "failed":
             box.label(text=str((download.get("error") or {}).get("message", "failed"))[:160], icon="ERROR")
         if row_data.get("gated") and not row_data.get("valid"):
-            box.label(text=f"Gated: accept the licence at {row_data.get('source', 'huggingface.co')} and set the token above")
+            box.label(
+                text=f"Gated: accept the licence at {row_data.get('source', 'huggingface.co')} and set the token above"
+            )
         elif not row_data.get("downloadable") and not row_data.get("valid"):
             box.label(text=f"Get it from {row_data.get('source', '?')}")
 

@@ -27,7 +27,9 @@ VALUE_FIELDS = {bool: "bool_value", int: "int_value", float: "float_value"}
 class SkinParameter(bpy.types.PropertyGroup):
     """One parameter of the chosen skinning method (`name` is the parameter's name)."""
 
-    value_type: bpy.props.EnumProperty(items=[("float_value", "Float", ""), ("int_value", "Int", ""), ("bool_value", "Bool", "")])
+    value_type: bpy.props.EnumProperty(
+        items=[("float_value", "Float", ""), ("int_value", "Int", ""), ("bool_value", "Bool", "")]
+    )
     float_value: bpy.props.FloatProperty(soft_min=0.0, precision=3)
     int_value: bpy.props.IntProperty(min=0)
     bool_value: bpy.props.BoolProperty()
@@ -81,7 +83,9 @@ class KeyDiff3DSettings(bpy.types.PropertyGroup):
         items=[("FILE", "File", "An image file on disk"), ("LOADED", "Loaded", "An image already loaded in Blender")],
         default="FILE",
     )
-    image_path: bpy.props.StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one creature")
+    image_path: bpy.props.StringProperty(
+        name="Image file", subtype="FILE_PATH", description="Photo or render of one creature"
+    )
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="An image loaded in Blender")
     preset: bpy.props.EnumProperty(
         name="Preset",
@@ -96,8 +100,12 @@ class KeyDiff3DSettings(bpy.types.PropertyGroup):
         min=0.0,
         soft_max=10.0,
     )
-    keypoint_empties: bpy.props.BoolProperty(name="Keypoint empties", description="Add an empty at each keypoint", default=False)
-    skin_method: bpy.props.EnumProperty(name="Method", items=SKIN_METHOD_ITEMS, default=BUNDLE_METHOD, update=fill_skin_params)
+    keypoint_empties: bpy.props.BoolProperty(
+        name="Keypoint empties", description="Add an empty at each keypoint", default=False
+    )
+    skin_method: bpy.props.EnumProperty(
+        name="Method", items=SKIN_METHOD_ITEMS, default=BUNDLE_METHOD, update=fill_skin_params
+    )
     skin_params: bpy.props.CollectionProperty(type=SkinParameter)
     skin_k: bpy.props.IntProperty(
         name="Influences",

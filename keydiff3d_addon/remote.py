@@ -95,7 +95,9 @@ def start_image_job(context: bpy.types.Context, image_path: Path, client: Backen
     return _activate(RemoteJob(client, "image", image_path, job_options(context), new_work_dir(), import_result))
 
 
-def start_mesh_job(context: bpy.types.Context, mesh_obj: bpy.types.Object, client: BackendClient | None = None) -> RemoteJob:
+def start_mesh_job(
+    context: bpy.types.Context, mesh_obj: bpy.types.Object, client: BackendClient | None = None
+) -> RemoteJob:
     """Check the backend, export `mesh_obj` as GLB and submit it; returns the running job."""
     if job_running():
         raise RemoteError("a KeyDiff3D job is already running; wait for it or cancel it first")
@@ -117,7 +119,9 @@ def check_mesh_to_rig(mesh_obj: bpy.types.Object | None) -> None:
     if mesh_obj is None or mesh_obj.type != "MESH":
         raise RemoteError("select the mesh to rig first (an object of type Mesh)")
     if any(m.type == "ARMATURE" for m in mesh_obj.modifiers):
-        raise RemoteError(f"the mesh {mesh_obj.name!r} already has an Armature modifier; remove it to rig the mesh again")
+        raise RemoteError(
+            f"the mesh {mesh_obj.name!r} already has an Armature modifier; remove it to rig the mesh again"
+        )
 
 
 def object_by_uid(session_uid: int) -> bpy.types.Object | None:
@@ -125,7 +129,9 @@ def object_by_uid(session_uid: int) -> bpy.types.Object | None:
     return next((obj for obj in bpy.data.objects if obj.session_uid == session_uid), None)
 
 
-def _import_image_result(target_height: float, name: str, url: str, zip_path: Path, status: JobStatus) -> list[bpy.types.Object]:
+def _import_image_result(
+    target_height: float, name: str, url: str, zip_path: Path, status: JobStatus
+) -> list[bpy.types.Object]:
     bundle = _read(zip_path)
     try:
         source = f"backend job {status.id} at {url}"
@@ -135,7 +141,9 @@ def _import_image_result(target_height: float, name: str, url: str, zip_path: Pa
     return [rig.armature, rig.mesh]
 
 
-def _import_mesh_result(target_uid: int, target_name: str, url: str, zip_path: Path, status: JobStatus) -> list[bpy.types.Object]:
+def _import_mesh_result(
+    target_uid: int, target_name: str, url: str, zip_path: Path, status: JobStatus
+) -> list[bpy.types.Object]:
     target = object_by_uid(target_uid)
     if target is None:
         raise ResultRejected(f"the mesh {target_name!r} was deleted while the backend rigged it; nothing was added")
@@ -153,7 +161,9 @@ def _read(zip_path: Path) -> RigBundle:
         raise ResultRejected(f"the backend's rig bundle could not be read: {error}") from error
 
 
-def attach_rig(context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle: RigBundle, *, source: str = "") -> bpy.types.Object:
+def attach_rig(
+    context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle: RigBundle, *, source: str = ""
+) -> bpy.types.Object:
     """Build the bundle's armature onto `mesh_obj` (bundle frame = Blender world, as uploaded) and skin
     the object's own vertices with the bundle's skinning method and parameters; returns the armature.
     All or nothing (`importer.build_rig`); failures are `ResultRejected`."""
@@ -162,11 +172,17 @@ def attach_rig(context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle: R
     vertices, triangles = mesh_arrays(mesh_obj, np.eye(4))  # world space = the bundle's frame
     try:
         skin = compute_skin_weights(
-            vertices, bundle.skeleton, k=bundle.skin.k, faces=triangles, **skin_kwargs(bundle.skin.method, bundle.skin.params)
+            vertices,
+            bundle.skeleton,
+            k=bundle.skin.k,
+            faces=triangles,
+            **skin_kwargs(bundle.skin.method, bundle.skin.params),
         )
         rig = importer.build_rig(bundle, context=context, onto=mesh_obj, skin=skin, source=source)
     except (SkinningError, importer.RigImportError) as error:
-        raise ResultRejected(f"building the rig onto {mesh_obj.name!r} failed and the scene was left unchanged: {error}") from error
+        raise ResultRejected(
+            f"building the rig onto {mesh_obj.name!r} failed and the scene was left unchanged: {error}"
+        ) from error
     return rig.armature
 
 
@@ -181,9 +197,15 @@ def export_mesh_glb(context: bpy.types.Context, mesh_obj: bpy.types.Object, path
         context.view_layer.objects.active = mesh_obj
         with context.temp_override(active_object=mesh_obj, selected_objects=[mesh_obj]):
             bpy.ops.export_scene.gltf(
-                filepath=str(path), export_format="GLB", use_selection=True, export_yup=True,
-                export_apply=True, export_skins=False, export_animations=False, export_morph=False,
-            )  # fmt: skip
+                filepath=str(path),
+                export_format="GLB",
+                use_selection=True,
+                export_yup=True,
+                export_apply=True,
+                export_skins=False,
+                export_animations=False,
+                export_morph=False,
+            )
     except RuntimeError as error:
         raise RemoteError(f"Blender could not export {mesh_obj.name!r} as glTF: {error}") from None
     finally:

@@ -89,7 +89,10 @@ class Recomputed:
     unweighted: int = 0
 
     def describe(self) -> str:
-        values = ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}" for name, value in self.params.items())
+        values = ", ".join(
+            f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+            for name, value in self.params.items()
+        )
         return f"{self.method.replace('_', ' ')}{f' ({values})' if values else ''}, k {self.k}"
 
 
@@ -150,7 +153,9 @@ def recompute_weights(
     return Recomputed(method, {n: v for n, v in kwargs.items() if n != "method"}, k, skin.bone_names)
 
 
-def bone_heat_weights(context: bpy.types.Context, armature_obj: bpy.types.Object, mesh_obj: bpy.types.Object, k: int) -> int:
+def bone_heat_weights(
+    context: bpy.types.Context, armature_obj: bpy.types.Object, mesh_obj: bpy.types.Object, k: int
+) -> int:
     """Blender's automatic weights for the deform bones (as Parent > With Automatic Weights, keeping
     the mesh where it is), then at most `k` influences, normalised. Returns how many vertices bone
     heat left without weight (it fails silently on some meshes: disconnected parts, tiny scales)."""
@@ -162,7 +167,9 @@ def bone_heat_weights(context: bpy.types.Context, armature_obj: bpy.types.Object
         armature_obj.select_set(True)
         context.view_layer.objects.active = armature_obj
         objects = [mesh_obj, armature_obj]
-        with context.temp_override(active_object=armature_obj, object=armature_obj, selected_objects=objects, selected_editable_objects=objects):
+        with context.temp_override(
+            active_object=armature_obj, object=armature_obj, selected_objects=objects, selected_editable_objects=objects
+        ):
             bpy.ops.object.parent_set("EXEC_DEFAULT", False, type="ARMATURE_AUTO", keep_transform=True)
     finally:
         for other in context.view_layer.objects.selected:
@@ -181,6 +188,10 @@ def limit_influences(context: bpy.types.Context, mesh_obj: bpy.types.Object, lim
     if not any(group.name in bone_names for group in mesh_obj.vertex_groups):
         raise RigNotFound(f"the mesh {mesh_obj.name!r} has no vertex groups for the armature's bones")
     objects = [mesh_obj]
-    with context.temp_override(object=mesh_obj, active_object=mesh_obj, selected_objects=objects, selected_editable_objects=objects):
+    with context.temp_override(
+        object=mesh_obj, active_object=mesh_obj, selected_objects=objects, selected_editable_objects=objects
+    ):
         bpy.ops.object.vertex_group_limit_total("EXEC_DEFAULT", False, group_select_mode="BONE_DEFORM", limit=limit)
-        bpy.ops.object.vertex_group_normalize_all("EXEC_DEFAULT", False, group_select_mode="BONE_DEFORM", lock_active=False)
+        bpy.ops.object.vertex_group_normalize_all(
+            "EXEC_DEFAULT", False, group_select_mode="BONE_DEFORM", lock_active=False
+        )

@@ -67,16 +67,22 @@ def read(path: str) -> dict:
                 hold(cluster)
                 bone = hold(cluster.bone_node)
                 clusters.append(
-                    {"name": cluster.name, "bone": bone.name, "num_weights": cluster.num_weights,
-                     "bind_to_world": _matrix(hold(cluster.bind_to_world))}
-                )  # fmt: skip
+                    {
+                        "name": cluster.name,
+                        "bone": bone.name,
+                        "num_weights": cluster.num_weights,
+                        "bind_to_world": _matrix(hold(cluster.bind_to_world)),
+                    }
+                )
             weights = [w.weight for w in hold(skin.weights)]
             vertices = [hold(v) for v in hold(skin.vertices)]
             skins.append(
                 {
                     "clusters": clusters,
                     "influences": [v.num_weights for v in vertices],
-                    "weight_sums": [float(sum(weights[v.weight_begin : v.weight_begin + v.num_weights])) for v in vertices],
+                    "weight_sums": [
+                        float(sum(weights[v.weight_begin : v.weight_begin + v.num_weights])) for v in vertices
+                    ],
                     "max_weights_per_vertex": skin.max_weights_per_vertex,
                 }
             )
@@ -92,13 +98,22 @@ def read(path: str) -> dict:
     for pose in hold(scene.poses):
         bones = [hold(bp) for bp in hold(hold(pose).bone_poses)]
         poses.append(
-            {"bind_pose": pose.is_bind_pose,
-             "bones": [{"node": hold(bp.bone_node).name, "bone_to_world": _matrix(hold(bp.bone_to_world))} for bp in bones]}
-        )  # fmt: skip
+            {
+                "bind_pose": pose.is_bind_pose,
+                "bones": [
+                    {"node": hold(bp.bone_node).name, "bone_to_world": _matrix(hold(bp.bone_to_world))} for bp in bones
+                ],
+            }
+        )
     settings = hold(scene.settings)
     axes = hold(settings.axes)
     return {
-        "settings": {"right": axes.right.name, "up": axes.up.name, "front": axes.front.name, "unit_meters": settings.unit_meters},
+        "settings": {
+            "right": axes.right.name,
+            "up": axes.up.name,
+            "front": axes.front.name,
+            "unit_meters": settings.unit_meters,
+        },
         "nodes": nodes,
         "meshes": meshes,
         "poses": poses,

@@ -61,7 +61,9 @@ class LocalHub:
     def from_folders(cls, folders: dict[str, Path], **kwargs) -> "LocalHub":
         """Repositories made of the files under each folder (relative paths as the repo's paths)."""
         repos = {
-            repo: {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+            repo: {
+                p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()
+            }
             for repo, folder in folders.items()
         }
         return cls(repos, **kwargs)
@@ -92,7 +94,9 @@ class LocalHub:
         handler.end_headers()
 
     def _answer(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
-        self.requests.append(Request(handler.command, handler.path, handler.headers.get("Range"), handler.headers.get("Authorization")))
+        self.requests.append(
+            Request(handler.command, handler.path, handler.headers.get("Range"), handler.headers.get("Authorization"))
+        )
         parts = handler.path.split("?")[0].lstrip("/").split("/")
         if len(parts) < 5 or parts[2] != "resolve":
             return self._refuse(handler, 404, "RepoNotFound", "not a resolve URL")
@@ -100,7 +104,9 @@ class LocalHub:
         if repo not in self.repos:
             return self._refuse(handler, 401, "RepoNotFound", f"Repository Not Found for url: {handler.path}")
         if repo in self.gated and handler.headers.get("Authorization") != f"Bearer {self.gated[repo]}":
-            return self._refuse(handler, 401, "GatedRepo", f"Access to model {repo} is restricted. You must have access to it.")
+            return self._refuse(
+                handler, 401, "GatedRepo", f"Access to model {repo} is restricted. You must have access to it."
+            )
         data = self.repos[repo].get(filename)
         if data is None:
             return self._refuse(handler, 404, "EntryNotFound", f"{filename} does not exist")

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from service_support import free_port
 
-from keydiff3d_addon.client import BackendClient, BackendLauncher, BadBackendUrl, JobStatus, LaunchError, RemoteJob, normalise_backend_url
+from keydiff3d_addon.client import (
+    BackendClient,
+    BackendLauncher,
+    BadBackendUrl,
+    JobStatus,
+    LaunchError,
+    RemoteJob,
+    normalise_backend_url,
+)
 from keydiff3d_addon.client.jobs import WORK_DIR_PREFIX, clean_stale_work_dirs, format_elapsed, new_work_dir
 from keydiff3d_addon.client.urls import is_loopback
 
@@ -48,7 +56,9 @@ def test_unusable_urls_say_why(typed, reason):
 
 
 def test_loopback_urls():
-    assert is_loopback("http://127.0.0.1:8765") and is_loopback("http://localhost:1") and is_loopback("http://[::1]:8765")
+    assert (
+        is_loopback("http://127.0.0.1:8765") and is_loopback("http://localhost:1") and is_loopback("http://[::1]:8765")
+    )
     assert not is_loopback("http://192.168.1.5:8765") and not is_loopback("https://gpu.example.org")
     assert BackendClient("127.0.0.1:8765").url == "http://127.0.0.1:8765"
 
@@ -139,5 +149,7 @@ def test_a_real_backend_is_watched_until_it_answers(tmp_path):
 
 def test_client_package_imports_without_bpy():
     code = "import sys; import keydiff3d_addon.client, keydiff3d_addon.skin_methods; assert 'bpy' not in sys.modules"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
+    )
     assert result.returncode == 0, result.stderr

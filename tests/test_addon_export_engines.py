@@ -59,7 +59,10 @@ def scene_snapshot(rig) -> dict:
         "mode": bpy.context.mode,
         "active": bpy.context.view_layer.objects.active.name,
         "selected": sorted(o.name for o in bpy.context.view_layer.objects.selected),
-        "bones": {b.name: (tuple(np.round(b.head_local, 6)), tuple(np.round(b.tail_local, 6)), b.use_deform) for b in arm.data.bones},
+        "bones": {
+            b.name: (tuple(np.round(b.head_local, 6)), tuple(np.round(b.tail_local, 6)), b.use_deform)
+            for b in arm.data.bones
+        },
         "hierarchy": hierarchy(arm),
         "pose": {p.name: tuple(np.round(np.array(p.matrix_basis).ravel(), 6)) for p in arm.pose.bones},
         "weights": weights,
@@ -147,7 +150,11 @@ def accessor_data(gltf: pygltflib.GLTF2, blob: bytes, index: int) -> np.ndarray:
     needed = (accessor.count - 1) * stride + dtype.itemsize * width
     assert (accessor.byteOffset or 0) + needed <= view.byteLength, "ACCESSOR_TOO_LONG"
     assert (view.byteOffset or 0) + view.byteLength <= gltf.buffers[view.buffer].byteLength, "BUFFER_VIEW_TOO_LONG"
-    rows = [np.frombuffer(blob, dtype, width, offset + i * stride) for i in range(accessor.count)] if view.byteStride else None
+    rows = (
+        [np.frombuffer(blob, dtype, width, offset + i * stride) for i in range(accessor.count)]
+        if view.byteStride
+        else None
+    )
     if rows is not None:
         return np.array(rows)
     return np.frombuffer(blob, dtype, accessor.count * width, offset).reshape(accessor.count, width)
@@ -204,14 +211,25 @@ def test_gltf_for_godot_follows_the_validator_rules(posed_rig, tmp_path):
     assert mesh_node.skin == 0
     (primitive,) = gltf.meshes[mesh_node.mesh].primitives
     attributes = primitive.attributes
-    counts = {gltf.accessors[i].count for i in (attributes.POSITION, attributes.NORMAL, attributes.JOINTS_0, attributes.WEIGHTS_0)}
+    counts = {
+        gltf.accessors[i].count
+        for i in (attributes.POSITION, attributes.NORMAL, attributes.JOINTS_0, attributes.WEIGHTS_0)
+    }
     assert len(counts) == 1, "MESH_PRIMITIVE_UNEQUAL_ACCESSOR_COUNT"
-    sets = [name for name, value in vars(attributes).items() if name.startswith(("JOINTS_", "WEIGHTS_")) and value is not None]
+    sets = [
+        name
+        for name, value in vars(attributes).items()
+        if name.startswith(("JOINTS_", "WEIGHTS_")) and value is not None
+    ]
     assert sorted(sets) == ["JOINTS_0", "WEIGHTS_0"]  # one set: at most 4 influences per vertex
     position = gltf.accessors[attributes.POSITION]
     positions = accessor_data(gltf, blob, attributes.POSITION)
-    assert np.allclose(position.min, positions.min(0)) and np.allclose(position.max, positions.max(0))  # ACCESSOR_MIN/MAX_MISMATCH
-    assert np.ptp(positions[:, 1]) == pytest.approx(HEIGHT_M, rel=1e-5) and positions[:, 1].min() == pytest.approx(0, abs=1e-6)
+    assert np.allclose(position.min, positions.min(0)) and np.allclose(
+        position.max, positions.max(0)
+    )  # ACCESSOR_MIN/MAX_MISMATCH
+    assert np.ptp(positions[:, 1]) == pytest.approx(HEIGHT_M, rel=1e-5) and positions[:, 1].min() == pytest.approx(
+        0, abs=1e-6
+    )
     # rest shape, y up, metres: each original vertex is in the file (glTF may split vertices at seams)
     expected = rig.rest_world * rig.metres_per_unit @ TO_Y_UP.T
     assert cKDTree(positions).query(expected)[0].max() < 1e-5

@@ -23,9 +23,17 @@ SVD_REPO = "stabilityai/stable-video-diffusion-img2vid-xt"
 @pytest.fixture
 def backend(tmp_path):
     folder = write_tiny_svd_xt(tmp_path / "svd")
-    hub = LocalHub({SVD_REPO: {name: (folder / name).read_bytes() for name in weights.SPECS["svd_xt"].download.files}}, gated={SVD_REPO: TOKEN})
+    hub = LocalHub(
+        {SVD_REPO: {name: (folder / name).read_bytes() for name in weights.SPECS["svd_xt"].download.files}},
+        gated={SVD_REPO: TOKEN},
+    )
     hub.start()
-    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"), "KEYDIFF3D_WEIGHTS_DIR": str(tmp_path / "weights")}
+    env = {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf"),
+        "KEYDIFF3D_WEIGHTS_DIR": str(tmp_path / "weights"),
+    }
     server = Server(tmp_path / "data", tmp_path / "home", "--no-warm-up", env=env).start()
     yield server, tmp_path / "weights"
     server.stop()

@@ -121,7 +121,9 @@ def test_one_default_per_kind_is_required(tmp_path):
     from keydiff3d_addon.rigcore.presets import default_presets_dir
 
     for name in ("unity", "unreal"):
-        (tmp_path / f"{name}.toml").write_text((default_presets_dir() / f"{name}.toml").read_text().replace("default = true", ""))
+        (tmp_path / f"{name}.toml").write_text(
+            (default_presets_dir() / f"{name}.toml").read_text().replace("default = true", "")
+        )
     with pytest.raises(PresetError, match="exactly one export preset .* must have `default = true`.*not none"):
         default_preset_name("export", tmp_path)
     for name in ("unity", "unreal"):
@@ -222,7 +224,9 @@ def test_a_rig_that_fails_to_build_onto_a_mesh_leaves_it_untouched(addon, tmp_pa
     target.vertex_groups.new(name="painted")
     before = scene_state(target)
     bundle = read_bundle(make_chain_bundle(tmp_path / "bundle"))
-    bundle.skeleton.bones[-1].tail = bundle.skeleton.bones[-1].head.copy()  # dropped by Blender: fails after the armature exists
+    bundle.skeleton.bones[-1].tail = bundle.skeleton.bones[
+        -1
+    ].head.copy()  # dropped by Blender: fails after the armature exists
     with pytest.raises(ResultRejected, match="zero-length.*left unchanged|left unchanged.*zero-length"):
         remote.attach_rig(bpy.context, target, bundle)
     assert scene_state(target) == before
@@ -318,14 +322,20 @@ def test_recompute_defaults_to_the_bundles_own_method_and_parameters(addon, tmp_
     settings = bpy.context.scene.keydiff3d
     bpy.context.view_layer.objects.active = rig.armature
     settings.skin_method = "gaussian_scaled"  # choosing the rig's method starts from the rig's values
-    assert {p.name: round(p.value, 6) for p in settings.skin_params} == {"sharpness": 0.3, "smooth_iterations": 2, "smooth_step": 0.4}
+    assert {p.name: round(p.value, 6) for p in settings.skin_params} == {
+        "sharpness": 0.3,
+        "smooth_iterations": 2,
+        "smooth_step": 0.4,
+    }
     settings.skin_params["sharpness"].float_value = 0.1
     settings.skin_k = 4
     from keydiff3d_addon.operators import recompute_arguments
 
     assert bpy.ops.keydiff3d.recompute_weights(**recompute_arguments(settings)) == {"FINISHED"}  # the button
     chosen = {"method": "gaussian_scaled", "sharpness": 0.1, "smooth_iterations": 2, "smooth_step": 0.4}
-    expected = compute_skin_weights(vertex_positions(rig.mesh), rest_bones(rig.armature), k=4, faces=bundle.faces, **chosen)
+    expected = compute_skin_weights(
+        vertex_positions(rig.mesh), rest_bones(rig.armature), k=4, faces=bundle.faces, **chosen
+    )
     assert np.abs(dense_weights(rig.mesh, names) - expected.dense(len(names))).max() < 1e-5
 
 
@@ -344,7 +354,9 @@ def test_method_fields_are_built_from_rigcore(addon, tmp_path):
         assert fields.keys() == method_parameters(method).keys() and fields, method
         assert all(signature[name].default == pytest.approx(value) for name, value in fields.items())
         vertices, faces, _ = creature_mesh(1)
-        reported = skin(vertices, read_bundle(make_chain_bundle(tmp_path / method)).skeleton, method=method, faces=faces).params
+        reported = skin(
+            vertices, read_bundle(make_chain_bundle(tmp_path / method)).skeleton, method=method, faces=faces
+        ).params
         assert set(fields) == set(reported) & set(signature)
     assert method_parameters("gaussian") == {"sigma": 0.08, "relative": True}
     assert method_parameters("gaussian_scaled") == {"sharpness": 0.2, "smooth_iterations": 0, "smooth_step": 0.5}

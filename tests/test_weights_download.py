@@ -47,14 +47,21 @@ def hub(tiny_files):
 
 def cli_env(tmp_path, hub) -> dict[str, str]:
     env = isolated_env(tmp_path / "home")
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), KEYDIFF3D_WEIGHTS_DIR=str(tmp_path / "weights"), HF_HUB_DISABLE_TELEMETRY="1")
+    env.update(
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf"),
+        KEYDIFF3D_WEIGHTS_DIR=str(tmp_path / "weights"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_TOKEN", None)
     return env
 
 
 def keydiff3d(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "keydiff3d.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "keydiff3d.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -109,7 +116,9 @@ def test_a_file_that_does_not_match_its_checksum_is_removed(tmp_path, hub, monke
     hub._answer = corrupt
     with pytest.raises(MissingWeightsError, match="does not match the checksum"):
         download("svd_xt", token=TOKEN, endpoint=hub.url, target_root=tmp_path / "weights")
-    assert not (tmp_path / "weights" / "stable-video-diffusion-img2vid-xt" / "vae" / "diffusion_pytorch_model.safetensors").exists()
+    assert not (
+        tmp_path / "weights" / "stable-video-diffusion-img2vid-xt" / "vae" / "diffusion_pytorch_model.safetensors"
+    ).exists()
     hub._answer = original_answer
     path = download("svd_xt", token=TOKEN, endpoint=hub.url, target_root=tmp_path / "weights")
     assert weights.validate_svd_xt(path)  # a real SVD-xt folder once the right bytes arrived
@@ -151,7 +160,9 @@ def test_entries_not_on_the_hub_are_refused_clearly():
     from keydiff3d.errors import ConfigError
 
     assert {n for n, s in weights.SPECS.items() if s.download} == {"sv3d_p", "svd_xt", "grounding_dino"}
-    with pytest.raises(ConfigError, match="not published on the Hugging Face Hub; get it from https://github.com/facebookresearch"):
+    with pytest.raises(
+        ConfigError, match="not published on the Hugging Face Hub; get it from https://github.com/facebookresearch"
+    ):
         download("sam")
     for spec in weights.SPECS.values():  # the downloaded files land where `locate` looks first
         if spec.download is not None:

@@ -107,7 +107,9 @@ def models_router() -> APIRouter:
     async def start_download(name: str, request: Request) -> dict[str, Any]:
         spec = known(name)
         if spec.download is None:
-            raise ApiError(400, "bad_request", f"{spec.title} is not on the Hugging Face Hub; get it from {spec.source}")
+            raise ApiError(
+                400, "bad_request", f"{spec.title} is not on the Hugging Face Hub; get it from {spec.source}"
+            )
         token = await _token(request)
         return downloads.start(name, token).public()
 
@@ -132,7 +134,7 @@ async def _token(request: Request) -> str | None:
     try:
         body = json.loads(raw)
     except ValueError:
-        raise ApiError(400, "bad_request", "the body must be JSON such as {\"token\": \"hf_...\"}") from None
+        raise ApiError(400, "bad_request", 'the body must be JSON such as {"token": "hf_..."}') from None
     token = body.get("token") if isinstance(body, dict) else None
     if token is not None and (not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS):
         raise ApiError(400, "bad_request", f"'token' must be a string of at most {MAX_TOKEN_CHARS} characters")

@@ -64,7 +64,7 @@ def clean_stale_work_dirs(older_than_s: float = STALE_AFTER_S, root: Path | None
 
 
 def format_elapsed(seconds: float) -> str:
-    """"0:07", "12:34", "1:02:03"."""
+    """ "0:07", "12:34", "1:02:03"."""
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

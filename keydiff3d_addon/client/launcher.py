@@ -43,8 +43,16 @@ class LaunchState:
 
 
 class BackendLauncher:
-    def __init__(self, command: str, url: str, log_path: Path, *, token: str = "", timeout_s: float = START_TIMEOUT_S) -> None:
-        self.command, self.url, self.log_path, self.token, self.timeout_s = command.strip(), url, Path(log_path), token, timeout_s
+    def __init__(
+        self, command: str, url: str, log_path: Path, *, token: str = "", timeout_s: float = START_TIMEOUT_S
+    ) -> None:
+        self.command, self.url, self.log_path, self.token, self.timeout_s = (
+            command.strip(),
+            url,
+            Path(log_path),
+            token,
+            timeout_s,
+        )
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self._log_offset = 0
@@ -56,9 +64,13 @@ class BackendLauncher:
         try:
             argv = shlex.split(self.command, posix=os.name != "nt")
         except ValueError as error:
-            raise LaunchError(f"the start command `{self.command}` cannot be parsed ({error}); fix it in the add-on preferences") from None
+            raise LaunchError(
+                f"the start command `{self.command}` cannot be parsed ({error}); fix it in the add-on preferences"
+            ) from None
         if not argv:
-            raise LaunchError("the start command is empty; set it in the add-on preferences (e.g. `keydiff3d serve --port 8765`)")
+            raise LaunchError(
+                "the start command is empty; set it in the add-on preferences (e.g. `keydiff3d serve --port 8765`)"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.log_path.is_file() and self.log_path.stat().st_size > MAX_LOG_BYTES:
             self.log_path.unlink()
@@ -71,7 +83,9 @@ class BackendLauncher:
                 )
             except OSError as error:
                 reason = error.strerror or str(error)
-                raise LaunchError(f"could not run `{self.command}` ({reason}); set the start command in the add-on preferences") from None
+                raise LaunchError(
+                    f"could not run `{self.command}` ({reason}); set the start command in the add-on preferences"
+                ) from None
         self.started_at = time.monotonic()
         self._thread.start()
         return self

@@ -28,7 +28,9 @@ def normalise_backend_url(raw: str) -> str:
     try:
         host, port = parts.hostname, parts.port  # .port raises ValueError for "host:abc" or a port > 65535
     except ValueError:
-        raise BadBackendUrl(f"the backend URL {raw.strip()!r} has an invalid port; use e.g. http://127.0.0.1:8765") from None
+        raise BadBackendUrl(
+            f"the backend URL {raw.strip()!r} has an invalid port; use e.g. http://127.0.0.1:8765"
+        ) from None
     if not host:
         raise BadBackendUrl(f"the backend URL {raw.strip()!r} names no host; use e.g. http://127.0.0.1:8765")
     if parts.query or parts.fragment:

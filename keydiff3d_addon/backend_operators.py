@@ -63,6 +63,12 @@ class _Watching:
 
     _timer = None
 
+    def invoke(self, context, event):
+        return self._run(context)
+
+    def execute(self, context):
+        return self._run(context)
+
     def _run(self, context) -> set[str]:
         try:
             self._begin(context)
@@ -133,12 +139,6 @@ class _JobOperator(_Watching):
         if job.error:
             return ("WARNING" if job.cancelled else "ERROR"), job.error
         return "INFO", f"KeyDiff3D: rigged {', '.join(o.name for o in job.result)} in {format_elapsed(job.elapsed)}"
-
-    def invoke(self, context, event):
-        return self._run(context)
-
-    def execute(self, context):
-        return self._run(context)
 
 
 class KEYDIFF3D_OT_rig_image_remote(_JobOperator, bpy.types.Operator):
@@ -250,12 +250,6 @@ class KEYDIFF3D_OT_start_backend(_Watching, bpy.types.Operator):
         tail = " | ".join(state.log_tail.splitlines()[-3:])
         return "ERROR", f"KeyDiff3D: {state.message}{'; last lines: ' + tail if tail else ''}"
 
-    def invoke(self, context, event):
-        return self._run(context)
-
-    def execute(self, context):
-        return self._run(context)
-
 
 class KEYDIFF3D_OT_refresh_models(bpy.types.Operator):
     """Ask the backend which model files it has and which it can download"""
@@ -310,12 +304,6 @@ class KEYDIFF3D_OT_download_model(_Watching, bpy.types.Operator):
         if watch.status == "done":
             return "INFO", f"KeyDiff3D: {watch.describe()}"
         return ("WARNING" if watch.status == "cancelled" else "ERROR"), f"KeyDiff3D: {watch.describe()}"
-
-    def invoke(self, context, event):
-        return self._run(context)
-
-    def execute(self, context):
-        return self._run(context)
 
 
 class KEYDIFF3D_OT_cancel_model_download(bpy.types.Operator):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
+from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, hierarchy, make_chain_bundle, world_positions  # noqa: F401
 
 from keydiff3d.cli import main as cli_main
 from keydiff3d_addon.rigcore import read_bundle
@@ -28,17 +28,6 @@ def weights_by_name(mesh_obj) -> tuple[np.ndarray, list[str]]:
         for element in vertex.groups:
             dense[vertex.index, column[element.group]] = element.weight
     return dense, names
-
-
-def world_positions(mesh_obj) -> np.ndarray:
-    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
-    mesh_obj.data.vertices.foreach_get("co", co)
-    matrix = np.array(mesh_obj.matrix_world)
-    return co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-
-
-def hierarchy(armature_obj) -> dict[str, str | None]:
-    return {b.name: (b.parent.name if b.parent else None) for b in armature_obj.data.bones}
 
 
 def with_root(bones: dict[str, str | None]) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ from fbx_reader import read_fbx
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from bpy_fixtures import bpy, chain_bundle, clean_scene  # noqa: F401  (fixtures)
+from bpy_fixtures import bpy, chain_bundle, clean_scene, hierarchy, world_positions  # noqa: F401  (fixtures)
 
 from keydiff3d_addon.exporter import export_rig
 from keydiff3d_addon.importer import import_bundle
@@ -31,17 +31,6 @@ FBX_AXES = {  # preset -> (up, front as ufbx names them, Blender -> file rotatio
     "godot": ("POSITIVE_Y", "POSITIVE_Z", TO_Y_UP),
     "unreal": ("POSITIVE_Z", "NEGATIVE_Y", np.eye(3)),
 }
-
-
-def world_positions(mesh_obj) -> np.ndarray:
-    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
-    mesh_obj.data.vertices.foreach_get("co", co)
-    matrix = np.array(mesh_obj.matrix_world)
-    return co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-
-
-def hierarchy(armature_obj) -> dict[str, str | None]:
-    return {b.name: (b.parent.name if b.parent else None) for b in armature_obj.data.bones}
 
 
 def scene_snapshot(rig) -> dict:

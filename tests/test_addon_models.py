@@ -8,14 +8,13 @@ import pytest
 from hub_support import LocalHub
 from service_support import Server
 
-from bpy_fixtures import bpy  # noqa: F401  (sets up bpy and the add-on path)
+from bpy_fixtures import addon, bpy  # noqa: F401  (fixtures)
 
 from keydiff3d import weights
 from keydiff3d.multiview.sv3d.testing import write_tiny_svd_xt
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
-ADDON = "keydiff3d_addon"
 TOKEN = "hf_local_test_token"
 SVD_REPO = "stabilityai/stable-video-diffusion-img2vid-xt"
 
@@ -38,17 +37,6 @@ def backend(tmp_path):
     yield server, tmp_path / "weights"
     server.stop()
     hub.stop()
-
-
-@pytest.fixture
-def addon():
-    import addon_utils
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield bpy.context.preferences.addons[ADDON].preferences
-    addon_utils.disable(ADDON, default_set=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def test_preferences_list_models_and_download_one_on_the_backend(backend, addon):

@@ -5,14 +5,12 @@ choices (rigcore's methods from data, Blender's automatic weights), metres whate
 from __future__ import annotations
 
 import inspect
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from service_support import json_backend
 
-from bpy_fixtures import bpy, creature_mesh, make_chain_bundle  # noqa: F401  (sets up bpy and the add-on path)
+from bpy_fixtures import addon, bpy, creature_mesh, make_chain_bundle  # noqa: F401  (fixtures)
 
 from keydiff3d_addon.rigcore import compute_skin_weights, read_bundle
 from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, list_presets
@@ -20,20 +18,7 @@ from keydiff3d_addon.rigcore.skinning import METHODS
 
 pytestmark = pytest.mark.bpy
 
-ADDON = "keydiff3d_addon"
 SCENE_CHANGING = {"import_bundle", "recompute_weights", "export_rig", "rig_image_remote", "rig_selected_mesh"}
-
-
-@pytest.fixture
-def addon():
-    """The add-on enabled from the source tree in an empty factory scene; yields its preferences."""
-    import addon_utils
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield bpy.context.preferences.addons[ADDON].preferences
-    addon_utils.disable(ADDON, default_set=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def operator_classes() -> list[type]:
@@ -262,23 +247,8 @@ def test_the_job_result_goes_to_the_renamed_mesh_and_never_to_a_deleted_one(addo
 
 @pytest.fixture
 def health_server():
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = json.dumps({"status": "ok", "device": "cpu", "api_version": 1}).encode()
-            self.send_response(200 if self.path == "/v1/health" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with json_backend({"status": "ok", "device": "cpu", "api_version": 1}) as port:
+        yield port
 
 
 def test_a_backend_url_without_scheme_works(addon, health_server):

@@ -14,13 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module and the add-on path)
+from bpy_fixtures import addon, bpy  # noqa: F401  (fixtures)
 from pipeline_support import png_bytes, write_tiny_checkpoint
-from service_support import Server, free_port
+from service_support import Server, free_port, json_backend
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
-
-ADDON = "keydiff3d_addon"
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +28,6 @@ def server(tmp_path_factory):
     server = Server(root / "data", root / "home", "--checkpoint", str(checkpoint)).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def addon():
-    """The add-on enabled (from the source tree) in an empty factory scene; yields its preferences."""
-    import addon_utils
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield bpy.context.preferences.addons[ADDON].preferences
-    addon_utils.disable(ADDON, default_set=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def creature_object(name: str = "Creature") -> bpy.types.Object:
@@ -192,26 +178,10 @@ def test_version_mismatch_is_reported(addon):
     from keydiff3d_addon import remote
     from keydiff3d_addon.client import VersionMismatch
 
-    class OldBackend(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"status": "ok", "version": "0.0.1", "api_version": 0, "device": "cpu"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), OldBackend)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        addon.backend_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    with json_backend({"status": "ok", "version": "0.0.1", "api_version": 0, "device": "cpu"}) as port:
+        addon.backend_url = f"http://127.0.0.1:{port}"
         with pytest.raises(VersionMismatch, match="API version 0 .* needs version 1"):
             remote.start_mesh_job(bpy.context, creature_object())
-    finally:
-        httpd.shutdown()
 
 
 def test_mesh_with_an_armature_is_refused(addon):

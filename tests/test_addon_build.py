@@ -15,7 +15,7 @@ import keydiff3d
 from keydiff3d.addon_build import MANIFEST_PATH, build_addon, read_manifest
 from keydiff3d.cli import main as cli_main
 from keydiff3d.errors import ConfigError
-from keydiff3d.paths import ADDON_DIR, PRESETS_DIR, REPO_ROOT
+from keydiff3d.paths import ADDON_DIR, PRESETS_DIR
 
 RIGCORE_DIR = ADDON_DIR / "rigcore"
 ALLOWED_THIRD_PARTY = {"bpy", "bpy_extras", "mathutils", "numpy", "addon_utils"}

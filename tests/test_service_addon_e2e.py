@@ -6,11 +6,8 @@ modal operator calls (`start_*_job`, `RemoteJob.drain` via `wait`) - the same co
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest

@@ -1,7 +1,9 @@
-"""Weight files the user supplies: where they are looked for, whether they are the right files.
+"""Weight files: where they are looked for, whether they are the right files, and where they come from.
 
-`keydiff3d weights [--json]` lists every expected file; `require(name)` returns a validated path or
-raises `MissingWeightsError` with one actionable sentence. Validation reads headers only (safetensors
+`keydiff3d weights [--json]` lists every expected file; `keydiff3d weights --download NAME...` fetches
+the entries whose publishers host them on the Hugging Face Hub into the weights folder
+(`weights_download`); `require(name)` returns a validated path or raises `MissingWeightsError` with
+one actionable sentence. Validation reads headers only (safetensors
 header, zip directory, config.json, tensor shapes), so a truncated download, a different model or a
 wrong key set is caught in well under a second, before any long work starts.
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, MissingWeightsError
+from .weights_download import HubFiles
 
 log = logging.getLogger(__name__)
 SAFETENSORS_MAX_HEADER = 100 * 2**20
@@ -195,6 +198,7 @@ class WeightSpec:
     licence: str
     validate: Callable[[Path], str]
     hub_globs: tuple[str, ...] = ()  # relative to the user's cache dir (~/.cache)
+    download: HubFiles | None = None  # where `keydiff3d weights --download` gets it (None: not on the Hub)
 
 
 SPECS: dict[str, WeightSpec] = {
@@ -206,6 +210,7 @@ SPECS: dict[str, WeightSpec] = {
             "https://huggingface.co/stabilityai/sv3d (gated: accept the licence, then download sv3d_p.safetensors)",
             "Stability AI Community License (free below USD 1M annual revenue)", validate_sv3d,
             ("huggingface/hub/models--stabilityai--sv3d/snapshots/*/sv3d_p.safetensors",),
+            HubFiles("stabilityai/sv3d", ("sv3d_p.safetensors",), gated=True),
         ),
         WeightSpec(
             "svd_xt", "SVD-xt VAE + CLIP image encoder (diffusers folder with vae/ and image_encoder/)", "KEYDIFF3D_SVD_XT",
@@ -213,6 +218,12 @@ SPECS: dict[str, WeightSpec] = {
             "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt (folders vae/ and image_encoder/)",
             "Stability AI Community License", validate_svd_xt,
             ("huggingface/hub/models--stabilityai--stable-video-diffusion-img2vid-xt/snapshots/*",),
+            HubFiles(
+                "stabilityai/stable-video-diffusion-img2vid-xt",
+                ("vae/config.json", "vae/diffusion_pytorch_model.safetensors", "image_encoder/config.json", "image_encoder/model.safetensors"),
+                folder="stable-video-diffusion-img2vid-xt",
+                gated=True,
+            ),
         ),
         WeightSpec(
             "sam", "Segment Anything checkpoint (vit_h, vit_l or vit_b)", "KEYDIFF3D_SAM",
@@ -226,6 +237,20 @@ SPECS: dict[str, WeightSpec] = {
             "https://huggingface.co/IDEA-Research/grounding-dino-tiny (whole repository)",
             "Apache-2.0", validate_grounding_dino,
             ("huggingface/hub/models--IDEA-Research--grounding-dino-tiny/snapshots/*", "huggingface/hub/models--IDEA-Research--grounding-dino-base/snapshots/*"),
+            HubFiles(
+                "IDEA-Research/grounding-dino-tiny",
+                (
+                    "config.json",
+                    "model.safetensors",
+                    "preprocessor_config.json",
+                    "tokenizer.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                    "added_tokens.json",
+                    "vocab.txt",
+                ),
+                folder="grounding-dino-tiny",
+            ),
         ),
         WeightSpec(
             "vgg16", "VGG16 ImageNet weights (perceptual loss in training)", "KEYDIFF3D_VGG16",
@@ -356,7 +381,8 @@ def _size_of(path: Path) -> int:
 
 
 def report(checksums: bool = True) -> list[dict]:
-    """One row per entry: name, title, present, valid, problem, path, origin, size, sha256, searched, env, source, licence."""
+    """One row per entry: name, title, present, valid, problem, path, origin, size, sha256, searched, env,
+    source, licence, downloadable, gated."""
     rows = []
     for name, spec in SPECS.items():
         found = locate(name)
@@ -364,6 +390,7 @@ def report(checksums: bool = True) -> list[dict]:
             "name": name, "title": spec.title, "present": found.path is not None, "valid": False, "detail": None,
             "problem": None, "path": str(found.path) if found.path else None, "origin": found.origin,
             "size": None, "sha256": None, "env": spec.env, "searched": found.searched, "source": spec.source, "licence": spec.licence,
+            "downloadable": spec.download is not None, "gated": bool(spec.download and spec.download.gated),
         }
         if found.path is not None:
             row["size"] = _size_of(found.path)
@@ -381,9 +408,28 @@ def report(checksums: bool = True) -> list[dict]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-checksums", action="store_true", help="skip sha256 (hashing large files takes a while the first time)")
+    downloadable = [name for name, spec in SPECS.items() if spec.download is not None]
+    parser.add_argument(
+        "--download",
+        nargs="+",
+        metavar="NAME",
+        choices=[*downloadable, "all"],
+        help=f"download entries from the Hugging Face Hub into the weights folder ({', '.join(downloadable)} or all); resumable",
+    )
+    parser.add_argument("--token", default=None, help="Hugging Face token for gated repositories (default: $HF_TOKEN or the saved login)")
+    parser.add_argument("--endpoint", default=None, help="the Hub's address (default: $HF_ENDPOINT or https://huggingface.co)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.download:
+        from .progress import tqdm_progress
+        from .weights_download import download
+
+        names = [n for n, spec in SPECS.items() if spec.download is not None] if "all" in args.download else args.download
+        for name in dict.fromkeys(names):
+            path = download(name, token=args.token, endpoint=args.endpoint, progress=tqdm_progress(f"download {name}"))
+            print(f"{name}: {path}")
+        return 0
     rows = report(checksums=not args.no_checksums)
     if args.json:
         print(json.dumps({"config_file": str(config_file()), "weights_dir": str(weights_dir()), "weights": rows}, indent=1))

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from keydiff3d_addon.rigcore.presets import default_preset_name
+
 from ..errors import InputError
 from ..mesh_io import UP_AXES
 
@@ -21,7 +23,8 @@ RECONSTRUCTIONS = ("auto", "hull", "frosting")
 class PipelineOptions:
     """What a run should do. Defaults give the embedded CPU-capable behaviour.
 
-    preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning).
+    preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning);
+                     default: the one marked `default = true` (quadruped).
     device:          auto (CUDA when present) | cuda | cpu.
     checkpoint:      a KeyDiff3D checkpoint file or folder; None = the shipped default.
     reconstruction:  auto (frosting on CUDA, visual hull on CPU) | hull | frosting (CUDA only).
@@ -30,7 +33,7 @@ class PipelineOptions:
     seed:            seed of the stochastic stages (SV3D sampling), for reproducible results.
     """
 
-    preset: str = "generic"
+    preset: str = dataclasses.field(default_factory=lambda: default_preset_name("category"))
     device: str = "auto"
     checkpoint: str | None = None
     reconstruction: str = "auto"

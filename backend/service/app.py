@@ -211,6 +211,9 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         code = 200 if record.status in FINISHED else 202
         return JSONResponse(record.public(worker.queue_position(job_id)), status_code=code)
 
+    from .models import models_router  # model files and their downloads (docs/SERVICE.md)
+
+    app.include_router(models_router(), dependencies=auth)
     return app
 
 

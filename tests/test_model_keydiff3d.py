@@ -53,11 +53,11 @@ def test_config_round_trip_and_clear_errors():
     data = config.to_dict()
     assert data["cnn_channels"] == [8, 8, 8]
     assert KeyDiff3DConfig.from_dict(data) == config
-    with pytest.raises(ConfigError, match="unknown model config key"):
+    with pytest.raises(ConfigError, match="model config: unknown key voxel_sise"):
         KeyDiff3DConfig.from_dict({**data, "voxel_sise": 3})
-    with pytest.raises(ConfigError, match="must be a number"):
+    with pytest.raises(ConfigError, match="model config: voxel_size must be int, got 'big'"):
         KeyDiff3DConfig.from_dict({"voxel_size": "big"})
-    with pytest.raises(ConfigError, match="whole number"):
+    with pytest.raises(ConfigError, match="voxel_size must be int, got 7.5"):
         KeyDiff3DConfig.from_dict({"voxel_size": 7.5})
     with pytest.raises(ConfigError, match="lifting"):
         KeyDiff3DConfig(lifting="magic")

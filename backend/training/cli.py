@@ -26,9 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .pipeline import train_and_evaluate
 
-    config = load_config(args.config, args.overrides)
-    if args.no_eval:
-        config.logging.eval_at_end = False
+    config = load_config(args.config, [*args.overrides, *(["logging.eval_at_end=false"] if args.no_eval else [])])
     command = " ".join(shlex.quote(a) for a in ["keydiff3d", *sys.argv[1:]])
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate launch only rank 0 draws a bar
     progress = tqdm_progress("train") if main_process else None

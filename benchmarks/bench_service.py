@@ -44,7 +44,8 @@ def _creature_glbs(count: int) -> list[bytes]:
 
 
 def _checkpoint(path: Path | None, scratch: Path) -> tuple[str, str]:
-    from keydiff3d.training.checkpoint import DEFAULT_CHECKPOINT, build_model, save_checkpoint
+    from keydiff3d.model.checkpoint import DEFAULT_CHECKPOINT
+    from keydiff3d.training.checkpoint import build_model, save_checkpoint
     from keydiff3d.training.config import load_config
 
     if path is not None:

@@ -19,6 +19,7 @@ is documented in augment.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from ..multiview.base import MultiViewResult
 from .aggregator import HyperfeatureAggregator
 from .augment import color_jitter, random_affine, warp
 from .batch import KeyDiff3DBatch, batch_from_result, select_views
+from .checkpoint import CheckpointHeader, load_weights, read_checkpoint
 from .config import KeyDiff3DConfig
 from .features import FeatureCNN
 from .heads import KeypointHead
@@ -69,7 +71,8 @@ class KeyDiff3DOutput:
 
 
 class KeyDiff3D(nn.Module):
-    """The model. Build from a `KeyDiff3DConfig`; the config (with the perceptual loss resolved) is `self.config`."""
+    """The model. Build from a `KeyDiff3DConfig` (the config, with the perceptual loss resolved, is
+    `self.config`) or load one with `KeyDiff3D.from_checkpoint` (its file's header is `self.checkpoint`)."""
 
     def __init__(self, config: KeyDiff3DConfig | None = None) -> None:
         super().__init__()
@@ -97,6 +100,21 @@ class KeyDiff3D(nn.Module):
             ReconstructionNet(c.num_keypoints + 1, c.reconstruction_channels, c.appearance_dim) if c.needs_reconstruction else None
         )
         self._criterion: list[nn.Module] = []  # built on first use; a list keeps it out of state_dict
+        self.checkpoint: CheckpointHeader | None = None  # set by from_checkpoint
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> KeyDiff3D:
+        """The model saved in `path` (a checkpoint file or its folder; None = the shipped default), in
+        eval mode on `device`, its header (config, metadata, training config) as `model.checkpoint`.
+
+        Raises ConfigError (one sentence) when the file is missing, corrupt, not a KeyDiff3D
+        checkpoint, of an unknown format version, or its weights do not fit the config in its header.
+        """
+        state, header = read_checkpoint(path)
+        model = cls(header.model_config)
+        load_weights(model, state, header.path)
+        model.checkpoint = header
+        return model.to(device).eval()
 
     # ------------------------------------------------------------------ pieces
     def perceptual(self) -> nn.Module:

@@ -13,7 +13,7 @@ Exact resume. Everything random is a function of the saved state:
 Run folder (config.run_dir):
     config.json            the resolved config (what was trained)
     states/step_XXXXXXX/   resumable states (the newest `keep_states` are kept)
-    model.safetensors      model checkpoint (weights + config + metadata; see checkpoint.py)
+    model.safetensors      model checkpoint (weights + configs + metadata; see model/checkpoint.py)
     tb/                    TensorBoard scalars
     previews/step_XXXXXXX.png, curve.png
 """
@@ -34,8 +34,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, KeyDiff3DError
+from ..model.checkpoint import WEIGHTS_NAME
 from ..progress import Progress
-from .checkpoint import WEIGHTS_NAME, build_model, save_checkpoint
+from .checkpoint import build_model, save_checkpoint
 from .config import TrainConfig
 from .data import StepBatches, open_data, training_split
 

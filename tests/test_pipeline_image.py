@@ -9,7 +9,7 @@ from pipeline_support import write_tiny_checkpoint
 
 from keydiff3d.errors import Cancelled, KeyDiff3DError, MissingWeightsError
 from keydiff3d.paths import ASSETS_DIR
-from keydiff3d.pipeline.inputs import load_image
+from keydiff3d.image_io import load_image
 from keydiff3d.pipeline.models import MODELS
 from keydiff3d.pipeline.options import PipelineOptions
 from keydiff3d.pipeline.run import run_image_pipeline

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from keydiff3d.errors import InputError, MissingWeightsError
-from keydiff3d.segmentation import ForegroundExtractor, ForegroundOptions, load_image, prepare_sv3d_input
+from keydiff3d.image_io import load_image
+from keydiff3d.segmentation import ForegroundExtractor, ForegroundOptions, prepare_sv3d_input
 from keydiff3d.segmentation.grounded_sam import SamSegmenter, build_sam_from_state, normalise_prompt
 from keydiff3d.segmentation.testing import write_tiny_grounding_dino, write_tiny_sam
 

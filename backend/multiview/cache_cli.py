@@ -88,7 +88,8 @@ def _extractor(args: argparse.Namespace, runtime):
 def image_sources(args: argparse.Namespace, runtime) -> tuple[list[Source], object, dict]:
     """(sources, foreground extractor, foreground settings) for the images of `args.images`;
     the segmentation weights are checked (headers only) before anything else happens."""
-    from ..segmentation import ForegroundOptions, load_image
+    from ..image_io import load_image
+    from ..segmentation import ForegroundOptions
 
     images = list_images(args.images)
     if not images:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..progress import tqdm_progress
-    from .inputs import load_image
+    from ..image_io import load_image
     from .options import PipelineOptions
     from .run import run_image_pipeline
 

@@ -22,7 +22,7 @@ from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
 from ..synthetic.renderer import RenderMesh, as_render_mesh
-from .device import resolve_device
+from ..device import resolve_device
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size

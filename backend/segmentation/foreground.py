@@ -28,19 +28,6 @@ class ForegroundOptions:
     text_threshold: float = 0.25
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """(H, W, 4) float32 RGBA in [0, 1] (opaque alpha for images without one); InputError if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            rgba = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise InputError(f"cannot read image {path}: {error}") from error
-    return np.asarray(rgba, np.float32) / 255.0
-
-
 def has_alpha(image_rgba: np.ndarray) -> bool:
     """True when the alpha channel separates something: partly transparent and partly opaque."""
     alpha = image_rgba[..., 3]
@@ -154,8 +141,7 @@ def segment_foreground(
     device: "auto" (CUDA when available), "cuda" or "cpu". Pass a kept `extractor` to avoid reloading SAM.
     """
     if extractor is None:
-        import torch
+        from ..device import resolve_device
 
-        resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        extractor = ForegroundExtractor(device=resolved)
+        extractor = ForegroundExtractor(device=str(resolve_device(device)))
     return extractor.extract(image_rgba, options, progress)

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..device import cuda_available
 from ..errors import ConfigError, KeyDiff3DError
 from ..model.checkpoint import WEIGHTS_NAME
 from ..progress import Progress
@@ -106,7 +107,7 @@ def train(
         raise ConfigError(f"nothing to resume in {run_dir}: it has no saved training state")
 
     # without CUDA, cpu=True is what makes Accelerate join a torchrun process group (multi-CPU DDP)
-    accelerator = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=config.optim.mixed_precision)
+    accelerator = Accelerator(cpu=cpu or not cuda_available(), mixed_precision=config.optim.mixed_precision)
     set_seed(config.seed)  # model init is a function of the seed on every process
     model_config = config.model_config()
     data = open_data(config.data, model_config, training_split(config.data))

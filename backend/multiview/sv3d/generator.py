@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ...errors import DeviceError, InputError
+from ...device import resolve_device
+from ...errors import InputError
 from ...geometry import Cameras, orbit_cameras
 from ...geometry.cameras import SV3D_ELEVATION_DEG, SV3D_NUM_FRAMES, sv3d_azimuths_deg
 from ...progress import Progress
@@ -85,12 +86,7 @@ class RuntimeOptions:
     offload: bool = False  # keep networks on the CPU and move each to the GPU only for its stage
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceError("CUDA was requested for SV3D-p but this machine has no CUDA device; use --device cpu (slow)")
-        return device
+        return resolve_device(self.device)
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         if self.dtype == "auto":

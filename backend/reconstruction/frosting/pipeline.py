@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import trimesh
 
-from ...errors import DeviceError, InputError
+from ...device import resolve_device
+from ...errors import InputError
 from ...geometry import Cameras
 from ...progress import Progress
 from ..coloring import bake_texture, vertex_colors
@@ -83,9 +84,7 @@ def run_frosting(
     images and Gaussian counts (tests), the product never routes frosting to the CPU.
     """
     progress = progress or Progress()
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("Gaussian Frosting needs a CUDA GPU; use the visual hull (--method hull) on this machine")
+    device = resolve_device(device)
     images = np.asarray(images, np.float32)
     masks = np.asarray(masks, np.float32)
     validate_views(images, masks, cameras)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...geometry import Cameras
+from ...model.losses import ssim
 from ...progress import Progress
 from .gaussians import GaussianParams
 from .layer import FrostingGaussians
@@ -71,21 +71,6 @@ class ViewData:
             cameras.width,
             cameras.height,
         )
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of images (B, H, W, C) in [0, 1] with a Gaussian window (as in 3DGS's D-SSIM term)."""
-    x = a.permute(0, 3, 1, 2)
-    y = b.permute(0, 3, 1, 2)
-    C = x.shape[1]
-    g = torch.exp(-((torch.arange(window, device=a.device, dtype=a.dtype) - window // 2) ** 2) / (2 * sigma**2))
-    g = (g / g.sum())[:, None] * (g / g.sum())[None, :]
-    kernel = g.expand(C, 1, window, window).contiguous()
-    blur = lambda t: F.conv2d(t, kernel, padding=window // 2, groups=C)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean()
 
 
 def fit_gaussians(
@@ -164,8 +149,11 @@ def _render_step(views: ViewData, v: int, rasterizer: Rasterizer, generator: tor
 
 
 def photometric_loss(rgb: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, schedule: FitSchedule) -> torch.Tensor:
-    """(1 - l) L1 + l D-SSIM on colour, plus L1 between rendered opacity and the mask."""
-    loss = (1 - schedule.ssim_weight) * (rgb - target).abs().mean() + schedule.ssim_weight * (1 - ssim(rgb, target))
+    """(1 - l) L1 + l D-SSIM (11 x 11 Gaussian window, as in 3DGS) on colour, plus L1 between rendered opacity and the mask.
+
+    rgb, target (1, H, W, 3); alpha, mask (1, H, W, 1)."""
+    structure = ssim(rgb.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), window=11)
+    loss = (1 - schedule.ssim_weight) * (rgb - target).abs().mean() + schedule.ssim_weight * (1 - structure)
     return loss + schedule.alpha_weight * (alpha - mask).abs().mean()
 
 

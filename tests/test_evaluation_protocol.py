@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keydiff3d.evaluation.preview import PreviewItem, draw_preview, learned_bones
+from keydiff3d.training.preview import PreviewItem, draw_preview, learned_bones
 from keydiff3d.evaluation.protocol import UNIT_SCALE, Predictions, evaluate_predictions, score_poses, score_skeletons
 from keydiff3d.geometry import orbit_cameras
 

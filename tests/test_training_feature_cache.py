@@ -17,7 +17,7 @@ from keydiff3d.segmentation.preprocess import prepare_sv3d_input
 from keydiff3d.training.checkpoint import load_model
 from keydiff3d.training.config import load_config
 from keydiff3d.training.data import CacheData, StepBatches, open_data
-from keydiff3d.training.pipeline import train_and_evaluate
+from keydiff3d.evaluation.protocol import train_and_evaluate
 from PIL import Image
 
 TINY_TAP_CHANNELS = [64, 64, 32, 32]  # up_blocks.0-3 resnets.2 of testing.TINY_CHANNELS, coarse to fine

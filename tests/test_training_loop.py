@@ -11,7 +11,7 @@ from keydiff3d.errors import ConfigError
 from keydiff3d.training.checkpoint import load_model
 from keydiff3d.training.config import load_config
 from keydiff3d.training.data import StepBatches, TrainingData
-from keydiff3d.training.pipeline import train_and_evaluate
+from keydiff3d.evaluation.protocol import train_and_evaluate
 from keydiff3d.training.trainer import train
 
 

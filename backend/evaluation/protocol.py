@@ -18,9 +18,10 @@ Units: "milli-extent" = 1/1000 of the object's largest bounding-box side (mm for
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +29,10 @@ import torch
 from ..progress import Progress
 from .metrics import cd_j2b, cd_j2j, joint_errors, procrustes_align, scale_align
 from .regressors import REGRESSORS
+
+if TYPE_CHECKING:
+    from ..training.config import TrainConfig
+    from ..training.trainer import TrainResult
 
 UNIT_SCALE = 1000.0  # world units -> milli-extent
 UNIT = "milli-extent (1/1000 of the object's largest side)"
@@ -126,7 +131,7 @@ def score_poses(train: Predictions, test: Predictions, regressors: tuple[str, ..
 
 def score_skeletons(test: Predictions) -> dict[str, dict[str, float]]:
     """CD-J2J / CD-J2B of each item's learned tree against its ground-truth bones (world frame)."""
-    from .preview import learned_bones
+    from ..training.preview import learned_bones
 
     per_item: dict[str, list[tuple[float, float]]] = {}
     for i in range(len(test.keypoints)):
@@ -193,7 +198,7 @@ def evaluate(model: torch.nn.Module, train_data, test_data, *, device: str | tor
 
 def draw_eval_preview(data, test: Predictions, path: str | Path, per_category: int = 1) -> Path:
     """One held-out item per category: predicted keypoints + learned tree, ground-truth bones in black."""
-    from .preview import PreviewItem, draw_preview, learned_bones
+    from ..training.preview import PreviewItem, draw_preview, learned_bones
 
     items = []
     for category in sorted(set(test.categories)):
@@ -239,3 +244,38 @@ def evaluate_model(model: torch.nn.Module, config, data_dir: str | Path | None =
     """The protocol on the training and held-out splits of a TrainConfig's data set (0 = all items)."""
     train, test = open_splits(config, model.config, data_dir, max_train_items, max_test_items)
     return evaluate(model.to(device), train, test, device=device, preview_path=preview_path, progress=progress)
+
+
+def train_and_evaluate(config: TrainConfig, *, resume: bool = False, cpu: bool = False, command: str | None = None,
+                       progress: Progress | None = None, stop_after: int | None = None) -> tuple[TrainResult, EvalReport | None]:
+    """`keydiff3d train`: (TrainResult, EvalReport or None). Evaluation runs when
+    `config.logging.eval_at_end` and the run finished; its numbers go into the checkpoint."""
+    from ..training.trainer import train
+
+    progress = progress or Progress()
+    if config.logging.eval_at_end:
+        open_splits(config, config.model_config())  # an evaluation folder without joints fails now, not after training
+    result = train(config, resume=resume, cpu=cpu, command=command, stop_after=stop_after,
+                   progress=progress.span(0.0, 0.85 if config.logging.eval_at_end else 1.0, "train"))
+    report = None
+    if config.logging.eval_at_end and result.step >= config.optim.steps:
+        report = evaluate_checkpoint_in_place(result, config, progress.span(0.85, 1.0, "eval"))
+    progress.update(1.0, "done", stage="done")
+    return result, report
+
+
+def evaluate_checkpoint_in_place(result: TrainResult, config: TrainConfig, progress: Progress | None = None) -> EvalReport:
+    """Evaluate a training run's checkpoint; write eval.json + eval_preview.png; add the numbers to its metadata."""
+    from ..training.checkpoint import load_model, save_checkpoint
+
+    model, _, metadata = load_model(result.checkpoint)
+    report = evaluate_model(model, config, max_train_items=config.logging.eval_train_items,
+                            max_test_items=config.logging.eval_test_items,
+                            preview_path=result.run_dir / "eval_preview.png", progress=progress)
+    (result.run_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=1))
+    metadata["eval"] = {"unit": report.unit, "regressor": "mlp", **{k: round(v, 2) for k, v in report.headline().items()},
+                        "linear_mpjpe": round(report.poses["linear"]["all"].mpjpe, 2),
+                        "mean_pose_mpjpe": round(report.poses["mean_pose"]["all"].mpjpe, 2),
+                        "num_train": report.num_train, "num_test": report.num_test}
+    save_checkpoint(result.checkpoint, model, config, metadata)
+    return report

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..progress import tqdm_progress
     from .config import load_config
-    from .pipeline import train_and_evaluate
+    from ..evaluation.protocol import train_and_evaluate
 
     config = load_config(args.config, [*args.overrides, *(["logging.eval_at_end=false"] if args.no_eval else [])])
     command = " ".join(shlex.quote(a) for a in ["keydiff3d", *sys.argv[1:]])

@@ -183,7 +183,7 @@ def train(
 
     accelerator.wait_for_everyone()
     if main:
-        from ..evaluation.preview import draw_curves
+        from .preview import draw_curves
 
         draw_curves({k: v for k, v in history.items() if k != "lr"}, run_dir / "curve.png", title=f"{config.name}: training losses")
         writer.close()
@@ -228,7 +228,7 @@ def _preview(model, samples, path: Path, step: int) -> None:
     """Keypoints + learned skeleton over the preview items' views; the RNG is left untouched (exact resume)."""
     if not samples:
         return
-    from ..evaluation.preview import PreviewItem, draw_preview, learned_bones
+    from .preview import PreviewItem, draw_preview, learned_bones
     from ..model import collate
 
     device = next(model.parameters()).device

@@ -1,5 +1,6 @@
 """Preview images: keypoints and the learned skeleton (maximum spanning tree of the adjacency) drawn
-over orbit views; optionally the ground-truth skeleton beside them. Used by training and eval.
+over orbit views; optionally the ground-truth skeleton beside them. Drawn during training and by
+the evaluation (which sits above training and imports them from here).
 """
 
 from __future__ import annotations

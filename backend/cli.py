@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("keydiff3d.evaluation.cli", "Evaluate a checkpoint with the paper's protocol."),
     "bench": ("keydiff3d.bench", "Run a benchmark from benchmarks/ (`keydiff3d bench --help` lists them)."),
     "cache": ("keydiff3d.multiview.cache_cli", "Cache SV3D views and features for a folder of images."),
-    "weights": ("keydiff3d.weights", "List expected weight files, where they are looked for and which exist."),
+    "weights": ("keydiff3d.weights_cli", "List expected weight files, where they are looked for and which exist."),
     "serve": ("keydiff3d.service.cli", "Run the local HTTP backend the Blender add-on talks to."),
 }
 

@@ -1,7 +1,7 @@
 """Weight files: where they are looked for, whether they are the right files, and where they come from.
 
-`keydiff3d weights [--json]` lists every expected file; `keydiff3d weights --download NAME...` fetches
-the entries whose publishers host them on the Hugging Face Hub into the weights folder
+`keydiff3d weights [--json]` (weights_cli.py) lists every expected file; `keydiff3d weights --download
+NAME...` fetches the entries whose publishers host them on the Hugging Face Hub into the weights folder
 (`weights_download`); `require(name)` returns a validated path or raises `MissingWeightsError` with
 one actionable sentence. Validation reads headers only (safetensors
 header, zip directory, config.json, tensor shapes), so a truncated download, a different model or a
@@ -15,7 +15,6 @@ file names > the Hugging Face / torch hub caches of the official downloads.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, MissingWeightsError
-from .weights_download import HubFiles
 
 log = logging.getLogger(__name__)
 SAFETENSORS_MAX_HEADER = 100 * 2**20
@@ -97,7 +95,7 @@ def validate_sv3d(path: Path) -> str:
         return "diffusers folder"
     import torch
 
-    from .multiview.sv3d.convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
+    from .networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
 
     shapes = safetensors_header(path)
     what = "SV3D-p (sv3d_p.safetensors)"
@@ -114,7 +112,7 @@ def validate_sv3d(path: Path) -> str:
         raise MissingWeightsError(f"{path} is not {what}: {error.args[0]}") from error
     from accelerate import init_empty_weights
 
-    from .multiview.sv3d.unet import SV3DUNet
+    from .networks.sv3d_unet import SV3DUNet
 
     with init_empty_weights():
         expected = {k: list(v.shape) for k, v in SV3DUNet.from_config(config).state_dict().items()}
@@ -186,6 +184,22 @@ def _check_weight_files(folder: Path, what: str) -> None:
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """Files of one Hub repository that make up a weight entry, saved under `folder` in the weights
+    folder (the entry's first candidate name; "" when the entry is a single file at its top level)."""
+
+    repo_id: str
+    files: tuple[str, ...]
+    folder: str = ""
+    revision: str = "main"
+    gated: bool = False
+
+    @property
+    def page(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}"
 
 
 @dataclass(frozen=True)
@@ -403,48 +417,3 @@ def report(checksums: bool = True) -> list[dict]:
                 row["sha256"] = sha256_of(found.path)
         rows.append(row)
     return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--no-checksums", action="store_true", help="skip sha256 (hashing large files takes a while the first time)")
-    downloadable = [name for name, spec in SPECS.items() if spec.download is not None]
-    parser.add_argument(
-        "--download",
-        nargs="+",
-        metavar="NAME",
-        choices=[*downloadable, "all"],
-        help=f"download entries from the Hugging Face Hub into the weights folder ({', '.join(downloadable)} or all); resumable",
-    )
-    parser.add_argument("--token", default=None, help="Hugging Face token for gated repositories (default: $HF_TOKEN or the saved login)")
-    parser.add_argument("--endpoint", default=None, help="the Hub's address (default: $HF_ENDPOINT or https://huggingface.co)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.download:
-        from .progress import tqdm_progress
-        from .weights_download import download
-
-        names = [n for n, spec in SPECS.items() if spec.download is not None] if "all" in args.download else args.download
-        for name in dict.fromkeys(names):
-            path = download(name, token=args.token, endpoint=args.endpoint, progress=tqdm_progress(f"download {name}"))
-            print(f"{name}: {path}")
-        return 0
-    rows = report(checksums=not args.no_checksums)
-    if args.json:
-        print(json.dumps({"config_file": str(config_file()), "weights_dir": str(weights_dir()), "weights": rows}, indent=1))
-        return 0
-    print(f"config file: {config_file()}\nweights folder: {weights_dir()}\n")
-    for row in rows:
-        mark = "ok" if row["valid"] else ("WRONG" if row["present"] else "missing")
-        print(f"[{mark:7}] {row['name']:15} {row['title']}")
-        if row["present"]:
-            print(f"          {row['path']} ({row['origin']}, {row['size'] / 2**20:.1f} MiB{', ' + row['detail'] if row['detail'] else ''})")
-            if row["sha256"]:
-                print(f"          sha256 {row['sha256']}")
-            if row["problem"]:
-                print(f"          problem: {row['problem']}")
-        else:
-            print(f"          looked in: {', '.join(row['searched'][:3])}{' ...' if len(row['searched']) > 3 else ''}")
-            print(f"          get it from {row['source']} ({row['licence']}); or set {row['env']}")
-    return 0

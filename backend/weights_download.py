@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
+from . import weights
 from .errors import Cancelled, ConfigError, KeyDiff3DError, MissingWeightsError
 from .progress import Progress
+from .weights import HubFiles
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +36,6 @@ class DownloadError(KeyDiff3DError):
     """The Hub could not be reached or refused a file (one sentence naming what to do)."""
 
     code = "download_failed"
-
-
-@dataclass(frozen=True)
-class HubFiles:
-    """Files of one Hub repository that make up a weight entry, saved under `folder` in the weights
-    folder (the entry's first candidate name; "" when the entry is a single file at its top level)."""
-
-    repo_id: str
-    files: tuple[str, ...]
-    folder: str = ""
-    revision: str = "main"
-    gated: bool = False
-
-    @property
-    def page(self) -> str:
-        return f"https://huggingface.co/{self.repo_id}"
 
 
 def _etag_matches(path: Path, etag: str) -> bool:
@@ -136,8 +121,6 @@ def download(
     """Download weight entry `name` into the weights folder (or `target_root`) and validate it;
     returns its path. Files already there with the right checksum are not fetched again."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-
-    from . import weights
 
     if name not in weights.SPECS:
         raise ConfigError(f"unknown weight entry {name!r}; known: {', '.join(weights.SPECS)}")

@@ -6,10 +6,10 @@ from accelerate import init_empty_weights
 from safetensors.torch import load_file, save_file
 
 from keydiff3d.errors import MissingWeightsError
-from keydiff3d.multiview.sv3d.convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm, unet_to_sgm
+from keydiff3d.networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm, unet_to_sgm
 from keydiff3d.multiview.sv3d.loading import load_sgm_unet
 from keydiff3d.multiview.sv3d.testing import tiny_unet, write_tiny_sv3d_checkpoint
-from keydiff3d.multiview.sv3d.unet import SV3DUNet, sv3d_unet_config
+from keydiff3d.networks.sv3d_unet import SV3DUNet, sv3d_unet_config
 from keydiff3d.weights import validate_sv3d
 
 torch.set_num_threads(1)

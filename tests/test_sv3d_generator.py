@@ -13,7 +13,7 @@ from keydiff3d.multiview.sv3d.sampler import (
     cfg_combine, ddpm_sigma, denoised_from_v, edm_sigmas, euler_step, nearest_step, triangle_guidance,
 )
 from keydiff3d.multiview.sv3d.testing import tiny_sv3d_generator
-from keydiff3d.multiview.sv3d.unet import camera_vector
+from keydiff3d.networks.sv3d_unet import camera_vector
 from keydiff3d.progress import Progress
 from keydiff3d.segmentation.preprocess import prepare_sv3d_input
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ...errors import MissingWeightsError
-from .convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
-from .unet import SV3DUNet
+from ...networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
+from ...networks.sv3d_unet import SV3DUNet
 
 if TYPE_CHECKING:  # heavy imports stay lazy at run time
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .convert import unet_to_sgm
+from ...networks.sv3d_convert import unet_to_sgm
 from .generator import RuntimeOptions, SV3DConfig, SV3DGenerator
 from .loading import SV3DModels, load_sv3d_models
-from .unet import SV3DUNet, sv3d_unet_config
+from ...networks.sv3d_unet import SV3DUNet, sv3d_unet_config
 
 TINY_CHANNELS = (32, 32, 64, 64)
 TINY_CONTEXT = 32

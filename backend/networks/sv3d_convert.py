@@ -132,7 +132,7 @@ def unet_config_from_sgm(state: dict[str, torch.Tensor], num_frames: int = 21) -
     Everything but the head count is readable from tensor shapes; heads follow SGM's
     `num_head_channels: 64` (sv3d_p.yaml), so `channels // 64` per level.
     """
-    from .unet import sv3d_unet_config
+    from .sv3d_unet import sv3d_unet_config
 
     first_level_blocks = {int(m[1]) for k in state if (m := re.match(r"input_blocks\.(\d+)\.", k))}
     downsamplers = sorted(int(m[1]) for k in state if (m := re.match(r"input_blocks\.(\d+)\.0\.op\.weight$", k)))

@@ -71,9 +71,9 @@ class HyperfeatureAggregator(nn.Module):
         weights = self.mixing_weights()
         dtype = self.mixing.dtype
         out = 0
-        for l, (layer, bottleneck) in enumerate(zip(layers, self.bottlenecks)):
+        for index, (layer, bottleneck) in enumerate(zip(layers, self.bottlenecks)):
             y = bottleneck(layer.to(dtype))
             if tuple(y.shape[-2:]) != tuple(size):
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-            out = out + weights[l] * y
+            out = out + weights[index] * y
         return out

@@ -180,7 +180,8 @@ def check_gltf(header: dict, name: str, max_faces: int = MAX_MESH_FACES, folder:
     """The checks of a glTF document that come before trimesh builds anything: external files (none
     for uploads, `folder` None; else only inside `folder`), the accessor data trimesh would build
     (MAX_GLTF_ACCESSOR_BYTES), and the triangles and vertices of every mesh instance in the scene
-    trimesh flattens (a node per instance), against `max_faces` and 3 x `max_faces`."""
+    trimesh flattens (a node per instance; the nodes must form trees), against `max_faces` and
+    3 x `max_faces`."""
 
     def items(key: str) -> list:
         value = header.get(key, [])
@@ -219,14 +220,15 @@ def check_gltf(header: dict, name: str, max_faces: int = MAX_MESH_FACES, folder:
             vertices += n_vertices
         per_mesh.append((triangles, vertices))
     scene = index(header.get("scene", 0), scenes, "scene") if scenes else None
-    pending = list(scenes[scene].get("nodes", [])) if scene is not None else []
-    seen: set[int] = set()
+    roots = scenes[scene].get("nodes", []) if scene is not None else []
+    pending = list(roots) if isinstance(roots, list) else [None]
+    visited: set[int] = set()
     triangles = vertices = instances = 0
-    while pending:  # each node once, as trimesh's scene graph keeps it (cycles end here too)
+    while pending:  # glTF nodes form trees: a node reached twice has two parents or is in a cycle
         node = index(pending.pop(), nodes, "node")
-        if node in seen:
-            continue
-        seen.add(node)
+        if node in visited:
+            raise InputError(f"{name} is not a valid glTF (node {node} has two parents or is in a cycle)")
+        visited.add(node)
         children = nodes[node].get("children", [])
         pending.extend(children if isinstance(children, list) else [None])
         if "mesh" in nodes[node]:

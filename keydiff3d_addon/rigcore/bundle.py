@@ -152,8 +152,9 @@ def zip_bundle(directory, zip_path) -> Path:
 def read_bundle_json(path) -> tuple[dict, "_Source"]:
     """rig.json as a dict plus an opener for the other files; path = directory, rig.json or .zip."""
     source = _Source(Path(path))
+    raw = source.read(RIG_JSON, MAX_RIG_JSON_BYTES)
     try:
-        doc = json.loads(source.read(RIG_JSON, MAX_RIG_JSON_BYTES))
+        doc = json.loads(raw)
     except json.JSONDecodeError as error:
         raise BundleError(f"rig.json is not valid JSON ({error.msg} at line {error.lineno})") from None
     except (ValueError, RecursionError) as error:  # not UTF-8, nested too deep, a number too long
@@ -268,8 +269,7 @@ class _Source:
                 pass
 
     def read(self, name: str, limit: int = MAX_FILE_BYTES) -> bytes:
-        if not isinstance(name, str) or len(name) > 255 or not _FILE_NAME.fullmatch(name) or ".." in name.split("/"):
-            raise BundleError(f"bundle file name {name!r} must be a relative path inside the bundle (letters, digits, _ - . /)")
+        _check_file_name(name)
         if self.is_zip:
             with self._zip() as zf:
                 return self.unpack(zf, name, self.path.name, limit)
@@ -282,11 +282,12 @@ class _Source:
             raise BundleError(f"{name} in the bundle {self.root} leads outside the bundle (a symbolic link?)")
         if not resolved.is_file():
             raise BundleError(f"the bundle in {self.root} has no {name}")
-        self._reserve(resolved.stat().st_size, name, limit)
+        size = resolved.stat().st_size
+        self._reserve(size, name, limit)
         with open(resolved, "rb") as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
-            raise BundleError(f"{name} is larger than the limit of {limit} bytes")
+            data = fh.read(size + 1)
+        if len(data) != size:
+            raise BundleError(f"{name} changed while it was read")
         return data
 
     def unpack(self, zf: zipfile.ZipFile, member: str, where: str, limit: int) -> bytes:
@@ -298,7 +299,7 @@ class _Source:
         self._reserve(info.file_size, f"{member} in {where}", limit)
         try:
             with zf.open(info) as fh:
-                data = fh.read(limit + 1)
+                data = fh.read(info.file_size + 1)
         except _ZIP_ERRORS as error:
             raise BundleError(f"{member} in {where} is damaged ({type(error).__name__}: {error})") from None
         if len(data) != info.file_size:
@@ -312,7 +313,7 @@ class _Source:
 
     def _reserve(self, size: int, what: str, limit: int) -> None:
         if size > limit:
-            raise BundleError(f"{what} unpacks to {size} bytes; the limit is {limit} bytes (a zip bomb?)")
+            raise BundleError(f"{what} holds {size} bytes unpacked; the limit is {limit} bytes")
         if size > self.budget:
             raise BundleError(f"the bundle unpacks to more than the limit of {MAX_BUNDLE_BYTES} bytes in all")
         self.budget -= size
@@ -323,6 +324,13 @@ class _Source:
 
 def _fail(message: str):
     raise BundleError(message)
+
+
+def _check_file_name(name) -> None:
+    """A relative name inside the bundle under POSIX and Windows rules alike (no root, drive,
+    backslash or '..'), so no reader on any system resolves it outside the bundle."""
+    if not isinstance(name, str) or len(name) > 255 or not _FILE_NAME.fullmatch(name) or ".." in name.split("/"):
+        _fail(f"bundle file name {name!r:.60} must be a relative path inside the bundle (letters, digits, _ - . /)")
 
 
 def _is_int(value) -> bool:
@@ -384,6 +392,7 @@ def validate_document(doc: dict) -> None:
     for key in ("file", "vertex_count", "face_count"):
         if key not in mesh:
             _fail(f"rig.json mesh has no {key!r}")
+    _check_file_name(mesh["file"])
     _count(mesh["vertex_count"], "mesh.vertex_count", 1, MAX_VERTICES)
     _count(mesh["face_count"], "mesh.face_count", 0, MAX_FACES)
     keypoints = doc["keypoints"]
@@ -481,6 +490,7 @@ def _check_skin(skin: dict, names: set[str]) -> None:
     for key in ("file", "k"):
         if key not in skin:
             _fail(f"rig.json skin has no {key!r}")
+    _check_file_name(skin["file"])
     bones = skin.get("bones", [])
     if not isinstance(bones, list) or not bones or not all(isinstance(b, str) for b in bones):
         _fail("skin bones must be unique names of skeleton bones")

@@ -200,7 +200,8 @@ def check_gltf(header: dict, name: str, max_faces: int = MAX_MESH_FACES, folder:
     counts, total_bytes = [], 0
     for accessor in accessors:
         count, kind, component = accessor.get("count"), accessor.get("type"), accessor.get("componentType")
-        if not isinstance(count, int) or count < 0 or kind not in _GLTF_COMPONENTS or component not in _GLTF_COMPONENT_BYTES:
+        known = isinstance(kind, str) and kind in _GLTF_COMPONENTS and isinstance(component, int) and component in _GLTF_COMPONENT_BYTES
+        if not isinstance(count, int) or count < 0 or not known:
             raise InputError(f"{name} is not a valid glTF (an accessor has no valid count, type and componentType)")
         counts.append(count)
         total_bytes += count * _GLTF_COMPONENTS[kind] * _GLTF_COMPONENT_BYTES[component]
@@ -271,6 +272,12 @@ def trimesh_to_render_mesh(loaded, name: str = "the mesh", max_texture_pixels: i
     geometries = [(g, T) for g, T in geometries if len(g.faces) > 0]
     if not geometries:
         raise InputError(f"{name} holds no triangles")
+    for geom, _ in geometries:  # trimesh loads with process=False: nothing has checked the arrays
+        points, corners = np.asarray(geom.vertices), np.asarray(geom.faces)
+        if points.ndim != 2 or points.shape[1] != 3 or corners.ndim != 2 or corners.shape[1] != 3:
+            raise InputError(f"{name} has vertices or faces that are not 3-D points and triangles")
+        if corners.min() < 0 or corners.max() >= len(points):
+            raise InputError(f"{name} has faces that index vertices that do not exist")
 
     verts, faces, colors, uvs, face_tex = [], [], [], [], []
     decoder = _TextureDecoder(name, max_texture_pixels)
@@ -352,13 +359,18 @@ def _appearance(geom, decoder: _TextureDecoder) -> tuple[np.ndarray | None, np.n
 
 def _material_image_and_factor(material) -> tuple[object | None, np.ndarray]:
     """Base-colour texture as trimesh opened it (a PIL image, not decoded yet; or None) and the
-    colour factor (3,)."""
+    colour factor (3,) (white when the file's is missing or not three finite numbers)."""
+    from PIL import Image
+
     if hasattr(material, "baseColorFactor"):  # glTF PBR: texture times factor, per the spec
         image, factor = material.baseColorTexture, material.baseColorFactor
     else:  # OBJ/MTL: viewers show map_Kd as is; Kd only colours untextured materials
         image = getattr(material, "image", None)
         factor = getattr(material, "diffuse", None) if image is None else None
-    factor = np.asarray(factor, np.float32)[:3] / 255.0 if factor is not None else np.ones(3, np.float32)
-    if factor.max() <= 0:
+    try:
+        factor = np.asarray(factor, np.float32).reshape(-1)[:3] / 255.0
+    except (TypeError, ValueError):
+        factor = None
+    if factor is None or factor.shape != (3,) or not np.isfinite(factor).all() or factor.max() <= 0:
         factor = np.ones(3, np.float32)
-    return image, factor
+    return (image if isinstance(image, Image.Image) else None), factor

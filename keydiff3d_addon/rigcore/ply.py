@@ -88,7 +88,8 @@ def parse_ply(data: bytes, source: str = "mesh.ply") -> tuple[np.ndarray, np.nda
         if name == "vertex":
             if not {"x", "y", "z"} <= set(dtype.names):
                 raise PlyError(f"{source}: the vertex element has no x, y and z properties")
-            vertices = np.stack([table["x"], table["y"], table["z"]], 1).astype(np.float32)
+            with np.errstate(over="ignore"):  # a double beyond float32 becomes inf: the bundle check refuses it
+                vertices = np.stack([table["x"], table["y"], table["z"]], 1).astype(np.float32)
             if {"red", "green", "blue"} <= set(dtype.names):
                 alpha = table["alpha"] if "alpha" in dtype.names else np.full(count, 255)
                 colors = np.stack([table["red"], table["green"], table["blue"], alpha], 1).astype(np.uint8)

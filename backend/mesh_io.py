@@ -200,8 +200,9 @@ def check_gltf(header: dict, name: str, max_faces: int = MAX_MESH_FACES, folder:
     counts, total_bytes = [], 0
     for accessor in accessors:
         count, kind, component = accessor.get("count"), accessor.get("type"), accessor.get("componentType")
-        known = isinstance(kind, str) and kind in _GLTF_COMPONENTS and isinstance(component, int) and component in _GLTF_COMPONENT_BYTES
-        if not isinstance(count, int) or count < 0 or not known:
+        known_kind = isinstance(kind, str) and kind in _GLTF_COMPONENTS
+        known_component = isinstance(component, int) and component in _GLTF_COMPONENT_BYTES
+        if not isinstance(count, int) or count < 0 or not known_kind or not known_component:
             raise InputError(f"{name} is not a valid glTF (an accessor has no valid count, type and componentType)")
         counts.append(count)
         total_bytes += count * _GLTF_COMPONENTS[kind] * _GLTF_COMPONENT_BYTES[component]
@@ -215,7 +216,9 @@ def check_gltf(header: dict, name: str, max_faces: int = MAX_MESH_FACES, folder:
             if not isinstance(primitive, dict) or not isinstance(primitive.get("attributes"), dict):
                 raise InputError(f"{name} is not a valid glTF (a mesh primitive has no attributes)")
             n_vertices = counts[index(primitive["attributes"].get("POSITION"), accessors, "POSITION accessor")]
-            n_corners = counts[index(primitive["indices"], accessors, "indices accessor")] if "indices" in primitive else n_vertices
+            n_corners = n_vertices
+            if "indices" in primitive:
+                n_corners = counts[index(primitive["indices"], accessors, "indices accessor")]
             mode = primitive.get("mode", 4)
             triangles += n_corners // 3 if mode == 4 else max(n_corners - 2, 0) if mode in (5, 6) else 0
             vertices += n_vertices
@@ -247,7 +250,7 @@ def _check_gltf_uri(uri, name: str, folder: Path | None) -> None:
     if uri is None or (isinstance(uri, str) and uri.startswith("data:")):
         return
     if folder is None:
-        raise InputError(f"{name} refers to the external file {uri!r:.80}; an uploaded glTF must embed its data (send a .glb)")
+        raise InputError(f"{name} refers to the external file {uri!r:.80}; an uploaded glTF must embed its data")
     relative = PurePosixPath(unquote(uri)) if isinstance(uri, str) else None
     if relative is None or relative.is_absolute() or ".." in relative.parts or ":" in uri or "\\" in uri:
         raise InputError(f"{name} refers to {uri!r:.80}; a glTF may only refer to files in its own folder")
@@ -323,15 +326,20 @@ class _TextureDecoder:
         if id(image) in self._index:
             return self._index[id(image)]
         if image.format not in TEXTURE_FORMATS:
-            raise UnsupportedFormatError(f"{self.name} has a texture in {image.format or 'an unknown'} format; use PNG, JPEG or WebP")
+            kind = image.format or "an unknown"
+            raise UnsupportedFormatError(f"{self.name} has a texture in {kind} format; use PNG, JPEG or WebP")
         width, height = image.size
         self.pixels += width * height
         if self.pixels > self.max_pixels:
-            raise TooLargeError(f"{self.name}'s textures have {self.pixels} pixels (this one {width}x{height}); the limit is {self.max_pixels}, shrink them first")
+            raise TooLargeError(
+                f"{self.name}'s textures have {self.pixels} pixels (this one {width}x{height}); "
+                f"the limit is {self.max_pixels}, shrink them first"
+            )
         try:
             texture = np.asarray(image.convert("RGB"), np.float32) / 255.0
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... on a damaged image
-            raise InputError(f"{self.name}'s {image.format} texture could not be decoded (truncated or corrupt: {error})") from None
+            problem = f"{self.name}'s {image.format} texture could not be decoded (truncated or corrupt: {error})"
+            raise InputError(problem) from None
         self.textures.append(texture)
         self._index[id(image)] = len(self.textures) - 1
         return len(self.textures) - 1

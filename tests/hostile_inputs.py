@@ -38,7 +38,12 @@ def gltf_document(positions, faces, uv=None, image: bytes | None = None, nodes: 
         return len(views) - 1
 
     def add_accessor(array: np.ndarray, component: int, kind: str) -> int:
-        accessor = {"bufferView": add_view(array.tobytes()), "componentType": component, "count": len(array), "type": kind}
+        accessor = {
+            "bufferView": add_view(array.tobytes()),
+            "componentType": component,
+            "count": len(array),
+            "type": kind,
+        }
         if kind == "VEC3":
             accessor.update(min=array.min(0).tolist(), max=array.max(0).tolist())
         accessors.append(accessor)
@@ -126,8 +131,9 @@ def add_chain_bones(doc: dict, count: int) -> None:
     parent = bones[-1]["name"]
     for i in range(count):
         head = [0.0, 0.0, 0.001 * i]
-        bones.append({"name": f"extra_{i:06d}", "head": head, "tail": [0.0, 0.1, 0.001 * i], "parent": parent,
-                      "keypoint": 0, "deform": False, "roll": 0.0, "kind": "edge", "connected": False})  # fmt: skip
+        tail = [0.0, 0.1, 0.001 * i]
+        bone = {"name": f"extra_{i:06d}", "head": head, "tail": tail, "parent": parent, "keypoint": 0}
+        bones.append({**bone, "deform": False, "roll": 0.0, "kind": "edge", "connected": False})
         parent = bones[-1]["name"]
 
 

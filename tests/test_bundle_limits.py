@@ -13,12 +13,18 @@ import zipfile
 import numpy as np
 import pytest
 from hostile_inputs import add_chain_bones, edit_rig_json, peak_memory, small_bundle, zip_of_directory
-
 from keydiff3d.errors import InputError
 from keydiff3d.rigging.io import load_bundle
+
 from keydiff3d_addon.rigcore import BundleError, PlyError, parse_ply, read_bundle, write_bundle
 from keydiff3d_addon.rigcore import bundle as bundle_module
-from keydiff3d_addon.rigcore.bundle import MAX_BONES, MAX_FILE_BYTES, MAX_KEYPOINTS, MAX_SMOOTH_ITERATIONS, MAX_ZIP_ENTRIES
+from keydiff3d_addon.rigcore.bundle import (
+    MAX_BONES,
+    MAX_FILE_BYTES,
+    MAX_KEYPOINTS,
+    MAX_SMOOTH_ITERATIONS,
+    MAX_ZIP_ENTRIES,
+)
 from keydiff3d_addon.rigcore.ply import MAX_FACES
 
 
@@ -45,7 +51,10 @@ def test_small_bundle_reads(bundle_dir):
 # --------------------------------------------------------------------------- fault 4: names and links
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "\\Windows\\win.ini", "C:x", "C:/x/mesh.ply", "../mesh.ply", "a/../../mesh.ply", "", "mesh.ply\0"])
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "\\Windows\\win.ini", "C:x", "C:/x/mesh.ply", "../mesh.ply", "a/../../mesh.ply", "", "mesh.ply\0"],
+)
 def test_file_names_that_leave_the_bundle_are_refused_under_any_path_rules(bundle_dir, name):
     path = edit_rig_json(bundle_dir, lambda doc: doc["mesh"].__setitem__("file", name))
     refused(path, "relative path inside the bundle")
@@ -172,7 +181,9 @@ def test_unknown_skinning_method_is_refused(bundle_dir):
 # --------------------------------------------------------------------------- fault 10: PLY polygons
 
 
-def ply_bytes(vertices: int, polygons: list[list[int]], count_type: str = "uchar", declared_faces: int | None = None) -> bytes:
+def ply_bytes(
+    vertices: int, polygons: list[list[int]], count_type: str = "uchar", declared_faces: int | None = None
+) -> bytes:
     header = (
         "ply\nformat binary_little_endian 1.0\n"
         f"element vertex {vertices}\nproperty float x\nproperty float y\nproperty float z\n"
@@ -190,14 +201,15 @@ def test_ply_faces_with_fewer_than_three_corners_are_refused_at_once():
     for count in (10**7, MAX_FACES):  # the attack's 10^7 one-index faces, and as many as the limit allows
         face = np.zeros(count, dtype=[("n", "u1"), ("i", "<i4")])
         face["n"] = 1
-        with pytest.raises(PlyError, match=f"the limit is {MAX_FACES}" if count > MAX_FACES else "polygon 0 has 1 corners"):
+        with pytest.raises(
+            PlyError, match=f"the limit is {MAX_FACES}" if count > MAX_FACES else "polygon 0 has 1 corners"
+        ):
             parse_ply(ply_bytes(3, [], declared_faces=count) + face.tobytes())
 
 
 def test_ply_face_count_over_the_limit_is_refused_from_the_header():
-    with peak_memory() as peak:
-        with pytest.raises(PlyError, match=f"the limit is {MAX_FACES}"):
-            parse_ply(ply_bytes(3, [[0, 1, 2]], declared_faces=MAX_FACES + 1))
+    with peak_memory() as peak, pytest.raises(PlyError, match=f"the limit is {MAX_FACES}"):
+        parse_ply(ply_bytes(3, [[0, 1, 2]], declared_faces=MAX_FACES + 1))
     assert peak[0] < 1024 * 1024
 
 
@@ -223,7 +235,17 @@ def test_mixed_polygons_are_fan_triangulated_in_order():
         (ply_bytes(3, [[0, 1, 2]]).replace(b"end_header\n", b"end_header"), "not a PLY"),
         (b"ply\nformat binary_little_endian 1.0\nproperty float x\nend_header\n", "before any element"),
     ],
-    ids=["negative-count", "unknown-type", "short-body", "no-xyz", "twice", "bad-index", "truncated-polygon", "no-newline", "orphan"],
+    ids=[
+        "negative-count",
+        "unknown-type",
+        "short-body",
+        "no-xyz",
+        "twice",
+        "bad-index",
+        "truncated-polygon",
+        "no-newline",
+        "orphan",
+    ],
 )
 def test_malformed_ply_gives_a_ply_error(data, words):
     with pytest.raises(PlyError, match=words):
@@ -252,7 +274,10 @@ def test_bundle_faults_reach_the_caller_as_the_documented_error_only(bundle_dir,
     (tmp_path / "damaged.zip").write_bytes(bytes(archive))
     assert "mesh.ply" in refused(tmp_path / "damaged.zip", "damaged")
     for value in (5, None, ["mesh.ply"], {"a": 1}):
-        refused(edit_rig_json(bundle_dir, lambda doc: doc["mesh"].__setitem__("file", value)), "bundle file name")
+        refused(
+            edit_rig_json(bundle_dir, lambda doc, value=value: doc["mesh"].__setitem__("file", value)),
+            "bundle file name",
+        )
 
 
 @pytest.mark.parametrize(
@@ -291,7 +316,9 @@ def test_rig_json_nested_too_deep_or_too_big_is_refused(bundle_dir):
 
 def test_parents_with_cycles_are_refused_by_every_reader_and_the_writer(tmp_path):
     bundle_dir = small_bundle(tmp_path / "bundle", keypoints=5)
-    message = refused(edit_rig_json(bundle_dir, lambda d: d["skeleton"].__setitem__("parents", [-1, 2, 1, 4, 3])), "cycle")
+    message = refused(
+        edit_rig_json(bundle_dir, lambda d: d["skeleton"].__setitem__("parents", [-1, 2, 1, 4, 3])), "cycle"
+    )
     assert "reach the root" in message
     refused(edit_rig_json(bundle_dir, lambda d: d["skeleton"].__setitem__("parents", [-1, 0, 3, 4, 2])), "cycle")
     edit_rig_json(bundle_dir, lambda d: d["skeleton"].__setitem__("parents", [-1, 0, 1, 2, 3]))

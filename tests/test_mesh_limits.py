@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import trimesh
 from hostile_inputs import EPS, QUAD, glb_bytes, gltf_document, gltf_text, peak_memory, textured_quad_glb
-from PIL import EpsImagePlugin, Image
-from test_pipeline_inputs import bomb_png
-
 from keydiff3d.errors import InputError, TooLargeError, UnsupportedFormatError
 from keydiff3d.mesh_io import MAX_MESH_FACES, MAX_TEXTURE_PIXELS, load_mesh
+from PIL import EpsImagePlugin, Image
+from test_pipeline_inputs import bomb_png
 
 
 def triangle_gltf() -> tuple[dict, bytes]:
@@ -56,9 +55,9 @@ def test_truncated_texture_is_an_input_error():
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_texture_pixels_are_limited_from_the_header_before_decoding():
-    with peak_memory() as peak:
-        with pytest.raises(TooLargeError, match=f"12000x12000\\); the limit is {MAX_TEXTURE_PIXELS}"):
-            load_mesh(textured_quad_glb(bomb_png(12000)), "glb")
+    limit = f"12000x12000\\); the limit is {MAX_TEXTURE_PIXELS}"
+    with peak_memory() as peak, pytest.raises(TooLargeError, match=limit):
+        load_mesh(textured_quad_glb(bomb_png(12000)), "glb")
     assert peak[0] < 64 * 1024 * 1024  # 12000^2 RGB floats would be 1.7 GB
     with pytest.raises(TooLargeError, match="textures have"):
         load_mesh(textured_quad_glb(image_bytes(64, 64)), "glb", max_texture_pixels=64 * 63)
@@ -74,14 +73,18 @@ def test_gltf_instances_are_counted_before_they_are_built():
     sphere = trimesh.creation.icosphere(subdivisions=5)  # 20 480 faces; 200 placements: 4 M
     data = glb_bytes(*gltf_document(sphere.vertices, sphere.faces, nodes=200))
     assert len(data) < 512 * 1024
-    with peak_memory() as peak:
-        with pytest.raises(TooLargeError, match=f"4096000 triangles .* 200 mesh instances; the limit is {MAX_MESH_FACES}"):
-            load_mesh(data, "glb")
+    with (
+        peak_memory() as peak,
+        pytest.raises(TooLargeError, match=f"4096000 triangles .* 200 mesh instances; the limit is {MAX_MESH_FACES}"),
+    ):
+        load_mesh(data, "glb")
     assert peak[0] < 16 * 1024 * 1024  # refused from the JSON: nothing was flattened
     assert len(load_mesh(glb_bytes(*gltf_document(sphere.vertices, sphere.faces, nodes=3)), "glb").faces) == 3 * 20480
 
 
-@pytest.mark.parametrize("children", [[[1], [0], []], [[1, 2], [2], []], [[0], [], []]], ids=["cycle", "two-parents", "self"])
+@pytest.mark.parametrize(
+    "children", [[[1], [0], []], [[1, 2], [2], []], [[0], [], []]], ids=["cycle", "two-parents", "self"]
+)
 def test_gltf_nodes_must_form_trees(children):
     doc, blob = gltf_document(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]], np.uint32), nodes=3)
     for node, kids in zip(doc["nodes"], children):
@@ -100,7 +103,9 @@ def test_gltf_accessor_data_is_limited():
         load_mesh(glb_bytes(doc, blob), "glb")
 
 
-@pytest.mark.parametrize("uri", ["../../../etc/passwd", "/etc/passwd", "job.json", "file:///etc/passwd", "C:/x.bin", "..%2F..%2Fx"])
+@pytest.mark.parametrize(
+    "uri", ["../../../etc/passwd", "/etc/passwd", "job.json", "file:///etc/passwd", "C:/x.bin", "..%2F..%2Fx"]
+)
 def test_uploaded_gltf_may_not_refer_to_other_files(tmp_path, uri):
     doc, blob = triangle_gltf()
     with pytest.raises(InputError, match="must embed its data"):

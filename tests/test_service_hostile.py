@@ -20,6 +20,7 @@ from hostile_inputs import EPS, glb_bytes, gltf_document, textured_quad_glb
 from pipeline_support import creature_glb_bytes, png_bytes, write_tiny_checkpoint
 from service_support import Server, isolated_env, wait_for
 from test_pipeline_inputs import bomb_png
+from test_service_api import assert_error
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,9 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, checkpoint):
     root = tmp_path_factory.mktemp("hostile")
-    server = Server(root / "data", root / "home", "--checkpoint", str(checkpoint), "--max-upload-mb", "16", "--no-warm-up").start()
+    server = Server(
+        root / "data", root / "home", "--checkpoint", str(checkpoint), "--max-upload-mb", "16", "--no-warm-up"
+    ).start()
     yield server
     server.stop()
 
@@ -43,12 +46,9 @@ def client(server):
         yield client
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] == code and body["error"]["message"]
-    return body["error"]["message"]
+def error_message(response: httpx.Response, status: int, code: str) -> str:
+    """`assert_error` (the documented JSON error with this status and code), then its message."""
+    return assert_error(response, status, code)["message"]
 
 
 def submit_mesh(client, data: bytes, name: str = "creature.glb", **kwargs) -> httpx.Response:
@@ -110,9 +110,10 @@ def test_hostile_meshes_get_json_errors_and_the_server_survives(client, build, s
 
 def peak_rss(pid: int) -> int:
     """The process's peak resident memory (VmHWM) in bytes."""
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM")
 
 
@@ -122,7 +123,7 @@ def test_fault5_instanced_mesh_is_refused_before_the_server_builds_it(client, se
     glb = glb_bytes(*gltf_document(sphere.vertices, sphere.faces, nodes=400))
     assert_error(submit_mesh(client, creature_glb_bytes()[:50]), 400, "bad_input")  # the upload path has run once
     before = peak_rss(server.process.pid)
-    assert "400 mesh instances" in assert_error(submit_mesh(client, glb), 413, "too_large")
+    assert "400 mesh instances" in error_message(submit_mesh(client, glb), 413, "too_large")
     assert peak_rss(server.process.pid) - before < 64 * 1024 * 1024  # flattening them would take ~1 GB
 
 
@@ -130,11 +131,17 @@ def test_fault5_instanced_mesh_is_refused_before_the_server_builds_it(client, se
 
 
 def test_tokenless_backend_answers_only_loopback_host_names(client, server):
-    for host in ("evil.example", "evil.example:%d" % server.port, "127.0.0.1.nip.io", "", "[::1"):
-        message = assert_error(client.get("/v1/jobs", headers={"Host": host}), 403, "forbidden")
+    for host in ("evil.example", f"evil.example:{server.port}", "127.0.0.1.nip.io", "", "[::1"):
+        message = error_message(client.get("/v1/jobs", headers={"Host": host}), 403, "forbidden")
         assert "--token" in message
     assert_error(submit_mesh(client, creature_glb_bytes(), headers={"Host": "evil.example"}), 403, "forbidden")
-    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", f"[::1]:{server.port}", "127.0.0.2", "localhost"):
+    for host in (
+        f"127.0.0.1:{server.port}",
+        f"localhost:{server.port}",
+        f"[::1]:{server.port}",
+        "127.0.0.2",
+        "localhost",
+    ):
         assert client.get("/v1/jobs", headers={"Host": host}).status_code == 200
 
 
@@ -151,7 +158,9 @@ def test_cross_origin_browser_requests_are_refused(client, server):
 
 def test_token_backend_answers_other_host_names_but_not_other_pages(tmp_path, checkpoint):
     token = "t0ken-for-the-hostile-tests-0123456789"
-    server = Server(tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--token", token, "--no-warm-up").start(token=token)
+    server = Server(
+        tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--token", token, "--no-warm-up"
+    ).start(token=token)
     try:
         with httpx.Client(base_url=server.url, timeout=30.0, headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/v1/health", headers={"Host": "gpu.example.com"}).status_code == 200  # behind a proxy
@@ -166,7 +175,7 @@ def test_token_backend_answers_other_host_names_but_not_other_pages(tmp_path, ch
 def test_deeply_nested_options_are_a_bad_input(client):
     nested = "[" * 5000 + "]" * 5000
     response = client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": nested})
-    assert "RecursionError" in assert_error(response, 400, "bad_input")
+    assert "RecursionError" in error_message(response, 400, "bad_input")
     nested_object = '{"preset": ' + "[" * 5000 + "]" * 5000 + "}"
     response = client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": nested_object})
     assert_error(response, 400, "bad_input")
@@ -174,21 +183,31 @@ def test_deeply_nested_options_are_a_bad_input(client):
 
 def test_a_field_sent_twice_is_refused(client):
     image = ("a.png", png_bytes(64, 64), "image/png")
-    assert "'image' is sent more than once" in assert_error(client.post("/v1/jobs", files=[("image", image), ("image", image)]), 400, "bad_request")
+    assert "'image' is sent more than once" in error_message(
+        client.post("/v1/jobs", files=[("image", image), ("image", image)]), 400, "bad_request"
+    )
     fields = {"options": ['{"preset": "biped"}', '{"preset": "bird"}']}
-    assert_error(client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data=fields), 400, "bad_request")
+    assert_error(
+        client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data=fields), 400, "bad_request"
+    )
 
 
 def test_oversized_options_field_is_413_too_large(client):
     options = json.dumps({"preset": "x" * (10 * 1024 * 1024)})
-    message = assert_error(client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": options}), 413, "too_large")
+    message = error_message(
+        client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": options}),
+        413,
+        "too_large",
+    )
     assert "options" in message
 
 
 @pytest.mark.parametrize("preset", ["dragon", "unity", "godot"])
 def test_unknown_or_export_presets_are_refused_at_submission(client, preset):
-    response = client.post("/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": json.dumps({"preset": preset})})
-    assert preset in assert_error(response, 400, "bad_input")
+    response = client.post(
+        "/v1/jobs", files={"mesh": ("a.glb", creature_glb_bytes())}, data={"options": json.dumps({"preset": preset})}
+    )
+    assert preset in error_message(response, 400, "bad_input")
 
 
 # --------------------------------------------------------------------------- fault 17: malformed HTTP
@@ -204,7 +223,10 @@ def test_bad_content_length_gets_the_json_error(server, length):
 
 def test_content_length_shorter_than_the_body_gets_json_errors_only(server):
     body = b'--x\r\nContent-Disposition: form-data; name="options"\r\n\r\n{}\r\n--x--\r\n'
-    payload = f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 5\r\n\r\n".encode() + body
+    payload = (
+        b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        b"Content-Length: 5\r\n\r\n" + body
+    )
     responses = raw_request(server.port, payload)
     assert len(responses) == 2  # the 5-byte request, then the rest of the bytes as a malformed one
     for status, headers, data in responses:
@@ -248,9 +270,23 @@ def test_unusable_tokens_are_refused_at_start_with_how_to_make_one(tmp_path, tok
     env = isolated_env(tmp_path / "home")
     for args, extra_env in ((["--token", token], {}), ([], {"KEYDIFF3D_TOKEN": token})):
         done = subprocess.run(
-            [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"), *args],
-            capture_output=True, text=True, timeout=120, env={**env, **extra_env},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "keydiff3d.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+                *args,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra_env},
+        )
         assert done.returncode == 2, done.stderr
         assert "at least 16 characters" in done.stderr and "secrets.token_urlsafe" in done.stderr
         assert "Traceback" not in done.stderr
@@ -260,14 +296,16 @@ def test_unusable_tokens_are_refused_at_start_with_how_to_make_one(tmp_path, tok
 
 
 def test_the_queue_is_capped_with_429(tmp_path, checkpoint):
-    server = Server(tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--max-queued-jobs", "1").start()
+    server = Server(
+        tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--max-queued-jobs", "1"
+    ).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60.0) as client:
             glb = creature_glb_bytes("bird", 3)
             answers = [submit_mesh(client, glb) for _ in range(4)]  # faster than one job runs
             refusals = [a for a in answers if a.status_code == 429]
             assert refusals and answers[0].status_code == 202
-            assert "limit is 1" in assert_error(refusals[0], 429, "queue_full") and refusals[0].headers["retry-after"]
+            assert "limit is 1" in error_message(refusals[0], 429, "queue_full") and refusals[0].headers["retry-after"]
             for accepted in (a for a in answers if a.status_code == 202):
                 assert wait_for(client, accepted.json()["id"])["status"] == "done"
             assert submit_mesh(client, glb).status_code == 202  # room again once the queue drained
@@ -279,7 +317,7 @@ def test_uploads_are_refused_with_503_when_the_disk_is_nearly_full(tmp_path):
     server = Server(tmp_path / "data", tmp_path / "home", "--min-free-mb", str(10**12), "--no-warm-up").start()
     try:
         with httpx.Client(base_url=server.url, timeout=30.0) as client:
-            message = assert_error(submit_mesh(client, creature_glb_bytes()), 503, "insufficient_storage")
+            message = error_message(submit_mesh(client, creature_glb_bytes()), 503, "insufficient_storage")
             assert "--min-free-mb" in message
             assert client.get("/v1/jobs").json()["jobs"] == [] and not any((server.data_dir / "jobs").iterdir())
     finally:

@@ -32,7 +32,9 @@ def finished_job(tmp_path_factory, checkpoint) -> Path:
     server = Server(root / "data", root / "home", "--checkpoint", str(checkpoint), "--no-warm-up").start()
     try:
         with httpx.Client(base_url=server.url, timeout=60.0) as client:
-            job_id = client.post("/v1/jobs", files={"mesh": ("creature.glb", creature_glb_bytes("bird", 2))}).json()["id"]
+            job_id = client.post("/v1/jobs", files={"mesh": ("creature.glb", creature_glb_bytes("bird", 2))}).json()[
+                "id"
+            ]
             assert wait_for(client, job_id)["status"] == "done"
     finally:
         server.stop()
@@ -68,7 +70,9 @@ class Restart:
         return job_id
 
     def start(self) -> httpx.Client:
-        self.server = Server(self.data, self.tmp_path / "home", "--checkpoint", str(self.checkpoint), "--no-warm-up").start()
+        self.server = Server(
+            self.data, self.tmp_path / "home", "--checkpoint", str(self.checkpoint), "--no-warm-up"
+        ).start()
         return httpx.Client(base_url=self.server.url, timeout=60.0)
 
     def log(self) -> list[dict]:
@@ -131,7 +135,9 @@ def test_fault2_job_files_that_are_not_records_are_quarantined_not_fatal(restart
         assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [restart.good]
         for job_id in bad:
             assert client.get(f"/v1/jobs/{job_id}").status_code == 404
-        assert client.post("/v1/jobs", files={"mesh": ("c.glb", creature_glb_bytes())}).status_code == 202  # and takes work
+        assert (
+            client.post("/v1/jobs", files={"mesh": ("c.glb", creature_glb_bytes())}).status_code == 202
+        )  # and takes work
     assert restart.quarantined() == set(bad)
     assert {e["job"] for e in restart.log() if e["msg"] == "quarantined a corrupt job folder"} == set(bad)
 
@@ -161,7 +167,14 @@ def test_fault14_records_with_wrong_field_types_are_quarantined(restart):
 def test_fault4_a_queued_job_never_reads_an_input_outside_its_folder(restart):
     outside = restart.data / "outside.glb"
     outside.write_bytes(creature_glb_bytes("quadruped", 5))  # a valid mesh: reading it would "work"
-    queued = {"status": "queued", "stage": "queued", "progress": 0.0, "started_at": None, "finished_at": None, "timings": {}}
+    queued = {
+        "status": "queued",
+        "stage": "queued",
+        "progress": 0.0,
+        "started_at": None,
+        "finished_at": None,
+        "timings": {},
+    }
     escapes = [
         restart.job_folder(**queued, input_file="../../outside.glb"),
         restart.job_folder(**queued, input_file=str(outside)),

@@ -6,7 +6,6 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import InputError
 from keydiff3d_addon.rigcore.bundle import (
     RIG_JSON,
     BundleError,
@@ -16,6 +15,8 @@ from keydiff3d_addon.rigcore.bundle import (
     validate_document,
     write_bundle,
 )
+
+from ..errors import InputError
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rig.schema.json"
 GLB_FILE = "rig.glb"

@@ -265,19 +265,15 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         min_free_bytes free on the data folder's disk."""
         active = worker.active_count()
         if active >= config.max_queued_jobs:
-            raise ApiError(
-                429, "queue_full",
-                f"{active} jobs are queued or running and the limit is {config.max_queued_jobs}; try again when one has finished",
-                headers={"Retry-After": "30"},
-            )  # fmt: skip
+            message = f"{active} jobs are queued or running and the limit is {config.max_queued_jobs}; try again later"
+            raise ApiError(429, "queue_full", message, headers={"Retry-After": "30"})
         free = shutil.disk_usage(store.root).free
         if free - upload_bytes < config.min_free_bytes:
-            raise ApiError(
-                503, "insufficient_storage",
+            message = (
                 f"the server's data folder has {free // 2**20} MiB free and keeps at least "
-                f"{config.min_free_bytes // 2**20} MiB free (--min-free-mb); free disk space there",
-                headers={"Retry-After": "60"},
-            )  # fmt: skip
+                f"{config.min_free_bytes // 2**20} MiB free (--min-free-mb); free disk space there"
+            )
+            raise ApiError(503, "insufficient_storage", message, headers={"Retry-After": "60"})
 
     @app.get("/v1/jobs", dependencies=auth, summary="All known jobs, oldest first")
     def list_jobs() -> dict[str, Any]:

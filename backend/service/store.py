@@ -109,6 +109,7 @@ def _finite(value: Any) -> bool:
         return False
 
 
+ERROR_KEYS = ("code", "message")
 _FIELD_CHECKS = {
     "id": lambda v: isinstance(v, str) and bool(JOB_ID.match(v)),
     "kind": lambda v: v in ("image", "mesh"),
@@ -118,7 +119,7 @@ _FIELD_CHECKS = {
     "stage": lambda v: isinstance(v, str),
     "progress": lambda v: _finite(v) and 0 <= v <= 1,
     "message": lambda v: isinstance(v, str),
-    "error": lambda v: v is None or (isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("code", "message"))),
+    "error": lambda v: v is None or (isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ERROR_KEYS)),
     "cancel_requested": lambda v: isinstance(v, bool),
     "created_at": _finite,
     "started_at": lambda v: v is None or _finite(v),
@@ -247,9 +248,11 @@ class JobStore:
         try:
             folder.rename(target)
         except OSError as error:
-            log.error("could not quarantine a corrupt job folder", extra={"job": folder.name, "reason": reason, "error": str(error)})
+            extra = {"job": folder.name, "reason": reason, "error": str(error)}
+            log.error("could not quarantine a corrupt job folder", extra=extra)
             return
-        log.warning("quarantined a corrupt job folder", extra={"job": folder.name, "reason": reason, "moved_to": str(target)})
+        extra = {"job": folder.name, "reason": reason, "moved_to": str(target)}
+        log.warning("quarantined a corrupt job folder", extra=extra)
 
     def prune(self, keep: int) -> None:
         """Delete the oldest finished jobs beyond the newest `keep` finished ones (disk hygiene)."""

@@ -185,7 +185,7 @@ def read_bundle(path) -> RigBundle:
     )  # fmt: skip
 
 
-def _read_skin(source: "_Source", name: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_skin(source: _Source, name: str) -> tuple[np.ndarray, np.ndarray]:
     """skin.npz -> indices (V, k) of an integer type, weights (V, k) of a float type, each array's
     header checked before its data is read (no pickles, no shape the bytes do not hold)."""
     with _open_zip(io.BytesIO(source.read(name)), name) as npz:
@@ -206,7 +206,8 @@ def _parse_npy(data: bytes, what: str, kinds: str) -> np.ndarray:
     except (ValueError, TypeError, SyntaxError, OverflowError, RecursionError) as error:
         raise BundleError(f"{what} is not a numpy array ({error})") from None
     if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None or len(shape) != 2:
-        raise BundleError(f"{what} must be a 2-D array of {'integers' if kinds == 'iu' else 'floats'}, got {dtype} {shape}")
+        wanted = "integers" if kinds == "iu" else "floats"
+        raise BundleError(f"{what} must be a 2-D array of {wanted}, got {dtype} {shape}")
     count = math.prod(shape)
     if count < 0 or count * dtype.itemsize != len(data) - fh.tell():
         raise BundleError(f"{what} holds {len(data) - fh.tell()} bytes, not the {shape} its header claims")

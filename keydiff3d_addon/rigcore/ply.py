@@ -144,7 +144,9 @@ def _property(parts: list[str], source: str) -> tuple:
     raise PlyError(f"{source}: unsupported property line {' '.join(parts)!r}")
 
 
-def _read_polygons(data: bytes, offset: int, count: int, count_t: str, index_t: str, what: str) -> tuple[np.ndarray, int]:
+def _read_polygons(
+    data: bytes, offset: int, count: int, count_t: str, index_t: str, what: str
+) -> tuple[np.ndarray, int]:
     """Polygon lists -> fan-triangulated (T, 3) int32 and the offset after them. Vectorised when all
     polygons have the same corner count (all triangles: the writer's layout); otherwise one short
     step per polygon to find where the next one starts, then vectorised triangulation."""

@@ -11,6 +11,7 @@ from bpy_fixtures import bpy, clean_scene  # noqa: F401  (fixtures; bpy set up f
 from hostile_inputs import add_chain_bones, edit_rig_json, peak_memory, small_bundle, zip_of_directory
 
 from keydiff3d_addon import remote
+from keydiff3d_addon.client.jobs import ResultRejected
 from keydiff3d_addon.importer import RigImportError, import_bundle
 from keydiff3d_addon.rigcore import read_bundle
 from keydiff3d_addon.rigcore.bundle import MAX_BONES, MAX_FILE_BYTES, MAX_SMOOTH_ITERATIONS
@@ -41,7 +42,7 @@ def bundle_dir(tmp_path):
 def test_a_good_bundle_imports_and_attaches(clean_scene, bundle_dir):
     rig = import_bundle(bundle_dir)
     assert len(rig.armature.data.bones) == 4
-    armature = remote.attach_rig(bpy.context, mesh_object(bundle_dir), bundle_dir)
+    armature = remote.attach_rig(bpy.context, mesh_object(bundle_dir), remote.read_result(bundle_dir))
     assert armature.type == "ARMATURE" and len(armature.data.bones) == 4
 
 
@@ -60,8 +61,8 @@ def test_fault8_bone_count_is_capped_in_the_import(clean_scene, bundle_dir):
     before = scene_state()
     with pytest.raises(RigImportError, match=f"at most {MAX_BONES} bones"):
         import_bundle(bundle_dir)
-    with pytest.raises(remote.RemoteError, match=f"at most {MAX_BONES} bones"):
-        remote.attach_rig(bpy.context, obj, bundle_dir)
+    with pytest.raises(ResultRejected, match=f"at most {MAX_BONES} bones"):
+        remote.attach_rig(bpy.context, obj, remote.read_result(bundle_dir))
     assert scene_state() == before and before["armatures"] == []
 
 
@@ -83,8 +84,8 @@ def test_fault9_skinning_parameters_are_bounded_before_attach_rig_reruns_them(cl
     obj = mesh_object(bundle_dir)
     edit_rig_json(bundle_dir, lambda doc: doc["skin"]["params"].update(params))
     before = scene_state()
-    with pytest.raises(remote.RemoteError, match=f"skin.params.{next(iter(params))}"):
-        remote.attach_rig(bpy.context, obj, bundle_dir)
+    with pytest.raises(ResultRejected, match=f"skin.params.{next(iter(params))}"):
+        remote.attach_rig(bpy.context, obj, remote.read_result(bundle_dir))
     with pytest.raises(RigImportError, match="skin.params"):
         import_bundle(bundle_dir)
     assert scene_state() == before and obj.parent is None and len(obj.vertex_groups) == 0
@@ -96,6 +97,6 @@ def test_fault20_parents_with_a_cycle_are_refused_by_the_import(clean_scene, bun
     before = scene_state()
     with pytest.raises(RigImportError, match="cycle"):
         import_bundle(bundle_dir)
-    with pytest.raises(remote.RemoteError, match="cycle"):
-        remote.attach_rig(bpy.context, obj, bundle_dir)
+    with pytest.raises(ResultRejected, match="cycle"):
+        remote.attach_rig(bpy.context, obj, remote.read_result(bundle_dir))
     assert scene_state() == before and before["armatures"] == []

@@ -14,7 +14,6 @@ bone heads/tails, keypoints) goes through the same placement, so weights stay ex
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from contextlib import contextmanager
@@ -24,8 +23,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .rigcore.bundle import BundleError, RigBundle, read_bundle, read_bundle_json
-from .rigcore.ply import parse_ply
+from .rigcore.bundle import BundleError, RigBundle, read_bundle
 from .rigcore.skinning import SkinWeights
 
 PROP_RIG = "keydiff3d_rig"  # JSON on the armature object: source, placement, keypoints, parents
@@ -472,31 +470,10 @@ def import_bundle(
 
 
 def read_rig_bundle(path: str | Path) -> RigBundle:
-    """`read_bundle` with every failure as a `RigImportError` that names the bundle and, when the
-    reader's own message does not, the file inside it that is damaged (e.g. a truncated mesh.ply)."""
+    """`read_bundle` with its failures (always a `BundleError` whose sentence names the damaged file,
+    e.g. a truncated mesh.ply) as a `RigImportError` that also names the bundle."""
     path = Path(path)
     try:
         return read_bundle(path)
-    except BundleError as error:  # the reader's own sentences name the file
+    except BundleError as error:
         raise RigImportError(f"cannot read the rig bundle {path}: {error}") from error
-    except Exception as error:  # a lower-level failure (numpy, zlib, ...): find the file it came from
-        raise RigImportError(f"cannot read the rig bundle {path}: {_damaged_member(path)} ({error})") from error
-
-
-def _damaged_member(path: Path) -> str:
-    """Which file of the bundle fails on its own: "mesh.ply is damaged or truncated", or a general phrase."""
-    try:
-        doc, source = read_bundle_json(path)
-        mesh_file, skin_file = doc["mesh"]["file"], doc["skin"]["file"]
-    except Exception:
-        return "rig.json is damaged"
-    try:
-        parse_ply(source.read(mesh_file), mesh_file)
-    except Exception:
-        return f"{mesh_file} is damaged or truncated"
-    try:
-        with np.load(io.BytesIO(source.read(skin_file))) as npz:
-            npz["indices"], npz["weights"]
-    except Exception:
-        return f"{skin_file} is damaged or truncated"
-    return "rig.json does not match its mesh and skin files"

@@ -132,7 +132,7 @@ def object_by_uid(session_uid: int) -> bpy.types.Object | None:
 def _import_image_result(
     target_height: float, name: str, url: str, zip_path: Path, status: JobStatus
 ) -> list[bpy.types.Object]:
-    bundle = _read(zip_path)
+    bundle = read_result(zip_path)
     try:
         source = f"backend job {status.id} at {url}"
         rig = importer.build_rig(bundle, context=bpy.context, target_height=target_height, name=name, source=source)
@@ -151,10 +151,12 @@ def _import_mesh_result(
         check_mesh_to_rig(target)
     except RemoteError as error:
         raise ResultRejected(f"{error} (it changed while the backend rigged it)") from None
-    return [attach_rig(bpy.context, target, _read(zip_path), source=f"backend job {status.id} at {url}")]
+    return [attach_rig(bpy.context, target, read_result(zip_path), source=f"backend job {status.id} at {url}")]
 
 
-def _read(zip_path: Path) -> RigBundle:
+def read_result(zip_path: Path) -> RigBundle:
+    """The job's result bundle, read and checked by the shared rigcore reader (its limits bound what
+    `attach_rig` then reruns on the main thread); `ResultRejected` with one sentence otherwise."""
     try:
         return importer.read_rig_bundle(zip_path)
     except importer.RigImportError as error:

@@ -1,7 +1,8 @@
 """Options of one pipeline run, shared by `keydiff3d rig`, `keydiff3d rig-mesh`, the demo and the service.
 
-The service receives them as a JSON object, so `from_dict` checks every key and type and answers a
-wrong one with one `InputError` sentence instead of a traceback deep inside a stage.
+The service receives them as a JSON object, so `from_dict` checks every key, type and the preset
+(it must be a category preset in presets/) and answers a wrong one with one `InputError` sentence
+at submission instead of a failure deep inside a stage.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from keydiff3d_addon.rigcore.presets import default_preset_name
+from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, load_category_preset
 
 from ..errors import InputError
 from ..mesh_io import UP_AXES
@@ -50,7 +51,8 @@ class PipelineOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "PipelineOptions":
-        """Options from a JSON object; unknown keys and wrong types raise InputError."""
+        """Options from a JSON object; unknown keys, wrong types and a preset that is not a
+        category preset (missing, malformed, or an export preset such as 'unity') raise InputError."""
         if data is None:
             return cls()
         if not isinstance(data, dict):
@@ -62,7 +64,12 @@ class PipelineOptions:
         values = {}
         for name, value in data.items():
             values[name] = _check_type(name, value, known[name].type)
-        return cls(**values)
+        options = cls(**values)
+        try:
+            load_category_preset(options.preset)
+        except PresetError as error:
+            raise InputError(f"option 'preset': {error}") from None
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -23,7 +23,9 @@ def resolve_device(requested: str | torch.device = "auto") -> torch.device:
     if device is None or device.type not in ("cpu", "cuda"):
         raise DeviceError(f"unknown device {str(requested)!r}; use auto, cuda or cpu")
     if device.type == "cuda" and not cuda_available():
-        raise DeviceError(f"--device {requested} was asked for but this machine has no usable CUDA GPU; use --device auto or cpu")
+        raise DeviceError(
+            f"--device {requested} was asked for but this machine has no usable CUDA GPU; use --device auto or cpu"
+        )
     return device
 
 

@@ -19,7 +19,9 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 MIN_IMAGE_SIDE = 32
 
 
-def load_image(source: bytes | str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
+def load_image(
+    source: bytes | str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS, min_side: int = MIN_IMAGE_SIDE
+) -> np.ndarray:
     """Decode a PNG / JPEG / WebP image -> (H, W, 4) float32 RGBA in [0, 1] (alpha 1 when absent).
 
     Raises TooLargeError (more than `max_pixels`, read from the header before decoding),
@@ -45,14 +47,20 @@ def _decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise UnsupportedFormatError(f"the data is not a readable image; send one of {', '.join(IMAGE_FORMATS)}") from None
+        raise UnsupportedFormatError(
+            f"the data is not a readable image; send one of {', '.join(IMAGE_FORMATS)}"
+        ) from None
     except Image.DecompressionBombError:  # PIL's own guard: the header claims an absurd size
-        raise TooLargeError(f"the image's header claims far more than the limit of {max_pixels} pixels (a decompression bomb?)") from None
+        raise TooLargeError(
+            f"the image's header claims far more than the limit of {max_pixels} pixels (a decompression bomb?)"
+        ) from None
     if image.format not in IMAGE_FORMATS:
         raise UnsupportedFormatError(f"{image.format} images are not accepted; send one of {', '.join(IMAGE_FORMATS)}")
     width, height = image.size
     if width * height > max_pixels:
-        raise TooLargeError(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels in all, resize it first")
+        raise TooLargeError(
+            f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels in all, resize it first"
+        )
     if min(width, height) < min_side:
         raise InputError(f"the image is {width}x{height} pixels; at least {min_side}x{min_side} are needed")
     try:

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
 # backend files that drive add-on modules other than rigcore (inside Blender's Python, `bpy` module)
 ADDON_ENTRIES = {
     "backend/export.py": "`keydiff3d export` (and the demo through it) builds the scene with the add-on's importer "
-                         "and writes it with its exporter, so the command and the Export button give the same files",
+    "and writes it with its exporter, so the command and the Export button give the same files",
 }
 
 # (file, imported module): the violations left, each to be removed by the lead once its file is free
@@ -170,7 +170,9 @@ def test_the_addon_imports_nothing_from_the_backend():
 def test_rigcore_imports_only_the_standard_library_numpy_and_itself():
     allowed = set(sys.stdlib_module_names) | {"numpy", "__future__"}
     wrong = [
-        imp for path in python_files(ADDON / "rigcore") for imp in imports_of(path)
+        imp
+        for path in python_files(ADDON / "rigcore")
+        for imp in imports_of(path)
         if not (imp.module.startswith("keydiff3d_addon.rigcore") or _top(imp.module) in allowed)
     ]
     assert not wrong, "rigcore runs inside Blender and is the lowest layer: " + _show(wrong)
@@ -178,21 +180,29 @@ def test_rigcore_imports_only_the_standard_library_numpy_and_itself():
 
 def test_the_backend_drives_the_addon_only_through_its_documented_entries():
     wrong = [
-        imp for imp in backend_imports()
-        if _top(imp.module) == "keydiff3d_addon" and not imp.module.startswith("keydiff3d_addon.rigcore")
+        imp
+        for imp in backend_imports()
+        if _top(imp.module) == "keydiff3d_addon"
+        and not imp.module.startswith("keydiff3d_addon.rigcore")
         and imp.file not in ADDON_ENTRIES
     ]
     assert not wrong, "only the files in ADDON_ENTRIES may import add-on modules besides rigcore: " + _show(wrong)
-    used = {imp.file for imp in backend_imports() if _top(imp.module) == "keydiff3d_addon" and "rigcore" not in imp.module}
-    assert used == set(ADDON_ENTRIES), f"ADDON_ENTRIES lists files that no longer drive the add-on: {set(ADDON_ENTRIES) - used}"
+    used = {
+        imp.file for imp in backend_imports() if _top(imp.module) == "keydiff3d_addon" and "rigcore" not in imp.module
+    }
+    assert used == set(ADDON_ENTRIES), (
+        f"ADDON_ENTRIES lists files that no longer drive the add-on: {set(ADDON_ENTRIES) - used}"
+    )
 
 
 def test_every_backend_package_has_one_layer():
     nodes = {node_of(module_name(p)) for p in python_files(BACKEND)}
     placed = [name for _, members in LAYERS for name in members]
     assert len(placed) == len(set(placed)), "a package is in two layers"
-    assert nodes == set(placed), f"LAYERS must list exactly the backend's packages (and docs/DEVELOPING.md too): " \
-                                 f"missing {sorted(nodes - set(placed))}, gone {sorted(set(placed) - nodes)}"
+    assert nodes == set(placed), (
+        f"LAYERS must list exactly the backend's packages (and docs/DEVELOPING.md too): "
+        f"missing {sorted(nodes - set(placed))}, gone {sorted(set(placed) - nodes)}"
+    )
 
 
 def test_backend_packages_import_only_their_own_and_lower_layers():
@@ -203,7 +213,8 @@ def test_backend_packages_import_only_their_own_and_lower_layers():
             continue
         graph[source].add(target)
         if layer_of(target) > layer_of(source):
-            upward.append(f"{imp.file}:{imp.line} ({LAYERS[layer_of(source)][0]}) imports {imp.module} ({LAYERS[layer_of(target)][0]})")
+            layers = LAYERS[layer_of(source)][0], LAYERS[layer_of(target)][0]
+            upward.append(f"{imp.file}:{imp.line} ({layers[0]}) imports {imp.module} ({layers[1]})")
     assert not upward, "imports that point up:\n" + "\n".join(upward)
     cycle = _find_cycle(graph)
     assert not cycle, "packages that import each other: " + " -> ".join(cycle)
@@ -216,8 +227,7 @@ def test_every_exception_is_still_needed():
 
 def _backend_internal_imports() -> list[Import]:
     return [
-        imp for imp in backend_imports()
-        if _top(imp.module) == "keydiff3d" and (imp.file, imp.module) not in EXCEPTIONS
+        imp for imp in backend_imports() if _top(imp.module) == "keydiff3d" and (imp.file, imp.module) not in EXCEPTIONS
     ]
 
 
@@ -230,7 +240,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = 2
@@ -260,9 +270,18 @@ def test_the_checker_sees_relative_lazy_and_dynamic_imports():
         "    return importlib.import_module(f'keydiff3d_addon.{name}')\n"
     )
     found = {imp.module for imp in imports_of(BACKEND / "service" / "probe.py", source)}
-    assert found == {"importlib", "keydiff3d.weights", "keydiff3d", "keydiff3d.pipeline.run", "keydiff3d.training.cli",
-                     "keydiff3d_addon.<dynamic>"}
+    assert found == {
+        "importlib",
+        "keydiff3d.weights",
+        "keydiff3d",
+        "keydiff3d.pipeline.run",
+        "keydiff3d.training.cli",
+        "keydiff3d_addon.<dynamic>",
+    }
     assert [node_of(m) for m in ("keydiff3d.training.cli", "keydiff3d.training.trainer", "keydiff3d")] == [
-        "commands", "training", "keydiff3d"]
+        "commands",
+        "training",
+        "keydiff3d",
+    ]
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert not _find_cycle({"a": {"b"}, "b": {"c"}})

@@ -16,9 +16,20 @@ from keydiff3d.training.config import load_config
 
 torch.set_num_threads(1)
 
-TINY = dict(num_keypoints=5, image_size=32, map_size=16, voxel_size=8, cnn_channels=(8, 8, 8), aggregated_channels=8,
-            lifted_channels=4, volume_channels=(4, 8), reconstruction_channels=(8, 8, 8), appearance_dim=8,
-            softargmax_beta=3.5, perceptual_loss="pyramid")
+TINY = dict(
+    num_keypoints=5,
+    image_size=32,
+    map_size=16,
+    voxel_size=8,
+    cnn_channels=(8, 8, 8),
+    aggregated_channels=8,
+    lifted_channels=4,
+    volume_channels=(4, 8),
+    reconstruction_channels=(8, 8, 8),
+    appearance_dim=8,
+    softargmax_beta=3.5,
+    perceptual_loss="pyramid",
+)
 
 
 def _tiny(seed: int = 0) -> KeyDiff3D:
@@ -67,8 +78,16 @@ def test_format_version_1_still_loads(tmp_path):
     model = KeyDiff3D(config.model_config())
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     path = tmp_path / "v1.safetensors"
-    save_file(state, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "1",
-                                          "config": json.dumps(config.to_dict()), "metadata": json.dumps({"step": 9})})
+    save_file(
+        state,
+        str(path),
+        metadata={
+            "format": "keydiff3d-checkpoint",
+            "format_version": "1",
+            "config": json.dumps(config.to_dict()),
+            "metadata": json.dumps({"step": 9}),
+        },
+    )
     loaded = KeyDiff3D.from_checkpoint(path)
     assert loaded.checkpoint.format_version == "1" and loaded.checkpoint.metadata == {"step": 9}
     assert loaded.config == model.config and _same_weights(loaded, model)
@@ -80,7 +99,9 @@ def test_the_shipped_default_is_a_version_1_file_and_loads():
     model = KeyDiff3D.from_checkpoint()
     assert model.checkpoint.format_version == "1" and model.checkpoint.path == DEFAULT_CHECKPOINT
     shipped = json.loads((DEFAULT_CHECKPOINT.parent / "config.json").read_text())
-    assert model.config == KeyDiff3DConfig.from_dict({**shipped["model"], "perceptual_loss": model.config.perceptual_loss})
+    assert model.config == KeyDiff3DConfig.from_dict(
+        {**shipped["model"], "perceptual_loss": model.config.perceptual_loss}
+    )
     assert model.config.num_keypoints == shipped["model"]["num_keypoints"]
 
 
@@ -121,12 +142,28 @@ def test_header_that_does_not_fit_the_weights_or_the_config(tmp_path):
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     path = tmp_path / "m.safetensors"
     other = {**model.config.to_dict(), "num_keypoints": 7}
-    save_file(state, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "2",
-                                          "model_config": json.dumps(other), "metadata": "{}"})
+    save_file(
+        state,
+        str(path),
+        metadata={
+            "format": "keydiff3d-checkpoint",
+            "format_version": "2",
+            "model_config": json.dumps(other),
+            "metadata": "{}",
+        },
+    )
     with pytest.raises(ConfigError, match="does not match the model its config describes"):
         KeyDiff3D.from_checkpoint(path)
-    save_file(state, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "2",
-                                          "model_config": json.dumps({**other, "voxel_size": "big"}), "metadata": "{}"})
+    save_file(
+        state,
+        str(path),
+        metadata={
+            "format": "keydiff3d-checkpoint",
+            "format_version": "2",
+            "model_config": json.dumps({**other, "voxel_size": "big"}),
+            "metadata": "{}",
+        },
+    )
     with pytest.raises(ConfigError, match="^checkpoint m.safetensors: model_config.voxel_size must be int, got 'big'$"):
         KeyDiff3D.from_checkpoint(path)
     save_file(state, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "2", "metadata": "{}"})

@@ -1,4 +1,5 @@
-"""Pipeline inputs and options: images are accepted exactly when they decode, within limits (meshes: test_mesh_io.py)."""
+"""Pipeline inputs and options: images are accepted exactly when they decode, within limits
+(meshes: test_mesh_io.py)."""
 
 from __future__ import annotations
 

@@ -69,8 +69,15 @@ def _load(data):
 
 
 def test_nested_tables_become_typed_frozen_dataclasses():
-    preset = _load({"model": {"keypoints": 8}, "skinning": {"sigma": 1, "k": 2}, "skeleton": {"channels": [8, 16, 24]},
-                    "categories": ["bird"], "extra": {"any": [1, "x"]}})
+    preset = _load(
+        {
+            "model": {"keypoints": 8},
+            "skinning": {"sigma": 1, "k": 2},
+            "skeleton": {"channels": [8, 16, 24]},
+            "categories": ["bird"],
+            "extra": {"any": [1, "x"]},
+        }
+    )
     assert preset.model == Model(keypoints=8) and preset.skinning == Skinning(sigma=1.0, k=2)
     assert isinstance(preset.skinning.sigma, float)  # an int is stored as a float where a float is expected
     assert preset.skeleton.channels == (8, 16, 24) and isinstance(preset.skeleton.channels, tuple)
@@ -101,8 +108,10 @@ ALL_SECTIONS = "(known: model, skeleton, skinning, categories, extra)"
         ({"skinning": {"method": "bone"}}, "x.toml: skinning.method must be one of gaussian, heat, got 'bone'"),
         ({"skeleton": {"leaf_bones": 1}}, "x.toml: skeleton.leaf_bones must be bool, got 1"),
         ({"skeleton": {"root": 1.5}}, "x.toml: skeleton.root must be str or int, got 1.5"),
-        ({"skeleton": {"length_weight": float("nan")}},
-         "x.toml: skeleton.length_weight must be a finite number, zero or more, got nan"),
+        (
+            {"skeleton": {"length_weight": float("nan")}},
+            "x.toml: skeleton.length_weight must be a finite number, zero or more, got nan",
+        ),
         ({"skeleton": {"channels": [8, "x"]}}, "x.toml: skeleton.channels[1] must be int, got 'x'"),
         ({"skeleton": {"channels": 8}}, "x.toml: skeleton.channels must be a list of int, got 8"),
         ({"skeleton": {"pair": [1]}}, "x.toml: skeleton.pair must be a list of 2 (int, str), got [1]"),

@@ -47,7 +47,9 @@ class HyperfeatureAggregator(nn.Module):
     bilinearly; fp16 inputs (cached features) are promoted to the bottleneck's dtype.
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, out_size: int | tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], out_channels: int, out_size: int | tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         if len(in_channels) == 0:
             raise ValueError("the aggregator needs at least one feature layer")

@@ -56,8 +56,9 @@ def checkpoint_file(checkpoint: str | Path | None) -> Path:
     return path / WEIGHTS_NAME if path.is_dir() else path
 
 
-def save_checkpoint(path: str | Path, model: KeyDiff3D, metadata: dict[str, Any],
-                    training_config: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: KeyDiff3D, metadata: dict[str, Any], training_config: dict[str, Any] | None = None
+) -> Path:
     """Write weights (fp32, contiguous, shared tensors cloned) and the version-2 header to one file,
     atomically (a half-written file never carries the real name)."""
     from safetensors.torch import save_file
@@ -91,7 +92,9 @@ def read_checkpoint(checkpoint: str | Path | None) -> tuple[dict[str, torch.Tens
             header = handle.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ConfigError(f"checkpoint {path} is corrupt or not a safetensors file ({error}); retrain it or restore the file") from None
+        raise ConfigError(
+            f"checkpoint {path} is corrupt or not a safetensors file ({error}); retrain it or restore the file"
+        ) from None
     return state, _parse_header(path, header)
 
 
@@ -107,8 +110,13 @@ def load_weights(model: KeyDiff3D, state: dict[str, torch.Tensor], path: Path) -
         elif unexpected:
             detail = f"unexpected {unexpected[0]!r}"
         else:
-            detail = f"{wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}"
-        raise ConfigError(f"checkpoint {path} does not match the model its config describes ({detail}); it was saved by incompatible code")
+            detail = (
+                f"{wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}"
+            )
+        raise ConfigError(
+            f"checkpoint {path} does not match the model its config describes ({detail}); "
+            "it was saved by incompatible code"
+        )
     model.load_state_dict(state)
 
 
@@ -124,7 +132,10 @@ def _parse_header(path: Path, header: dict[str, str]) -> CheckpointHeader:
         raise ConfigError(f"{path} is a safetensors file but not a KeyDiff3D checkpoint (no '{FORMAT}' header)")
     version = header.get("format_version")
     if version not in READABLE_VERSIONS:
-        raise ConfigError(f"checkpoint {path} has format version {version!r}; this code reads versions {' and '.join(READABLE_VERSIONS)}")
+        raise ConfigError(
+            f"checkpoint {path} has format version {version!r}; "
+            f"this code reads versions {' and '.join(READABLE_VERSIONS)}"
+        )
     source = f"checkpoint {path.name}"
     try:
         metadata = json.loads(header.get("metadata", "{}"))
@@ -136,5 +147,7 @@ def _parse_header(path: Path, header: dict[str, str]) -> CheckpointHeader:
             model_table = json.loads(header["model_config"])
     except (KeyError, json.JSONDecodeError) as error:
         raise ConfigError(f"checkpoint {path} has an unreadable config header ({error})") from None
-    model_config = KeyDiff3DConfig.from_dict(model_table, source=source, path="config.model" if version == "1" else "model_config")
+    model_config = KeyDiff3DConfig.from_dict(
+        model_table, source=source, path="config.model" if version == "1" else "model_config"
+    )
     return CheckpointHeader(path, version, model_config, metadata, training_config)

@@ -31,14 +31,24 @@ SOURCE = "model config"  # how messages name a config built in code
 class KeyDiff3DConfig:
     # --- keypoints and views
     num_keypoints: Annotated[int, at_least(2)] = 18
-    num_views: Annotated[int, at_least(1)] = 4  # K views per sample: view 0 is the input view, the others generated (paper: 4)
-    image_size: Annotated[int, at_least(16)] = 128  # views are resized to image_size^2 before the feature CNN / appearance branch
-    map_size: Annotated[int, at_least(16), multiple_of(8)] = 64  # structure maps, reconstructions, losses (U-Net levels: /8)
+    num_views: Annotated[int, at_least(1)] = (
+        4  # K views per sample: view 0 is the input view, the others generated (paper: 4)
+    )
+    image_size: Annotated[int, at_least(16)] = (
+        128  # views are resized to image_size^2 before the feature CNN / appearance branch
+    )
+    map_size: Annotated[int, at_least(16), multiple_of(8)] = (
+        64  # structure maps, reconstructions, losses (U-Net levels: /8)
+    )
 
     # --- features: "cnn" = the project's small trainable CNN on the images; "external" = tapped
     # generator features (e.g. SV3D decoder layers) given with the batch
     feature_source: Literal[FEATURE_SOURCES] = "cnn"
-    cnn_channels: Annotated[tuple[int, ...], non_empty] = (32, 64, 96)  # FeatureCNN widths at /2, /4, /8 (taps coarse -> fine)
+    cnn_channels: Annotated[tuple[int, ...], non_empty] = (
+        32,
+        64,
+        96,
+    )  # FeatureCNN widths at /2, /4, /8 (taps coarse -> fine)
     external_channels: tuple[int, ...] = ()  # C_l of each external layer, e.g. (1280, 1280, 640, 320)
     aggregated_channels: int = 64  # C' of the Hyperfeatures aggregator (paper-style: 384)
     feature_size: int = 0  # side of the aggregated map; 0 = the finest tapped layer's size
@@ -63,7 +73,9 @@ class KeyDiff3DConfig:
     # --- reconstruction network
     reconstruction_channels: tuple[int, ...] = (32, 64, 128, 128)
     appearance_dim: int = 64  # global appearance code of the input view
-    patch_mask_ratio: Annotated[float, in_interval(0, 1, high_open=True)] = 0.8  # share of 16x16-grid patches hidden (0 = off)
+    patch_mask_ratio: Annotated[float, in_interval(0, 1, high_open=True)] = (
+        0.8  # share of 16x16-grid patches hidden (0 = off)
+    )
     patch_grid: int = 16
 
     # --- augmentation (training only, see augment.py): random affine of the input view, applied to
@@ -72,14 +84,18 @@ class KeyDiff3DConfig:
     augment_rotation_deg: float = 10.0
     augment_scale: float = 0.1  # scale drawn from [1 - s, 1 + s]
     augment_translate: float = 0.05  # fraction of the image size
-    augment_color: Annotated[float, in_interval(0, 1, high_open=True)] = 0.15  # colour jitter of the features input (0 = off)
+    augment_color: Annotated[float, in_interval(0, 1, high_open=True)] = (
+        0.15  # colour jitter of the features input (0 = off)
+    )
 
     # --- losses
     perceptual_loss: Literal[PERCEPTUAL_LOSSES] = "auto"  # "vgg16" needs a weights file; "pyramid" = CPU substitute
     vgg16_path: str = ""  # torchvision vgg16 state dict; empty = $KEYDIFF3D_VGG16
     lambda_perceptual: float = 1.0
     lambda_mask: float = 0.5
-    supervision: Literal[SUPERVISIONS] = "none"  # "joints": L1 to GT joints (N == J); "chamfer": to a joint set of any size
+    supervision: Literal[SUPERVISIONS] = (
+        "none"  # "joints": L1 to GT joints (N == J); "chamfer": to a joint set of any size
+    )
     lambda_joints: float = 1.0
 
     # --- optimisation (used by parameter_groups; the trainer owns the rest)

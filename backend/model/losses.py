@@ -96,7 +96,8 @@ def make_perceptual_loss(kind: str, vgg16_path: str = "") -> nn.Module:
         path = find_vgg16_weights(vgg16_path or None)
         if path is None:
             raise MissingWeightsError(
-                f"perceptual_loss 'vgg16' needs a VGG16 weights file: set ${VGG16_ENV} or vgg16_path to torchvision's vgg16-397923af.pth"
+                f"perceptual_loss 'vgg16' needs a VGG16 weights file: set ${VGG16_ENV} or vgg16_path "
+                "to torchvision's vgg16-397923af.pth"
             )
         return VGGPerceptualLoss(path)
     if kind == "pyramid":

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..image_io import IMAGE_FORMATS, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, load_image  # noqa: F401 (the service imports them from here)
 
+
 def read_keypoints_json(path: Path):
     """KP.json (`{"keypoints": N x 3, "adjacency": N x N}`) -> (keypoints (N, 3), adjacency (N, N))
     float64; InputError in one sentence for anything else."""
@@ -34,7 +35,9 @@ def read_keypoints_json(path: Path):
     if keypoints.ndim != 2 or keypoints.shape[1] != 3:
         raise InputError(f"{path.name}: keypoints must be N x 3, got shape {keypoints.shape}")
     if adjacency.shape != (len(keypoints), len(keypoints)):
-        raise InputError(f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}")
+        raise InputError(
+            f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}"
+        )
     if not (np.isfinite(keypoints).all() and np.isfinite(adjacency).all()):
         raise InputError(f"{path.name}: keypoints and adjacency must be finite numbers")
     return keypoints, adjacency

@@ -39,7 +39,9 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], T
     return state, training_config(header), header.metadata
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[KeyDiff3D, TrainConfig, dict[str, Any]]:
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> tuple[KeyDiff3D, TrainConfig, dict[str, Any]]:
     """(model in eval mode on `device`, its TrainConfig, its metadata). None = the shipped default.
 
     Raises ConfigError when the file is missing, corrupt, not a KeyDiff3D checkpoint, its weights
@@ -52,7 +54,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
 def training_config(header: CheckpointHeader) -> TrainConfig:
     """The TrainConfig stored in a checkpoint's header (ConfigError when it has none)."""
     if header.training_config is None:
-        raise ConfigError(f"checkpoint {header.path} holds no training config (it was not written by `keydiff3d train`)")
+        raise ConfigError(
+            f"checkpoint {header.path} holds no training config (it was not written by `keydiff3d train`)"
+        )
     return TrainConfig.from_dict(header.training_config, where=f"checkpoint {header.path.name}")
 
 
@@ -80,7 +84,8 @@ def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Pa
         f"- model: N={m.get('num_keypoints', 18)} keypoints, K={metadata.get('num_views')} views, "
         f"lifting {metadata.get('lifting')}, image {m.get('image_size')} px, M={m.get('voxel_size')}, "
         f"features {metadata.get('feature_source')}",
-        f"- perceptual loss: {metadata.get('perceptual_loss')} (`pyramid` = the documented CPU substitute for VGG16, docs/MODEL.md)",
+        f"- perceptual loss: {metadata.get('perceptual_loss')} "
+        "(`pyramid` = the documented CPU substitute for VGG16, docs/MODEL.md)",
         f"- training: {metadata.get('step')} steps x batch {config.optim.batch_size}, "
         f"{metadata.get('train_seconds', 0) / 60:.0f} min wall time, torch {metadata.get('torch')}",
         f"- data: `{metadata.get('data_dir')}`",
@@ -101,7 +106,8 @@ def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Pa
             "| MPJPE (MLP) | N-MPJPE | P-MPJPE | MPJPE (linear) | mean-pose MPJPE | CD-J2J | CD-J2B |",
             "|---:|---:|---:|---:|---:|---:|---:|",
             f"| {evaluation['mpjpe']:.1f} | {evaluation['n_mpjpe']:.1f} | {evaluation['p_mpjpe']:.1f} | "
-            f"{evaluation['linear_mpjpe']:.1f} | {evaluation['mean_pose_mpjpe']:.1f} | {evaluation['cd_j2j']:.1f} | {evaluation['cd_j2b']:.1f} |",
+            f"{evaluation['linear_mpjpe']:.1f} | {evaluation['mean_pose_mpjpe']:.1f} | "
+            f"{evaluation['cd_j2j']:.1f} | {evaluation['cd_j2b']:.1f} |",
         ]
     if notes:
         lines += ["", notes]

@@ -45,13 +45,13 @@ class DataConfig:
     --creatures N`), and then every item of `dir` trains; otherwise on the held-out split of `dir`."""
 
     source: Literal[DATA_SOURCES] = "synthetic"
-    dir: str = "data/synth"           # training data folder (relative: to the cwd)
-    eval_dir: str = ""                # evaluation data folder; empty = the held-out split of `dir`
-    held_out_fraction: float = 0.2    # share of the evaluation folder's items held out from the regressor fit
-    split_salt: int = 0               # which items are held out (SyntheticDataset.split, CacheData.split)
+    dir: str = "data/synth"  # training data folder (relative: to the cwd)
+    eval_dir: str = ""  # evaluation data folder; empty = the held-out split of `dir`
+    held_out_fraction: float = 0.2  # share of the evaluation folder's items held out from the regressor fit
+    split_salt: int = 0  # which items are held out (SyntheticDataset.split, CacheData.split)
     categories: list[str] = field(default_factory=list)  # empty = all categories
-    max_items: int = 0                # 0 = all items of the split (small values for tests)
-    workers: int = 0                  # DataLoader worker processes
+    max_items: int = 0  # 0 = all items of the split (small values for tests)
+    workers: int = 0  # DataLoader worker processes
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,20 @@ class OptimConfig:
     batch_size: Annotated[int, at_least(1)] = 4  # global batch (split over processes under DDP)
     warmup_steps: int = 100
     schedule: Literal["cosine", "constant"] = "cosine"  # "cosine" (to 0 at `steps`) or "constant" after warm-up
-    grad_clip: float = 1.0            # max global gradient norm; 0 = off
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # Accelerate's setting
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    out_dir: str = "runs"             # run folder = out_dir/name
-    log_every: int = 10               # TensorBoard scalars and the curve
-    preview_every: int = 250          # preview PNG of keypoints + learned skeleton over the views
-    checkpoint_every: int = 500       # resumable state + model checkpoint
-    keep_states: int = 2              # resumable states kept (older ones are deleted)
-    eval_at_end: bool = True          # run the evaluation protocol and store its numbers in the checkpoint
-    eval_train_items: int = 0         # items the end-of-run regressors are fitted on (0 = the whole split)
-    eval_test_items: int = 0          # held-out items scored at the end of the run (0 = all)
+    out_dir: str = "runs"  # run folder = out_dir/name
+    log_every: int = 10  # TensorBoard scalars and the curve
+    preview_every: int = 250  # preview PNG of keypoints + learned skeleton over the views
+    checkpoint_every: int = 500  # resumable state + model checkpoint
+    keep_states: int = 2  # resumable states kept (older ones are deleted)
+    eval_at_end: bool = True  # run the evaluation protocol and store its numbers in the checkpoint
+    eval_train_items: int = 0  # items the end-of-run regressors are fitted on (0 = the whole split)
+    eval_test_items: int = 0  # held-out items scored at the end of the run (0 = all)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.model.get("feature_source") == "external" and self.data.source != "feature_cache":
-            raise ConfigError("[model] feature_source 'external' reads generator features; set [data] source = 'feature_cache'")
+            raise ConfigError(
+                "[model] feature_source 'external' reads generator features; set [data] source = 'feature_cache'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,7 +143,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     preset = PRESETS_DIR / f"{name_or_path}.toml"
     if not preset.is_file():
-        raise ConfigError(f"no training preset named {str(name_or_path)!r}; choose one of {', '.join(preset_names())} or give a .toml/.json file")
+        raise ConfigError(
+            f"no training preset named {str(name_or_path)!r}; choose one of {', '.join(preset_names())} "
+            "or give a .toml/.json file"
+        )
     return preset
 
 

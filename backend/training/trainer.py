@@ -102,7 +102,9 @@ def train(
     run_dir = config.run_dir
     previous = latest_state(run_dir) if resume else None
     if not resume and (run_dir / STATES_DIR).exists():
-        raise ConfigError(f"run folder {run_dir} already holds a training run; pass --resume to continue it or pick another name")
+        raise ConfigError(
+            f"run folder {run_dir} already holds a training run; pass --resume to continue it or pick another name"
+        )
     if resume and previous is None:
         raise ConfigError(f"nothing to resume in {run_dir}: it has no saved training state")
 
@@ -111,7 +113,9 @@ def train(
     set_seed(config.seed)  # model init is a function of the seed on every process
     model_config = config.model_config()
     data = open_data(config.data, model_config, training_split(config.data))
-    batches = StepBatches(data, config.optim.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
+    batches = StepBatches(
+        data, config.optim.batch_size, config.seed, accelerator.process_index, accelerator.num_processes
+    )
 
     model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameter_groups())
@@ -142,8 +146,12 @@ def train(
     # own generator: creating the iterator draws a worker seed, which must not consume the global
     # RNG (a resumed run creates its iterator at a different point of the RNG stream)
     loader = torch.utils.data.DataLoader(
-        batches, sampler=range(start, config.optim.steps), batch_size=None, collate_fn=_as_is,
-        num_workers=config.data.workers, generator=torch.Generator().manual_seed(config.seed),
+        batches,
+        sampler=range(start, config.optim.steps),
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=config.data.workers,
+        generator=torch.Generator().manual_seed(config.seed),
     )
     end = config.optim.steps if stop_after is None else min(stop_after, config.optim.steps)
     t0 = time.perf_counter()
@@ -156,7 +164,10 @@ def train(
         with accelerator.autocast():
             losses = model(batch.to(accelerator.device)).losses
         if not torch.isfinite(losses["total"]):
-            raise KeyDiff3DError(f"training diverged at step {step + 1} (the loss is not finite); lower [model] lr or resume from an earlier state")
+            raise KeyDiff3DError(
+                f"training diverged at step {step + 1} (the loss is not finite); "
+                "lower [model] lr or resume from an earlier state"
+            )
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(losses["total"])
         if config.optim.grad_clip > 0:
@@ -178,14 +189,23 @@ def train(
             seconds = seconds_before + time.perf_counter() - t0
             _save_state(accelerator, run_dir, step, history, seconds, config.logging.keep_states)
             if main:
-                save_checkpoint(run_dir / WEIGHTS_NAME, unwrapped, config, _metadata(unwrapped, config, command, step, seconds))
-        span.update((step - start) / max(end - start, 1), f"step {step}/{config.optim.steps} loss {float(losses['total'].detach()):.4f}")
+                save_checkpoint(
+                    run_dir / WEIGHTS_NAME, unwrapped, config, _metadata(unwrapped, config, command, step, seconds)
+                )
+        span.update(
+            (step - start) / max(end - start, 1),
+            f"step {step}/{config.optim.steps} loss {float(losses['total'].detach()):.4f}",
+        )
 
     accelerator.wait_for_everyone()
     if main:
         from .preview import draw_curves
 
-        draw_curves({k: v for k, v in history.items() if k != "lr"}, run_dir / "curve.png", title=f"{config.name}: training losses")
+        draw_curves(
+            {k: v for k, v in history.items() if k != "lr"},
+            run_dir / "curve.png",
+            title=f"{config.name}: training losses",
+        )
         writer.close()
     return TrainResult(run_dir, run_dir / WEIGHTS_NAME, step, history, seconds_before + time.perf_counter() - t0)
 
@@ -228,8 +248,8 @@ def _preview(model, samples, path: Path, step: int) -> None:
     """Keypoints + learned skeleton over the preview items' views; the RNG is left untouched (exact resume)."""
     if not samples:
         return
-    from .preview import PreviewItem, draw_preview, learned_bones
     from ..model import collate
+    from .preview import PreviewItem, draw_preview, learned_bones
 
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[]), torch.no_grad():

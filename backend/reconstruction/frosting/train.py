@@ -86,7 +86,9 @@ def fit_gaussians(
     """Optimise `init` on `views`; returns the fitted Gaussians and the loss per step."""
     device = views.images.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.detach().to(device).clone()) for k, v in init.as_dict().items()})
+    params = torch.nn.ParameterDict(
+        {k: torch.nn.Parameter(v.detach().to(device).clone()) for k, v in init.as_dict().items()}
+    )
     lrs = {
         "means": schedule.lr_means * extent,
         "scales": schedule.lr_scales,
@@ -103,22 +105,37 @@ def fit_gaussians(
     order = torch.randperm(V, generator=generator, device=device)
     for step in range(schedule.iterations):
         if progress and step % 50 == 0:
-            progress.update(step / schedule.iterations, f"step {step}/{schedule.iterations}, {len(params['means'])} Gaussians")
+            progress.update(
+                step / schedule.iterations, f"step {step}/{schedule.iterations}, {len(params['means'])} Gaussians"
+            )
         v = int(order[step % V])
         if step % V == V - 1:
             order = torch.randperm(V, generator=generator, device=device)
         rgb, alpha, target, mask, info = _render_step(
-            views, v, rasterizer, generator,
-            params["means"], params["quats"], params["scales"].exp(), torch.sigmoid(params["opacities"]), torch.sigmoid(params["colors"]),
+            views,
+            v,
+            rasterizer,
+            generator,
+            params["means"],
+            params["quats"],
+            params["scales"].exp(),
+            torch.sigmoid(params["opacities"]),
+            torch.sigmoid(params["colors"]),
         )
         if strategy is not None:
             strategy.step_pre_backward(params, optimizers, state, step, info)
         loss = photometric_loss(rgb, alpha, target, mask, schedule)
         if schedule.regularize_from is not None and step >= schedule.regularize_from:
             current = GaussianParams.from_dict(params)
-            if neighbours is None or (step - schedule.regularize_from) % schedule.neighbours_every == 0 or len(neighbours) != len(current):
+            if (
+                neighbours is None
+                or (step - schedule.regularize_from) % schedule.neighbours_every == 0
+                or len(neighbours) != len(current)
+            ):
                 neighbours = nearest_neighbours(current.means, schedule.neighbours)
-            loss = loss + schedule.density_weight * density_alignment_loss(current, neighbours, schedule.density_samples, generator)
+            loss = loss + schedule.density_weight * density_alignment_loss(
+                current, neighbours, schedule.density_samples, generator
+            )
             loss = loss + schedule.opacity_weight * opacity_binary_loss(current)
             loss = loss + schedule.flat_weight * flatness_loss(current, extent)
         loss.backward()
@@ -144,12 +161,17 @@ def _render_step(views: ViewData, v: int, rasterizer: Rasterizer, generator: tor
     background = torch.rand(1, 3, device=device, generator=generator)
     mask = views.masks[v : v + 1]
     target = views.images[v : v + 1] + (1 - mask) * (background[:, None, None, :] - 1.0)
-    render, alpha, info = rasterizer(*gaussians, views.viewmats[v : v + 1], views.Ks[v : v + 1], views.width, views.height, backgrounds=background)
+    render, alpha, info = rasterizer(
+        *gaussians, views.viewmats[v : v + 1], views.Ks[v : v + 1], views.width, views.height, backgrounds=background
+    )
     return render[..., :3], alpha, target, mask, info
 
 
-def photometric_loss(rgb: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, schedule: FitSchedule) -> torch.Tensor:
-    """(1 - l) L1 + l D-SSIM (11 x 11 Gaussian window, as in 3DGS) on colour, plus L1 between rendered opacity and the mask.
+def photometric_loss(
+    rgb: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, schedule: FitSchedule
+) -> torch.Tensor:
+    """(1 - l) L1 + l D-SSIM (11 x 11 Gaussian window, as in 3DGS) on colour, plus L1 between rendered
+    opacity and the mask.
 
     rgb, target (1, H, W, 3); alpha, mask (1, H, W, 1)."""
     structure = ssim(rgb.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), window=11)
@@ -171,7 +193,9 @@ def fit_frosting(
     device = views.images.device
     generator = torch.Generator(device=device).manual_seed(seed)
     layer = layer.to(device)
-    params = torch.nn.ParameterDict({k: torch.nn.Parameter(getattr(layer, k).detach().clone()) for k in FrostingGaussians.TRAINABLE})
+    params = torch.nn.ParameterDict(
+        {k: torch.nn.Parameter(getattr(layer, k).detach().clone()) for k in FrostingGaussians.TRAINABLE}
+    )
     lrs = {
         "bary_logits": 1e-2,
         "shell_logits": 1e-2,
@@ -188,8 +212,15 @@ def fit_frosting(
             progress.update(step / iterations, f"frosting step {step}/{iterations}")
         g = layer.with_params(dict(params)).world()
         rgb, alpha, target, mask, _ = _render_step(
-            views, int(torch.randint(0, V, (1,), generator=generator, device=device)), rasterizer, generator,
-            g.means, g.quats, g.scales, g.opacities, g.colors,
+            views,
+            int(torch.randint(0, V, (1,), generator=generator, device=device)),
+            rasterizer,
+            generator,
+            g.means,
+            g.quats,
+            g.scales,
+            g.opacities,
+            g.colors,
         )
         loss = photometric_loss(rgb, alpha, target, mask, schedule)
         loss.backward()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from test_model_keydiff3d import TINY as TINY_MODEL
 
 from keydiff3d.errors import ConfigError
 from keydiff3d.model import KeyDiff3D, KeyDiff3DConfig
@@ -16,25 +17,18 @@ from keydiff3d.training.config import load_config
 
 torch.set_num_threads(1)
 
-TINY = dict(
-    num_keypoints=5,
-    image_size=32,
-    map_size=16,
-    voxel_size=8,
-    cnn_channels=(8, 8, 8),
-    aggregated_channels=8,
-    lifted_channels=4,
-    volume_channels=(4, 8),
-    reconstruction_channels=(8, 8, 8),
-    appearance_dim=8,
-    softargmax_beta=3.5,
-    perceptual_loss="pyramid",
-)
+TINY = {**TINY_MODEL, "num_keypoints": 5, "softargmax_beta": 3.5, "perceptual_loss": "pyramid"}
 
 
 def _tiny(seed: int = 0) -> KeyDiff3D:
     torch.manual_seed(seed)
     return KeyDiff3D(KeyDiff3DConfig(**TINY))
+
+
+def raw_checkpoint(path, state: dict, version: str, **entries: str) -> None:
+    """A checkpoint file with a hand-written header (`metadata` "{}" unless given)."""
+    header = {"format": "keydiff3d-checkpoint", "format_version": version, "metadata": "{}", **entries}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=header)
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -76,18 +70,8 @@ def test_format_version_1_still_loads(tmp_path):
     config = load_config("tiny", ["model.num_keypoints=7", "model.perceptual_loss='pyramid'"])
     torch.manual_seed(1)
     model = KeyDiff3D(config.model_config())
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
     path = tmp_path / "v1.safetensors"
-    save_file(
-        state,
-        str(path),
-        metadata={
-            "format": "keydiff3d-checkpoint",
-            "format_version": "1",
-            "config": json.dumps(config.to_dict()),
-            "metadata": json.dumps({"step": 9}),
-        },
-    )
+    raw_checkpoint(path, model.state_dict(), "1", config=json.dumps(config.to_dict()), metadata=json.dumps({"step": 9}))
     loaded = KeyDiff3D.from_checkpoint(path)
     assert loaded.checkpoint.format_version == "1" and loaded.checkpoint.metadata == {"step": 9}
     assert loaded.config == model.config and _same_weights(loaded, model)
@@ -132,40 +116,21 @@ def test_truncated_foreign_and_unknown_version_files(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(ConfigError, match="not a KeyDiff3D checkpoint"):
         KeyDiff3D.from_checkpoint(path)
-    save_file({"w": torch.zeros(2)}, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "3"})
+    raw_checkpoint(path, {"w": torch.zeros(2)}, "3")
     with pytest.raises(ConfigError, match="format version '3'; this code reads versions 1 and 2"):
         KeyDiff3D.from_checkpoint(path)
 
 
 def test_header_that_does_not_fit_the_weights_or_the_config(tmp_path):
     model = _tiny()
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    path = tmp_path / "m.safetensors"
+    state, path = model.state_dict(), tmp_path / "m.safetensors"
     other = {**model.config.to_dict(), "num_keypoints": 7}
-    save_file(
-        state,
-        str(path),
-        metadata={
-            "format": "keydiff3d-checkpoint",
-            "format_version": "2",
-            "model_config": json.dumps(other),
-            "metadata": "{}",
-        },
-    )
+    raw_checkpoint(path, state, "2", model_config=json.dumps(other))
     with pytest.raises(ConfigError, match="does not match the model its config describes"):
         KeyDiff3D.from_checkpoint(path)
-    save_file(
-        state,
-        str(path),
-        metadata={
-            "format": "keydiff3d-checkpoint",
-            "format_version": "2",
-            "model_config": json.dumps({**other, "voxel_size": "big"}),
-            "metadata": "{}",
-        },
-    )
+    raw_checkpoint(path, state, "2", model_config=json.dumps({**other, "voxel_size": "big"}))
     with pytest.raises(ConfigError, match="^checkpoint m.safetensors: model_config.voxel_size must be int, got 'big'$"):
         KeyDiff3D.from_checkpoint(path)
-    save_file(state, str(path), metadata={"format": "keydiff3d-checkpoint", "format_version": "2", "metadata": "{}"})
+    raw_checkpoint(path, state, "2")
     with pytest.raises(ConfigError, match="unreadable config header"):
         KeyDiff3D.from_checkpoint(path)

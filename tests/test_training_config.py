@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from test_model_checkpoint import raw_checkpoint
 
 from keydiff3d.errors import ConfigError
 from keydiff3d.training.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -131,39 +132,15 @@ def test_mismatched_checkpoint_names_the_problem(tmp_path):
     state, _, metadata = read_checkpoint(path)
     # the same weights under a config that describes a different architecture
     other = load_config("tiny", ["model.num_keypoints=7"])
-    from safetensors.torch import save_file
-
-    save_file(
-        state,
-        str(path),
-        metadata={
-            "format": "keydiff3d-checkpoint",
-            "format_version": "1",
-            "config": json.dumps(other.to_dict()),
-            "metadata": "{}",
-        },
-    )
+    raw_checkpoint(path, state, "1", config=json.dumps(other.to_dict()))
     with pytest.raises(ConfigError, match="does not match the model its config describes"):
         load_model(path)
-    save_file(
-        state,
-        str(path),
-        metadata={
-            "format": "keydiff3d-checkpoint",
-            "format_version": "99",
-            "config": json.dumps(config.to_dict()),
-            "metadata": "{}",
-        },
-    )
+    raw_checkpoint(path, state, "99", config=json.dumps(config.to_dict()))
     with pytest.raises(ConfigError, match="format version '99'"):
         load_model(path)
     bad = config.to_dict()
     bad["optim"]["turbo"] = True
-    save_file(
-        state,
-        str(path),
-        metadata={"format": "keydiff3d-checkpoint", "format_version": "1", "config": json.dumps(bad), "metadata": "{}"},
-    )
+    raw_checkpoint(path, state, "1", config=json.dumps(bad))
     with pytest.raises(ConfigError, match="unknown key optim.turbo"):
         load_model(path)
 

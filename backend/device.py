@@ -27,12 +27,3 @@ def resolve_device(requested: str | torch.device = "auto") -> torch.device:
             f"--device {requested} was asked for but this machine has no usable CUDA GPU; use --device auto or cpu"
         )
     return device
-
-
-def require_cuda(stage: str, device: torch.device) -> None:
-    """Raise DeviceError when a CUDA-only `stage` would run on `device`."""
-    if device.type != "cuda":
-        raise DeviceError(
-            f"the {stage} stage needs a CUDA GPU but the pipeline runs on {device.type}; "
-            "run on a machine with CUDA or choose the CPU alternative (e.g. reconstruction 'hull')"
-        )

@@ -1,6 +1,6 @@
-"""Reading the user's inputs: the image (`keydiff3d.image_io`, with its size limits) and a KP.json of keypoints.
+"""Reading a KP.json of keypoints the user gives for a mesh (`keydiff3d rig-mesh --keypoints`).
 
-Meshes are read, with the same kind of checks, by `keydiff3d.mesh_io`.
+Images are read by `keydiff3d.image_io`, meshes by `keydiff3d.mesh_io`, with the same kind of checks.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..image_io import IMAGE_FORMATS, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, load_image  # noqa: F401 (the service imports them from here)
 
 
 def read_keypoints_json(path: Path):

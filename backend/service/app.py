@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import InputError
 from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
-from ..pipeline.inputs import IMAGE_FORMATS, load_image
+from ..image_io import IMAGE_FORMATS, load_image
 from ..pipeline.options import PipelineOptions
 from .config import API_VERSION, ServiceConfig, is_loopback
 from .store import FINISHED, JobStore

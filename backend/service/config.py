@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..mesh_io import MAX_MESH_FACES
-from ..pipeline.inputs import MAX_IMAGE_PIXELS
+from ..image_io import MAX_IMAGE_PIXELS
 
 API_VERSION = 1  # bumped on incompatible API changes; the add-on refuses a different one
 DEFAULT_PORT = 8765

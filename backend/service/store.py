@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mesh_io import MESH_FORMATS
-from ..pipeline.inputs import IMAGE_FORMATS
+from ..image_io import IMAGE_FORMATS
 
 log = logging.getLogger("keydiff3d.service")
 

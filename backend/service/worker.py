@@ -36,7 +36,7 @@ def pipeline_runner(device: str = "auto", checkpoint: str | None = None) -> Runn
     def run(record: JobRecord, input_path: Path, work_dir: Path, progress: Progress) -> Path:
         from ..errors import InputError
         from ..mesh_io import load_mesh
-        from ..pipeline.inputs import load_image
+        from ..image_io import load_image
         from ..pipeline.options import PipelineOptions
         from ..pipeline.run import run_image_pipeline, run_mesh_pipeline
 

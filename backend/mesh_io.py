@@ -39,8 +39,7 @@ from keydiff3d_addon.rigcore.ply import MAX_FACES
 
 from .errors import InputError, TooLargeError, UnsupportedFormatError
 from .geometry import Placement, fit_to_world
-from .synthetic.renderer import RenderMesh
-from .synthetic.shapes import vertex_normals
+from .geometry.mesh import RenderMesh, vertex_normals
 
 MESH_FORMATS = ("glb", "gltf", "obj", "ply", "stl", "off")
 GLTF_FORMATS = ("glb", "gltf")

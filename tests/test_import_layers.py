@@ -8,8 +8,8 @@
 (d) a backend package imports only its own or lower layers (LAYERS), and the packages' import graph
     has no cycle.
 Every import counts, also those inside functions and `importlib.import_module("...")` with a literal
-name (or an f-string's literal start). EXCEPTIONS lists the violations that remain, each in a file
-owned by another engineer right now; the test fails when one of them is fixed, so it is removed here.
+name (or an f-string's literal start). EXCEPTIONS may list a violation allowed for a time (none
+now); the test fails once a listed one is fixed, so it is removed here.
 """
 
 from __future__ import annotations
@@ -45,16 +45,8 @@ ADDON_ENTRIES = {
     "and writes it with its exporter, so the command and the Export button give the same files",
 }
 
-# (file, imported module): the violations left, each to be removed by the lead once its file is free
-EXCEPTIONS = {
-    # mesh_io returns RenderMesh, defined in synthetic/renderer.py, while synthetic (sample_assets.py,
-    # renderer.py) loads meshes through mesh_io: RenderMesh moves below both (mesh_io.py belongs to
-    # the reliability engineer, synthetic/ to the skeleton engineer right now)
-    ("backend/mesh_io.py", "keydiff3d.synthetic.renderer"),
-    # mesh_io's normals come from synthetic/shapes.vertex_normals, a twin of rigging/mesh_tools'
-    # (0 vs +Y for a lone vertex): one of them moves below mesh_io and the other goes
-    ("backend/mesh_io.py", "keydiff3d.synthetic.shapes"),
-}
+# (file, imported module): violations allowed for now; each entry must name a file and say why
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ import numpy as np
 from ..device import resolve_device
 from ..errors import InputError
 from ..geometry import Cameras, Placement, fit_to_world
+from ..geometry.mesh import RenderMesh
 from ..mesh_io import Y_UP_TO_Z_UP, load_mesh
 from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
-from ..synthetic.renderer import RenderMesh, as_render_mesh
+from ..synthetic.renderer import as_render_mesh
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from keydiff3d_addon.rigcore.bundle import RigBundle
 from keydiff3d_addon.rigcore.skeleton import Bone, bone_rest_z_axis
-from .mesh_tools import vertex_normals
+
+from .. import __version__
+from ..geometry.mesh import vertex_normals
 
 _Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
 

@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from keydiff3d_addon.rigcore.frames import Y_UP_TO_Z_UP
 from keydiff3d_addon.rigcore.ply import MAX_FACES
 
 from .errors import InputError, TooLargeError, UnsupportedFormatError
@@ -50,9 +51,6 @@ MAX_GLTF_ACCESSOR_BYTES = 512 * 1024 * 1024  # a glTF's arrays as trimesh builds
 TEXTURE_FORMATS = ("PNG", "JPEG", "WEBP")
 _GLTF_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 _GLTF_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-# glTF's y-up frame -> the project's z-up frame, as Blender's glTF importer: (x, y, z) -> (x, -z, y).
-# A rotation: its transpose turns z-up coordinates into glTF's frame.
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 _NEUTRAL = np.array([0.7, 0.7, 0.7], np.float32)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .rigcore import frames
 from .rigcore.bundle import BundleError, RigBundle, read_bundle
 from .rigcore.skinning import SkinWeights
 
@@ -77,13 +78,11 @@ class ImportedRig:
 
 
 def to_z_up(points: np.ndarray, up_axis: str) -> np.ndarray:
-    """Bundle frame -> Blender's z-up frame ((x, y, z) -> (x, -z, y) for a y-up bundle, as glTF)."""
-    p = np.asarray(points, np.float64)
-    if up_axis.upper() == "Z":
-        return p
-    if up_axis.upper() == "Y":
-        return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-    raise RigImportError(f"the bundle's up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    """Bundle frame -> Blender's z-up frame (`rigcore.frames`: (x, y, z) -> (x, -z, y) for a y-up bundle)."""
+    try:
+        return frames.to_z_up(points, str(up_axis).upper())
+    except frames.FrameError as error:
+        raise RigImportError(f"the bundle's {error}") from None
 
 
 class _Created:

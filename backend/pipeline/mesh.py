@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from keydiff3d_addon.rigcore.frames import FrameError, rotation_to_z_up
+
 from ..device import resolve_device
 from ..errors import InputError
 from ..geometry import Cameras, Placement, fit_to_world
 from ..geometry.mesh import RenderMesh
-from ..mesh_io import Y_UP_TO_Z_UP, load_mesh
+from ..mesh_io import load_mesh
 from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
@@ -27,14 +29,14 @@ from ..synthetic.renderer import as_render_mesh
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size
-UP_AXES = ("Z", "Y")
 
 
 def upright_rotation(up_axis: str) -> np.ndarray:
     """(3, 3) rotation from a mesh's own coordinates with `up_axis` up to upright (z-up) ones."""
-    if up_axis not in UP_AXES:
-        raise InputError(f"up_axis must be 'Y' or 'Z', got {up_axis!r}")
-    return Y_UP_TO_Z_UP if up_axis == "Y" else np.eye(3)
+    try:
+        return rotation_to_z_up(up_axis)
+    except FrameError as error:
+        raise InputError(str(error)) from None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .skeleton import Naming
-from .skinning import MAX_INFLUENCES, METHODS
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS
 
 
 class PresetError(ValueError):
@@ -20,17 +20,19 @@ class PresetError(ValueError):
 
 @dataclass(frozen=True)
 class SkinningOptions:
-    method: str = "gaussian"
+    method: str = DEFAULT_METHOD
     sigma: float = 0.08
     k: int = 4
     sharpness: float = 0.2
     smooth_iterations: int = 0
     smooth_step: float = 0.5
+    placeholder_tails: bool = True
 
     def kwargs(self) -> dict:
         """Keyword arguments for `compute_skin_weights`."""
         return dict(method=self.method, sigma=self.sigma, k=self.k, sharpness=self.sharpness,
-                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step)  # fmt: skip
+                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step,
+                    placeholder_tails=self.placeholder_tails)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ _CATEGORY_SCHEMA = {
         "sharpness": (float, _POSITIVE),
         "smooth_iterations": (int, _NONNEG),
         "smooth_step": (float, (lambda v: 0 < v <= 1, "in (0, 1]")),
+        "placeholder_tails": (bool, None),
     },
 }
 _EXPORT_SCHEMA = {

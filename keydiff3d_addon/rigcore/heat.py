@@ -267,7 +267,7 @@ def heat_solution(
     use_v, use_s = near_v[visible], near_s[visible]
     count = np.bincount(use_v, minlength=num_v).astype(np.float64)
     h = np.where(count > 0, count / np.maximum(mindist, MIN_DISTANCE) ** 2, 0.0)
-    p_rows = _sparse_rows(use_v, use_s, 1.0 / np.maximum(count[use_v], 1.0), num_v)
+    p_rows = _sparse_rows(use_v, use_s, 1.0 / np.maximum(count[use_v], 1.0), num_s)
 
     laplacian = cotangent_system(v, f)
     areas = laplacian[3]
@@ -292,12 +292,12 @@ def heat_solution(
     return HeatSolution(values, count == 0, blind_pieces, int(blind.sum()), int(loose.sum()))
 
 
-def _sparse_rows(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_rows: int):
-    """A function mask (num_rows,) -> dense (mask.sum(), max col + 1) rows of a sparse matrix."""
+def _sparse_rows(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_cols: int):
+    """A function mask (V,) -> the dense rows (mask.sum(), num_cols) of a sparse (V, num_cols) matrix."""
 
     def dense(mask: np.ndarray) -> np.ndarray:
         index = np.cumsum(mask) - 1
-        out = np.zeros((int(mask.sum()), int(cols.max()) + 1 if len(cols) else 0))
+        out = np.zeros((int(mask.sum()), num_cols))
         on = mask[rows]
         out[index[rows[on]], cols[on]] = vals[on]
         return out

@@ -252,7 +252,7 @@ def segment_hit_distance(starts, ends, triangles, tolerance: float = 0.0) -> np.
         q = np.cross(tv, e1)
         v = (d * q).sum(1) * inv
         t = (e2 * q).sum(1) * inv
-    ok = (det != 0) & (u >= -tolerance) & (v >= -tolerance) & (u + v <= 1 + tolerance) & (t >= 0) & (t <= 1)
+        ok = (det != 0) & (u >= -tolerance) & (v >= -tolerance) & (u + v <= 1 + tolerance) & (t >= 0) & (t <= 1)
     return np.where(ok, t, np.inf)
 
 

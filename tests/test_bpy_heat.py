@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module first)
+from bpy_fixtures import bpy
+from keydiff3d.evaluation.bone_heat import blender_bone_heat
 from test_rigging_heat import BONES_Z, chain, combine, sphere, tube
 
-from keydiff3d.evaluation.bone_heat import blender_bone_heat
 from keydiff3d_addon.rigcore import Bone, compute_skin_weights
 
 pytestmark = pytest.mark.bpy

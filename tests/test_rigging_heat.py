@@ -9,8 +9,20 @@ import pytest
 
 from keydiff3d_addon.rigcore import Bone, build_skeleton, compute_skin_weights
 from keydiff3d_addon.rigcore.heat import cotangent_system, heat_solution, heat_sources
-from keydiff3d_addon.rigcore.rays import GridHitFinder, MeshAdjacency, blocked_by_front_faces, nearest_points, segment_crosses
-from keydiff3d_addon.rigcore.sparse import CsrMatrix, Multigrid, SymmetricSystem, connected_labels, solve_numpy
+from keydiff3d_addon.rigcore.rays import (
+    GridHitFinder,
+    MeshAdjacency,
+    blocked_by_front_faces,
+    nearest_points,
+    segment_crosses,
+)
+from keydiff3d_addon.rigcore.sparse import (
+    CsrMatrix,
+    Multigrid,
+    SymmetricSystem,
+    connected_labels,
+    solve_numpy,
+)
 
 
 def tube(length=3.0, radius=0.3, rings=31, sides=16, caps=True, z0=0.0):

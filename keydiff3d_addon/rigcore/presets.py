@@ -42,9 +42,11 @@ class SkeletonOptions:
     root_bone: bool = False
     volume_weight: float = 1.0
     length_weight: float = 0.0
+    prior_margin: float = 0.1  # given adjacencies: the priors break near-ties only (`edge_penalty`)
 
     def kwargs(self) -> dict:
-        """Keyword arguments for `build_skeleton` (besides naming)."""
+        """Keyword arguments for `build_skeleton` (besides naming; `prior_margin` applies to given
+        adjacencies only, so the caller passes it)."""
         return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone,
                     volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
 
@@ -104,6 +106,7 @@ _CATEGORY_SCHEMA = {
         "root_bone": (bool, None),
         "volume_weight": (float, _NONNEG),
         "length_weight": (float, _FINITE_NONNEG),
+        "prior_margin": (float, _FINITE_NONNEG),
     },
     "naming": {
         "style": (str, _choice("auto", "index")),

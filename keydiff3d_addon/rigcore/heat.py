@@ -66,10 +66,11 @@ def heat_sources(bones, vertices, faces, hit_finder: HitFinder | None = None, pl
     Armatures imported from glTF or FBX (formats without bone tails) often carry placeholder tails: a
     bone a thousandth of the creature long where the artist's bone ran to its child. A deform bone
     shorter than STUB_FRACTION x the distance from its head to its nearest child's head is skinned as
-    segments from its head to every child's head; a childless one shorter than STUB_FRACTION x its
-    parent bone (parent head -> its head) is extended along its own direction to LEAF_FRACTION of
-    that length, clipped where it would leave the mesh. Bones built by `build_skeleton` always reach
-    their child, so rigs from keypoints are unchanged. `placeholders` False: every bone as given.
+    segments from its head to every child's head; a childless one (kind "edge": not a tip bone
+    `build_skeleton` made) shorter than STUB_FRACTION x its parent bone (parent head -> its head) is
+    extended along its own direction to LEAF_FRACTION of that length, clipped where it would leave
+    the mesh. Edge bones built by `build_skeleton` always reach their child and its tip bones are
+    exempt, so rigs from keypoints are unchanged. `placeholders` False: every bone as given.
     `bones`: rigcore `Bone`s, parents first."""
     bones = list(bones)
     deform = [b for b in bones if b.deform]
@@ -95,7 +96,8 @@ def heat_sources(bones, vertices, faces, hit_finder: HitFinder | None = None, pl
             stubs.append(b.name)
             continue
         parent_length = float(np.linalg.norm(head - head_of[b.parent])) if b.parent in head_of else 0.0
-        if placeholders and not children.get(b.name) and 0 < length < STUB_FRACTION * parent_length:
+        imported_leaf = b.kind == "edge" and not children.get(b.name)  # tip bones built from keypoints are real
+        if placeholders and imported_leaf and 0 < length < STUB_FRACTION * parent_length:
             leaves.append((len(heads), b.name, parent_length))
         src_bone.append(column[b.name])
         heads.append(head)

@@ -332,11 +332,17 @@ def _solve_screened(
 
 
 def _heat_distance(points, normals, heads, tails) -> np.ndarray:
-    """(P, S) Blender's heat distance |p - c| / (0.5 (cos + 1.001)) of points to every segment."""
+    """(P, S) Blender's heat distance |p - c| / (0.5 (cos + 1.001)) of points to every segment, c the
+    closest point and cos the cosine between p - c and the normal; matrix products, about the
+    points' mean (float64 keeps the 1e-4 ties exact enough)."""
+    centre = points.mean(0)
+    p, h = points - centre, heads - centre
     e = tails - heads
     ee = np.maximum((e * e).sum(1), 1e-300)
-    t = np.clip(((points[:, None, :] - heads[None]) * e[None]).sum(-1) / ee, 0.0, 1.0)
-    delta = points[:, None, :] - (heads[None] + t[..., None] * e[None])
-    dist = np.linalg.norm(delta, axis=-1)
-    cosine = (delta * normals[:, None, :]).sum(-1) / np.where(dist > 0, dist, 1.0)
+    ph = p @ e.T - (h * e).sum(1)  # (p - h) . e
+    t = np.clip(ph / ee, 0.0, 1.0)
+    d2 = (p * p).sum(1)[:, None] - 2.0 * (p @ h.T) + (h * h).sum(1) - t * (2.0 * ph - t * ee)
+    dist = np.sqrt(np.maximum(d2, 0.0))
+    along_normal = (p * normals).sum(1)[:, None] - normals @ h.T - t * (normals @ e.T)  # (p - c) . n
+    cosine = along_normal / np.where(dist > 0, dist, 1.0)
     return dist / (0.5 * (cosine + 1.001))

@@ -75,23 +75,19 @@ def blocked_by_front_faces(
     corner_ray = np.repeat(hit_ray, 3)
     ring_ray, ring_tri = adjacency.ring_pairs(corner_ray, f[hit_tri].reshape(-1))
     own_ray, own_tri = adjacency.ring_pairs(np.arange(len(o)), np.asarray(origin_vertex, np.int64))
-    rays = np.concatenate([hit_ray, ring_ray, own_ray])
+    rays = np.concatenate([hit_ray, ring_ray, own_ray])  # repeats only cost a repeated test
     tris = np.concatenate([hit_tri, ring_tri, own_tri])
-    key = np.unique(rays * len(f) + tris)
-    rays, tris = key // len(f), key % len(f)
-    keep = valid[rays]
-    rays, tris = rays[keep], tris[keep]
-
     normals = _unit_normals32(vertices32, f)
     blocked = np.zeros(len(o), bool)
     for s in range(0, len(rays), chunk):
         r, t = rays[s : s + chunk], tris[s : s + chunk]
+        n, d = normals[t], direction[r]
+        front = ((n[:, 0] * d[:, 0] + n[:, 1] * d[:, 1]) + n[:, 2] * d[:, 2] < _FACING) & valid[
+            r
+        ]  # the cheap half first
+        r, t = r[front], t[front]
         lam = _watertight(start[r], precalc, r, vertices32[f[t, 0]], vertices32[f[t, 1]], vertices32[f[t, 2]])
-        n = normals[t]
-        d = direction[r]
-        facing = (n[:, 0] * d[:, 0] + n[:, 1] * d[:, 1]) + n[:, 2] * d[:, 2]
-        stop = (lam < length[r]) & (facing < _FACING)
-        blocked[r[stop]] = True
+        blocked[r[lam < length[r]]] = True
     return blocked
 
 

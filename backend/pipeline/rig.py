@@ -92,16 +92,17 @@ def rig_mesh(
     progress = progress or Progress()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    inside = inside_test(mesh.vertices, mesh.faces)
+    inside = inside_test(mesh.vertices, mesh.faces)  # coarse: the volume penalty tests N^2 segments
+    fine_inside = inside_test(mesh.vertices, mesh.faces, cells=64)  # for the few keypoints and tip samples
     moved: list[int] = []
     if move_inside:
-        keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, inside)
+        keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, fine_inside)
     progress.update(0.1, "inside test ready")
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     margin = preset.skeleton.prior_margin if given else None
     try:
-        skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
-                                  ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
+        skeleton = build_skeleton(keypoints, adjacency, inside=inside, tip_inside=fine_inside, naming=preset.naming,
+                                  up_axis=up_axis, ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
         if moved:
             skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
         timings["skeleton"] = time.perf_counter() - start

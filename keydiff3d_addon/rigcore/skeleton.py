@@ -519,6 +519,7 @@ def build_skeleton(
     root_bone: bool = False,
     ground: float | None = None,
     inside: Callable[[np.ndarray], np.ndarray] | None = None,
+    tip_inside: Callable[[np.ndarray], np.ndarray] | None = None,
     volume_weight: float = 1.0,
     length_weight: float = 0.0,
     prior_margin: float | None = None,
@@ -548,8 +549,10 @@ def build_skeleton(
 
     One bone parents the whole rig: the ground "root" bone when `root_bone`, else, when more than
     one bone leaves the root keypoint, a short non-deforming "root" bone at the root keypoint.
-    With `inside`, leaf bones are shortened to stay inside the mesh (samples along the bone); with
-    `ground`, to stay above it (`decisions["tips_shortened"]`: bone -> fraction of length kept).
+    With `tip_inside` (default `inside`; a finer test pays off here, few points are tested) leaf
+    bones are shortened to stay inside the mesh (16 samples along the bone); with `ground`, to stay
+    above it; never below `min_bone_fraction` x the skeleton extent (`decisions["tips_shortened"]`:
+    bone -> fraction of its length kept).
     """
     naming = naming or Naming()
     if naming.style not in ("auto", "index"):
@@ -613,18 +616,21 @@ def build_skeleton(
         bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, bone_roll(kz[p], kz[kp]), "edge", connected))
         bone_of[kp] = names[kp]
     if leaf_bones:
+        tip_inside = tip_inside or inside
+        shortest = min_bone_fraction * (float(np.ptp(k, axis=0).max()) or 1.0)
         shortened = {}
         for kp in order[1:]:
             if (parents == kp).any():
                 continue
-            d = k[kp] - k[parents[kp]]
-            keep = _tip_fraction(k[kp], leaf_fraction * d, inside, ground, up_axis)
-            tail = k[kp] + max(keep, TIP_MIN_FRACTION) * leaf_fraction * d
+            d = leaf_fraction * (k[kp] - k[parents[kp]])
+            full = float(np.linalg.norm(d))
+            keep = max(_tip_fraction(k[kp], d, tip_inside, ground, up_axis), min(1.0, shortest / max(full, 1e-300)))
+            tail = k[kp] + keep * d
             name = _tip_name(names[kp], chain_named=auto)
             if keep < 1.0:
-                shortened[name] = round(max(keep, TIP_MIN_FRACTION), 4)
+                shortened[name] = round(keep, 4)
             bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, bone_roll(kz[kp], _to_z_up(tail, up_axis)), "leaf", True))
-        if inside is not None or ground is not None:
+        if tip_inside is not None or ground is not None:
             decisions["tips_shortened"] = shortened
     _make_unique(bones)
     for note in repairs:
@@ -633,7 +639,6 @@ def build_skeleton(
 
 
 TIP_SAMPLES = 16  # samples along a leaf bone for the inside test
-TIP_MIN_FRACTION = 0.1  # a tip bone keeps at least this fraction of its length (Blender deletes empty bones)
 
 
 def _tip_fraction(head, vector, inside, ground, up_axis) -> float:

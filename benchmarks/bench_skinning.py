@@ -1,4 +1,6 @@
-"""`keydiff3d bench skinning`: skin weights on real artist-rigged creatures against Blender's bone heat, rigid nearest bone and the artist's own weights, with speed on large meshes and torn edges on the product's own rigs.
+"""`keydiff3d bench skinning`: skin weights on real artist-rigged creatures against Blender's bone heat,
+rigid nearest bone and the artist's own weights, with speed on large meshes and torn edges on the
+product's own rigs.
 
 Three sections, each in one run of this file (docs/bench/skinning.md):
 
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     results["real"] = real_creatures(args.assets, args.frames, args.cache, args.out, args.renders)
     print(real_table(results["real"]), flush=True)
     if args.sizes:
-        results["speed"] = [speed_row(n, n in args.numpy_sizes) for n in args.sizes]
+        results["speed"] = [speed_row(n, n in args.numpy_sizes, args.repeats) for n in args.sizes]
         print(speed_table(results["speed"]), flush=True)
     if args.product:
         results["product"] = product_rigs(args.assets, args.hull_creatures, args.out / "product", args.cache)
@@ -110,6 +112,7 @@ def _command(args: argparse.Namespace) -> str:
         f"--renders {args.renders}",
     ]
     parts.append("--sizes " + " ".join(map(str, args.sizes)) if args.sizes else "--sizes")
+    parts.append(f"--repeats {args.repeats}")
     parts.append("--numpy-sizes " + " ".join(map(str, args.numpy_sizes)) if args.numpy_sizes else "--numpy-sizes")
     parts.append(f"--hull-creatures {args.hull_creatures}" if args.product else "--no-product")
     return " ".join(parts)
@@ -393,7 +396,7 @@ def speed_creature() -> CapsuleCreature:
     return CapsuleCreature("quadruped31", np.array(joints), np.array(parents), np.array(radius))
 
 
-def speed_row(size: int, numpy_too: bool) -> dict:
+def speed_row(size: int, numpy_too: bool, repeats: int = 3) -> dict:
     from keydiff3d.evaluation.bone_heat import blender_bone_heat
     from keydiff3d.rigging.heat_backends import heat_accelerators
 
@@ -407,20 +410,35 @@ def speed_row(size: int, numpy_too: bool) -> dict:
             adjacency[j, p] = adjacency[p, j] = 1.0
     skeleton = build_skeleton(creature.joints, adjacency, root=0, leaf_bones=True)
     bones = skeleton.bones
-    row = {"vertices": len(vertices), "faces": len(faces), "bones": len(skeleton.deform_bones())}
-    start = time.perf_counter()
-    ours = compute_skin_weights(vertices, skeleton, faces=faces, method="heat", **heat_accelerators(vertices, faces))
-    row["heat_s"] = time.perf_counter() - start
+    row = {"vertices": len(vertices), "faces": len(faces), "bones": len(skeleton.deform_bones()), "repeats": repeats}
+    names = [b.name for b in bones]
+    parents = [names.index(b.parent) if b.parent else -1 for b in bones]
+    heads, tails = [b.head for b in bones], [b.tail for b in bones]
+    wall, cpu, blender_wall, blender_cpu = [], [], [], []
+    for _ in range(repeats):  # Blender's time varies 2-3x between runs on this shared machine: median of several
+        start, start_cpu = time.perf_counter(), time.process_time()
+        ours = compute_skin_weights(
+            vertices, skeleton, faces=faces, method="heat", **heat_accelerators(vertices, faces)
+        )
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        start_cpu = time.process_time()
+        heat = blender_bone_heat(vertices, faces, heads, tails, parents, deform=[b.deform for b in bones], names=names)
+        blender_cpu.append(time.process_time() - start_cpu)
+        blender_wall.append(heat.seconds)
+    row.update({"heat_s": float(np.median(wall)), "heat_cpu_s": float(np.median(cpu)), "heat_s_all": wall})
+    row.update(
+        {
+            "bone_heat_s": float(np.median(blender_wall)),
+            "bone_heat_cpu_s": float(np.median(blender_cpu)),
+            "bone_heat_s_all": blender_wall,
+        }
+    )
     if numpy_too:
         start = time.perf_counter()
         numpy_skin = compute_skin_weights(vertices, skeleton, faces=faces, method="heat")
         row["heat_numpy_s"] = time.perf_counter() - start
         row["numpy_vs_backend_max_dw"] = float(np.abs(numpy_skin.dense() - ours.dense()).max())
-    names = [b.name for b in bones]
-    parents = [names.index(b.parent) if b.parent else -1 for b in bones]
-    heads, tails = [b.head for b in bones], [b.tail for b in bones]
-    heat = blender_bone_heat(vertices, faces, heads, tails, parents, deform=[b.deform for b in bones], names=names)
-    row["bone_heat_s"] = heat.seconds
     row["bone_heat_unweighted"] = heat.unweighted
     blender = heat.weights[:, [i for i, b in enumerate(bones) if b.deform]]
     difference = np.abs(ours.dense() - limit_influences(blender))
@@ -431,16 +449,22 @@ def speed_row(size: int, numpy_too: bool) -> dict:
 
 
 def speed_table(rows: list[dict]) -> str:
-    header = "| vertices | bones | heat (backend) s | heat (numpy, add-on) s | Blender bone heat s | speed-up |"
-    lines = [
-        header + " max / mean per-vertex sum of abs weight differences vs Blender |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = (
+        "| vertices | bones | heat (backend) s wall / CPU | heat (numpy, add-on) s | Blender bone heat s wall / CPU |"
+    )
+    header += (
+        " speed-up wall / CPU | Blender's runs s | max / mean per-vertex sum of abs weight differences vs Blender |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         numpy_s = f"{r['heat_numpy_s']:.1f}" if "heat_numpy_s" in r else "-"
-        timing = f"{r['heat_s']:.2f} | {numpy_s} | {r['bone_heat_s']:.1f} | {r['bone_heat_s'] / r['heat_s']:.1f}x"
+        ours = f"{r['heat_s']:.2f} / {r['heat_cpu_s']:.2f}"
+        blender = f"{r['bone_heat_s']:.1f} / {r['bone_heat_cpu_s']:.1f}"
+        ratio = f"{r['bone_heat_s'] / r['heat_s']:.1f}x / {r['bone_heat_cpu_s'] / r['heat_cpu_s']:.1f}x"
+        runs = ", ".join(f"{t:.1f}" for t in r["bone_heat_s_all"])
+        difference = f"{r['vs_blender_max_dw']:.1e} / {r['vs_blender_mean_dw']:.1e}"
         lines.append(
-            f"| {r['vertices']} | {r['bones']} | {timing} | {r['vs_blender_max_dw']:.1e} / {r['vs_blender_mean_dw']:.1e} |"
+            f"| {r['vertices']} | {r['bones']} | {ours} | {numpy_s} | {blender} | {ratio} | {runs} | {difference} |"
         )
     return "\n".join(lines)
 

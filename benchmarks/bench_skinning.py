@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="*", default=[100_000, 200_000], help="vertex counts of the speed section"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="timings per size (medians are reported)")
     parser.add_argument(
         "--numpy-sizes", type=int, nargs="*", default=[100_000], help="sizes also timed with the add-on's numpy path"
     )
@@ -272,9 +273,10 @@ def render_panels(panels, faces, path: Path, title: str = "", size: int = 200, c
         lo, hi = vertices.min(0), vertices.max(0)
         centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
         camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+        camera.data.type, camera.data.ortho_scale = "ORTHO", 0.9 * extent
         scene.collection.objects.link(camera)
         direction = Vector((0.9, -1.6, 0.7)).normalized()
-        camera.location = Vector(centre) + direction * 1.05 * extent
+        camera.location = Vector(centre) + direction * 2.0 * extent
         camera.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
         scene.camera = camera
         scene.render.engine = "BLENDER_WORKBENCH"
@@ -286,7 +288,7 @@ def render_panels(panels, faces, path: Path, title: str = "", size: int = 200, c
             bpy.ops.render.render(write_still=True)
             images.append(plt.imread(scene.render.filepath))
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels), 1.85))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.5 * len(panels), 1.75))
     for ax, image, (label, _, error) in zip(np.atleast_1d(axes), images, panels):
         ax.imshow(image)
         ax.set_axis_off()

@@ -85,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
+
     from keydiff3d.bench import machine_description
 
     torch.set_num_threads(1)
@@ -139,7 +140,6 @@ def skin_methods(
     """method -> ((V, B) weights over all bones (0 for non-deforming ones), seconds)."""
     from keydiff3d.evaluation.bone_heat import blender_bone_heat
     from keydiff3d.rigging.heat_backends import heat_accelerators
-
     from keydiff3d_addon.rigcore import (
         compute_skin_weights,
         load_category_preset,
@@ -401,7 +401,6 @@ def speed_creature() -> CapsuleCreature:
 def speed_row(size: int, numpy_too: bool, repeats: int = 3) -> dict:
     from keydiff3d.evaluation.bone_heat import blender_bone_heat
     from keydiff3d.rigging.heat_backends import heat_accelerators
-
     from keydiff3d_addon.rigcore import build_skeleton, compute_skin_weights
 
     creature = speed_creature()
@@ -557,6 +556,7 @@ def _hull_rigs(count: int, out: Path) -> list[ProductRig]:
 
 def product_row(rig: ProductRig) -> dict:
     import igl
+
     from keydiff3d.evaluation.bone_heat import blender_bone_heat
     from keydiff3d.evaluation.deformation import posability
 

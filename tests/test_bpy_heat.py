@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bpy_fixtures import bpy
-from keydiff3d.evaluation.bone_heat import blender_bone_heat
 from test_rigging_heat import BONES_Z, chain, combine, sphere, tube
 
+from keydiff3d.evaluation.bone_heat import blender_bone_heat
 from keydiff3d_addon.rigcore import Bone, compute_skin_weights
 
 pytestmark = pytest.mark.bpy
@@ -24,7 +24,9 @@ def _top4(dense: np.ndarray) -> np.ndarray:
 def _blender(v, f, bones):
     names = [b.name for b in bones]
     parents = [names.index(b.parent) if b.parent else -1 for b in bones]
-    return blender_bone_heat(v, f, [b.head for b in bones], [b.tail for b in bones], parents, deform=[b.deform for b in bones], names=names)
+    return blender_bone_heat(
+        v, f, [b.head for b in bones], [b.tail for b in bones], parents, deform=[b.deform for b in bones], names=names
+    )
 
 
 def test_heat_equals_blender_on_a_bent_limb():
@@ -47,8 +49,10 @@ def test_heat_equals_blender_on_artist_meshes(name):
 
     asset = load_rigged_asset(RIGGED_ASSETS_DIR / name, max_frames_per_clip=1)
     names = asset.bone_names
-    bones = [Bone(n, asset.heads[i], asset.tails[i], names[asset.parents[i]] if asset.parents[i] >= 0 else None, i, bool(asset.deforming[i]))
-             for i, n in enumerate(names)]  # fmt: skip
+    bones = []
+    for i, name in enumerate(names):
+        parent = names[asset.parents[i]] if asset.parents[i] >= 0 else None
+        bones.append(Bone(name, asset.heads[i], asset.tails[i], parent, i, bool(asset.deforming[i])))
     heat = _blender(asset.vertices, asset.faces, bones)
     ours = compute_skin_weights(asset.vertices, bones, faces=asset.faces, method="heat", placeholder_tails=False)
     np.testing.assert_allclose(ours.dense(), _top4(heat.weights[:, asset.deforming]), atol=1e-5)

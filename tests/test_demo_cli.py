@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pipeline_support import write_tiny_checkpoint
 
-from keydiff3d.training.checkpoint import DEFAULT_CHECKPOINT
+from keydiff3d.model.checkpoint import DEFAULT_CHECKPOINT
 
 pytestmark = pytest.mark.slow
 

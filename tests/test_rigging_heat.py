@@ -189,7 +189,10 @@ def test_placeholder_tails_skin_like_real_bones():
 
 def test_sources_of_placeholder_bones():
     parent = Bone("a", np.zeros(3), np.array([0, 0, 0.001]), None, 1)
-    children = [Bone("b", np.array([0, 0, 1.0]), np.array([0, 0, 2.0]), "a", 2), Bone("c", np.array([1.0, 0, 0]), np.array([2.0, 0, 0]), "a", 3)]
+    children = [
+        Bone("b", np.array([0, 0, 1.0]), np.array([0, 0, 2.0]), "a", 2),
+        Bone("c", np.array([1.0, 0, 0]), np.array([2.0, 0, 0]), "a", 3),
+    ]
     v, f = sphere([0, 0, 0], 3.0)
     sources = heat_sources([parent, *children], v, f)
     a_rows = sources.bone == 0
@@ -219,7 +222,9 @@ def test_rays_are_blocked_only_by_front_facing_triangles():
     up = (v[[4]], v[[3]])  # leaves through the back: not blocked
     adjacency = MeshAdjacency(f, len(v))
     for (start, end), expected in ((down, True), (up, False)):
-        blocked = blocked_by_front_faces(v, f, start, end, np.array([3 if expected else 4]), hits(start, end), adjacency)
+        blocked = blocked_by_front_faces(
+            v, f, start, end, np.array([3 if expected else 4]), hits(start, end), adjacency
+        )
         assert blocked.tolist() == [expected]
 
 
@@ -257,7 +262,13 @@ def test_numpy_multigrid_solver_matches_a_dense_solve():
     n = len(v)
     degree = np.bincount(rows, weights=-vals, minlength=n)
     screen = 2 * areas * np.where(v[:, 2] < 0.5, 50.0, 0.5)
-    system = SymmetricSystem(np.concatenate([rows, np.arange(n)]), np.concatenate([cols, np.arange(n)]), np.concatenate([vals, degree + screen]), n, v)
+    system = SymmetricSystem(
+        np.concatenate([rows, np.arange(n)]),
+        np.concatenate([cols, np.arange(n)]),
+        np.concatenate([vals, degree + screen]),
+        n,
+        v,
+    )
     rhs = screen[:, None] * np.stack([v[:, 2] < 1.5, v[:, 2] >= 1.5], 1)
     exact = np.linalg.solve(system.csr().toarray(), rhs)
     iterative = solve_numpy(system, rhs, dense_limit=200, tolerance=1e-8, max_iterations=2000)

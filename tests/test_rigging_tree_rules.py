@@ -38,7 +38,10 @@ def test_a_strong_given_edge_survives_the_volume_prior():
     inside = _near_segments([(ARM[0], ARM[1]), (ARM[0], ARM[2])])  # the forearm 1-2 leaves this "mesh"
     a = _given(3, [(0, 1), (1, 2)])
     unbounded = build_skeleton(ARM, a, root=0, inside=inside, volume_weight=20.0)
-    assert {frozenset(e) for e in unbounded.edges()} == {frozenset((0, 1)), frozenset((0, 2))}  # the hand on the shoulder
+    assert {frozenset(e) for e in unbounded.edges()} == {
+        frozenset((0, 1)),
+        frozenset((0, 2)),
+    }  # the hand on the shoulder
     kept = build_skeleton(ARM, a, root=0, inside=inside, volume_weight=20.0, prior_margin=0.1)
     assert {frozenset(e) for e in kept.edges()} == {frozenset((0, 1)), frozenset((1, 2))}
     assert kept.decisions["prior_changes"] == []
@@ -54,7 +57,10 @@ def test_priors_break_a_near_tie_and_record_it():
     inside = _near_segments([(keypoints[0], keypoints[1]), (keypoints[1], keypoints[2])])
     skeleton = build_skeleton(keypoints, a, root=0, inside=inside, prior_margin=0.1)
     assert frozenset((1, 2)) in {frozenset(e) for e in skeleton.edges()}  # the prior decided the near-tie
-    assert [(c["edge"], c["change"]) for c in skeleton.decisions["prior_changes"]] == [([1, 2], "added"), ([0, 2], "removed")]
+    assert [(c["edge"], c["change"]) for c in skeleton.decisions["prior_changes"]] == [
+        ([1, 2], "added"),
+        ([0, 2], "removed"),
+    ]
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.05, 0.2])

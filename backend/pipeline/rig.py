@@ -114,7 +114,8 @@ def rig_mesh(
     except (SkeletonError, SkinningError) as error:
         raise InputError(f"the rig could not be built: {error}") from None
     if move_inside:
-        why = "outside the mesh (winding number < 0.5): moved just inside its surface" + (" (--move-inside)" if given else "")
+        why = "outside the mesh (winding number < 0.5): moved just inside its surface"
+        why += " (--move-inside)" if given else ""
     else:
         why = "given keypoints stay where they are (no --move-inside); any outside the mesh are listed in repairs"
     moved_entry = {"indices": moved, "rule": why}

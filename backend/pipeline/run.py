@@ -26,7 +26,7 @@ from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
 from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
-from .device import resolve_device
+from ..device import resolve_device
 from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views
 from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
 from .models import MODELS

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import SV3D_ELEVATION_DEG, SV3D_INPUT_FRAME, SV3D_NUM_FRAMES, Cameras, orbit_cameras
-from ..multiview.base import MultiViewResult
+from ..geometry.views import MultiViewResult
 from ..progress import Progress
 from .creatures import Creature
 from .raster import Fragments, rasterize

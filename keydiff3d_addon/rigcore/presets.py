@@ -98,7 +98,10 @@ _FINITE_NONNEG = (lambda v: math.isfinite(v) and v >= 0, "a finite number, zero 
 
 # section -> key -> (type, (check, description) or None)
 _CATEGORY_SCHEMA = {
-    "preset": {"name": (str, None), "kind": (str, _choice("category")), "description": (str, None)},
+    "preset": {
+        "name": (str, None), "kind": (str, _choice("category")), "description": (str, None),
+        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
+    },
     "model": {"keypoints": (int, (lambda v: v >= 2, "at least 2"))},
     "skeleton": {
         "root": ((str, int), (lambda v: v == "center" or (isinstance(v, int) and v >= 0), "'center' or a keypoint index")),
@@ -125,7 +128,10 @@ _CATEGORY_SCHEMA = {
     },
 }
 _EXPORT_SCHEMA = {
-    "preset": {"name": (str, None), "kind": (str, _choice("export")), "description": (str, None)},
+    "preset": {
+        "name": (str, None), "kind": (str, _choice("export")), "description": (str, None),
+        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
+    },
     "export": {
         "format": (str, _choice("fbx", "glb")),
         "axis_forward": (str, _choice(*_AXES)),
@@ -162,6 +168,17 @@ def list_presets(presets_dir=None, kind: str | None = None) -> list[str]:
         if kind is None or _read(path).get("preset", {}).get("kind") == kind:
             names.append(path.stem)
     return names
+
+
+def default_preset_name(kind: str, presets_dir=None) -> str:
+    """The one preset of `kind` ("category" or "export") marked `default = true` in its [preset] table:
+    the default of the CLI and of the add-on alike."""
+    folder = Path(presets_dir) if presets_dir else default_presets_dir()
+    marked = [name for name in list_presets(folder, kind) if _read(folder / f"{name}.toml")["preset"].get("default")]
+    if len(marked) != 1:
+        found = ", ".join(marked) or "none"
+        raise PresetError(f"exactly one {kind} preset in {folder} must have `default = true` in [preset], not {found}")
+    return marked[0]
 
 
 def load_preset(name_or_path, presets_dir=None) -> CategoryPreset | ExportPreset:

@@ -570,7 +570,9 @@ def build_skeleton(
         if not flags.all():
             outside = np.flatnonzero(~flags).tolist()
             repairs.append(f"keypoints {outside} lie outside the mesh")
-    penalty = edge_penalty(k, a, inside=inside, volume_weight=volume_weight, length_weight=length_weight, margin=prior_margin)
+    penalty = edge_penalty(
+        k, a, inside=inside, volume_weight=volume_weight, length_weight=length_weight, margin=prior_margin
+    )
     edges = maximum_spanning_tree(a, k, penalty)
     decisions: dict = {}
     if penalty is not None:
@@ -613,7 +615,8 @@ def build_skeleton(
         p = int(parents[kp])
         parent_name = bone_of.get(p, root_name)
         connected = p in bone_of
-        bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, bone_roll(kz[p], kz[kp]), "edge", connected))
+        roll = bone_roll(kz[p], kz[kp])
+        bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, roll, "edge", connected))
         bone_of[kp] = names[kp]
     if leaf_bones:
         tip_inside = tip_inside or inside
@@ -629,13 +632,16 @@ def build_skeleton(
             name = _tip_name(names[kp], chain_named=auto)
             if keep < 1.0:
                 shortened[name] = round(keep, 4)
-            bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, bone_roll(kz[kp], _to_z_up(tail, up_axis)), "leaf", True))
+            roll = bone_roll(kz[kp], _to_z_up(tail, up_axis))
+            bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, roll, "leaf", True))
         if tip_inside is not None or ground is not None:
             decisions["tips_shortened"] = shortened
     _make_unique(bones)
     for note in repairs:
         log.warning("skeleton: %s", note)
-    return Skeleton(keypoints=k, adjacency=a, root=root_index, parents=parents, bones=bones, repairs=repairs, decisions=decisions)
+    return Skeleton(
+        keypoints=k, adjacency=a, root=root_index, parents=parents, bones=bones, repairs=repairs, decisions=decisions
+    )
 
 
 TIP_SAMPLES = 16  # samples along a leaf bone for the inside test
@@ -664,7 +670,8 @@ def _prior_changes(plain, chosen, adjacency, penalty) -> list[dict]:
         i, j = edge
         return {"edge": [i, j], "change": change, "adjacency": float(adjacency[i, j]), "penalty": float(penalty[i, j])}
 
-    return [entry(e, "added") for e in sorted(chosen_set - plain_set)] + [entry(e, "removed") for e in sorted(plain_set - chosen_set)]
+    added = [entry(e, "added") for e in sorted(chosen_set - plain_set)]
+    return added + [entry(e, "removed") for e in sorted(plain_set - chosen_set)]
 
 
 def _tip_name(last_bone: str, chain_named: bool) -> str:

@@ -4,15 +4,16 @@ top-k, normalised.
 Numpy + stdlib only (runs inside Blender's Python). Vertices (V, 3) and bones share one frame.
 
 Methods:
-- "heat" (`DEFAULT_METHOD`, the product's default; needs the mesh's triangles): bone heat as Blender's automatic weights compute it
-  (`heat.py`: surface heat diffusion from the bones each vertex sees), robust where Blender's fails
+- "heat" (`DEFAULT_METHOD`, the product's default; needs the mesh's triangles): bone heat as
+  Blender's automatic weights compute it (`heat.py`: surface heat diffusion from the bones each
+  vertex sees), robust where Blender's fails
   (mesh pieces that see no bone, loose vertices, placeholder bone tails), so no vertex is left
   unweighted. Per bone, solutions under 0.025 are dropped and 0.025-0.05 ramped to 0-0.05 (as
   Blender does); then each vertex keeps its k largest weights, renormalised (plain truncation, as
   Blender's FBX and glTF exporters limit influences). A vertex whose weights all fell under the
   threshold keeps its strongest bone.
-- "gaussian" (the function's default, for point clouds): w_vb = exp(-d(v, segment_b)^2 / (2 sigma^2)), sigma = `sigma` x the mesh's
-  largest bounding-box side (or absolute with `relative=False`).
+- "gaussian" (the function's default, for point clouds): w_vb = exp(-d(v, segment_b)^2 / (2 sigma^2)),
+  sigma = `sigma` x the mesh's largest bounding-box side (or absolute with `relative=False`).
 - "gaussian_scaled": the same kernel on a per-bone scaled distance d / r_b, where r_b is bone b's
   local thickness (median distance to it of the vertices it is nearest to), so a thick body and a
   thin limb each blend over the same fraction of their own width and a thin limb does not pull the
@@ -213,7 +214,8 @@ def compute_skin_weights(
     extent = float(np.ptp(v, axis=0).max()) or 1.0
 
     if method == "heat":
-        return _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, hit_finder, linear_solver, progress)
+        backends = (hit_finder, linear_solver)
+        return _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, backends, progress)
 
     if method == "gaussian":
         width = sigma * extent if relative else sigma
@@ -252,7 +254,8 @@ def compute_skin_weights(
     return SkinWeights(indices, weights, names, method, params)
 
 
-def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, hit_finder, linear_solver, progress) -> SkinWeights:
+def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, backends, progress) -> SkinWeights:
+    hit_finder, linear_solver = backends
     if faces is None:
         raise SkinningError("the heat method needs the mesh's triangles (faces); use gaussian for a point cloud")
     f = np.asarray(faces)

@@ -32,6 +32,8 @@ class PipelineOptions:
     up_axis:         up axis of an uploaded mesh: auto (Y for glTF files, Z otherwise) | Y | Z.
     export_glb:      also write rig.glb next to rig.json.
     seed:            seed of the stochastic stages (SV3D sampling), for reproducible results.
+    move_inside:     move given keypoints (rig-mesh --keypoints) that lie outside the mesh just inside
+                     it; predicted keypoints are always moved. What moved is in the provenance.
     """
 
     preset: str = dataclasses.field(default_factory=lambda: default_preset_name("category"))
@@ -41,6 +43,7 @@ class PipelineOptions:
     up_axis: str = "auto"
     export_glb: bool = True
     seed: int = 0
+    move_inside: bool = False
 
     def __post_init__(self) -> None:
         _choice("device", self.device, DEVICES)

@@ -120,7 +120,8 @@ def run_mesh_pipeline(
     arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
         bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
-                          views_entry=views_section(views) if views is not None else None, provenance=provenance)
+                          views_entry=views_section(views) if views is not None else None, provenance=provenance,
+                          given=keypoints is not None, move_inside=keypoints is None or options.move_inside)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .skeleton import Naming
-from .skinning import MAX_INFLUENCES, METHODS
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS
 
 
 class PresetError(ValueError):
@@ -20,17 +20,19 @@ class PresetError(ValueError):
 
 @dataclass(frozen=True)
 class SkinningOptions:
-    method: str = "gaussian"
+    method: str = DEFAULT_METHOD
     sigma: float = 0.08
     k: int = 4
     sharpness: float = 0.2
     smooth_iterations: int = 0
     smooth_step: float = 0.5
+    placeholder_tails: bool = True
 
     def kwargs(self) -> dict:
         """Keyword arguments for `compute_skin_weights`."""
         return dict(method=self.method, sigma=self.sigma, k=self.k, sharpness=self.sharpness,
-                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step)  # fmt: skip
+                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step,
+                    placeholder_tails=self.placeholder_tails)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,11 @@ class SkeletonOptions:
     root_bone: bool = False
     volume_weight: float = 1.0
     length_weight: float = 0.0
+    prior_margin: float = 0.1  # given adjacencies: the priors break near-ties only (`edge_penalty`)
 
     def kwargs(self) -> dict:
-        """Keyword arguments for `build_skeleton` (besides naming)."""
+        """Keyword arguments for `build_skeleton` (besides naming; `prior_margin` applies to given
+        adjacencies only, so the caller passes it)."""
         return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone,
                     volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
 
@@ -105,6 +109,7 @@ _CATEGORY_SCHEMA = {
         "root_bone": (bool, None),
         "volume_weight": (float, _NONNEG),
         "length_weight": (float, _FINITE_NONNEG),
+        "prior_margin": (float, _FINITE_NONNEG),
     },
     "naming": {
         "style": (str, _choice("auto", "index")),
@@ -119,6 +124,7 @@ _CATEGORY_SCHEMA = {
         "sharpness": (float, _POSITIVE),
         "smooth_iterations": (int, _NONNEG),
         "smooth_step": (float, (lambda v: 0 < v <= 1, "in (0, 1]")),
+        "placeholder_tails": (bool, None),
     },
 }
 _EXPORT_SCHEMA = {

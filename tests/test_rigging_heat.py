@@ -102,6 +102,24 @@ def test_heat_on_a_tube_follows_the_bones_and_blends_at_joints():
     assert skin.report["blind_pieces"] == 0 and skin.report["unweighted_before_fallback"] == 0
 
 
+def split_at_seams(v, f):
+    """The same surface as a file stores it (glTF): every triangle with its own three vertices."""
+    return v[f.reshape(-1)], np.arange(f.size).reshape(-1, 3)
+
+
+def test_vertices_split_at_seams_get_the_weights_of_the_welded_surface():
+    """A glTF splits vertices at every seam and hard edge; heat welds them for the solve, so both sides
+    of a seam move together (solved apart, each triangle would be its own piece)."""
+    v, f = tube()
+    skeleton = chain(BONES_Z)
+    welded = compute_skin_weights(v, skeleton, faces=f, method="heat").dense()
+    split_v, split_f = split_at_seams(v, f)
+    split = compute_skin_weights(split_v, skeleton, faces=split_f, method="heat")
+    check_invariants(split, len(split_v))
+    np.testing.assert_allclose(split.dense(), welded[f.reshape(-1)], atol=1e-6)
+    assert split.report["welded_vertices"] == len(split_v) - len(v) and split.report["blind_pieces"] == 0
+
+
 def test_eye_shell_with_no_bone_inside_follows_the_head():
     body = tube()
     eye = sphere([0.39, 0.0, 2.6], 0.08)  # a separate shell on the surface: no bone can be seen from it
@@ -156,7 +174,8 @@ def test_loose_vertices_and_degenerate_triangles_are_weighted():
     f = np.vstack([f, [[n - 3, n - 2, n - 1]]])  # zero-area triangle of three coincident points
     skin = compute_skin_weights(v, chain(BONES_Z), faces=f, method="heat")
     check_invariants(skin, len(v))
-    assert skin.report["loose_vertices"] == 5
+    # the three coincident points are welded into one vertex, in no triangle of positive area
+    assert skin.report["welded_vertices"] == 2 and skin.report["loose_vertices"] == 3
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])

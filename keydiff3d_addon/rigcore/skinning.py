@@ -262,11 +262,17 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
     if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
         raise SkinningError("faces must be an F x 3 array of vertex indices of the mesh")
     all_bones = skeleton_or_bones.bones if isinstance(skeleton_or_bones, Skeleton) else list(skeleton_or_bones)
-    finder = hit_finder or GridHitFinder(v, f).hits
-    sources = heat_sources(all_bones, v, f, finder, placeholder_tails)
-    solution = heat_solution(v, f, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress)
-    per_bone = np.zeros((len(v), len(names)))
+    # Files split vertices at every UV seam and hard edge (glTF always): heat must see one connected
+    # surface there, or each side is solved alone and the seam tears when posed.
+    welded, copy_of = weld_seams(v, f)
+    f_welded = copy_of[f]
+    f_welded = f_welded[(f_welded[:, 0] != f_welded[:, 1]) & (f_welded[:, 1] != f_welded[:, 2]) & (f_welded[:, 2] != f_welded[:, 0])]
+    finder = hit_finder or GridHitFinder(welded, f_welded).hits  # rays depend on the geometry alone
+    sources = heat_sources(all_bones, welded, f_welded, finder, placeholder_tails)
+    solution = heat_solution(welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress)
+    per_bone = np.zeros((len(welded), len(names)))
     np.add.at(per_bone.T, sources.bone, solution.values.T)
+    per_bone = per_bone[copy_of]
     limited = heat_limit_weight(per_bone)
     empty = limited.max(1) <= 0
     limited[np.flatnonzero(empty), per_bone[empty].argmax(1)] = 1.0
@@ -276,10 +282,28 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
         "blind_pieces": solution.blind_pieces,
         "blind_vertices": solution.blind_vertices,
         "loose_vertices": solution.loose,
+        "welded_vertices": int(len(v) - len(welded)),
         "unconstrained_vertices": int(solution.unconstrained.sum()),
         "notes": sources.notes,
     }
     return SkinWeights(indices, weights, names, "heat", {"placeholder_tails": bool(placeholder_tails)}, report)
+
+
+def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """(welded (U, 3), copy_of (V,)): the copies a file made of one vertex along a seam become one
+    again. Only vertices on open edges (edges of a single triangle) are merged, when they coincide
+    within `tolerance` x the largest bbox side; separate closed shells that merely touch stay apart."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+    unique_edges, uses = np.unique(edges, axis=0, return_counts=True)
+    on_seam = np.zeros(len(v), bool)
+    on_seam[unique_edges[uses == 1].reshape(-1)] = True
+    cell = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
+    key = np.round(v / cell).astype(np.int64)
+    alone = np.where(on_seam, 0, np.arange(1, len(v) + 1))  # any vertex off a seam keeps its own key
+    _, first, copy_of = np.unique(np.column_stack([key, alone]), axis=0, return_index=True, return_inverse=True)
+    return v[first], copy_of.reshape(-1)
 
 
 def heat_limit_weight(weight: np.ndarray) -> np.ndarray:

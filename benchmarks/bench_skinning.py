@@ -501,12 +501,13 @@ def _category_preset(category: str) -> str:
 def _bundle_rig(bundle_dir: Path, name: str, source: str) -> ProductRig:
     from keydiff3d.rigging.io import load_bundle
 
+    from keydiff3d_addon.rigcore.frames import to_z_up
+
     bundle = load_bundle(bundle_dir)
-    turn = (
-        (lambda p: np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1))
-        if bundle.up_axis == "Y"
-        else (lambda p: np.asarray(p))
-    )
+
+    def turn(points):
+        return to_z_up(points, bundle.up_axis)
+
     bones = []
     for b in bundle.skeleton.bones:
         b.head, b.tail = turn(np.asarray(b.head, float)), turn(np.asarray(b.tail, float))

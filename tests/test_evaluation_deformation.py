@@ -123,3 +123,24 @@ def test_animation_fit_ranks_a_rig_that_splits_where_the_mesh_bends():
     two_parts = animation_fit(v, blended, targets)
     wrong_split = np.stack([v[:, 0] < 0.4, v[:, 0] >= 0.4], 1).astype(float)  # splits away from the bend
     assert two_parts < animation_fit(v, wrong_split, targets) < animation_fit(v, np.ones((len(v), 1)), targets)
+
+
+def test_a_seam_that_opens_tears_even_with_no_edge_across_it():
+    """Split the tube at x = 1 into two pieces (the file's copies of the seam ring): rigid weights open
+    the seam when the second bone bends, which the pieces' own edges cannot show."""
+    v, f, heads, tails, parents = _tube()
+    on_seam = np.isclose(v[:, 0], 1.0)
+    copies = np.flatnonzero(on_seam)
+    split_v = np.vstack([v, v[copies]])
+    remap = np.arange(len(v))
+    remap[copies] = len(v) + np.arange(len(copies))
+    right = (v[f].mean(1)[:, 0] > 1.0)
+    split_f = np.where(right[:, None], remap[f], f)  # faces right of the seam use the copies
+    rigid = np.stack([split_v[:, 0] < 1.0, split_v[:, 0] >= 1.0], 1).astype(float)
+    rigid[len(v):] = [0.0, 1.0]  # the copies follow the second bone, the originals the first
+    rigid[copies] = [1.0, 0.0]
+    split = posability(split_v, split_f, rigid, heads, tails, parents, bones=[1], degrees=90.0)
+    same = rigid.copy()
+    same[len(v):] = same[copies]  # copies carry the same weights: the seam holds
+    held = posability(split_v, split_f, same, heads, tails, parents, bones=[1], degrees=90.0)
+    assert split.torn[1] > held.torn[1]

@@ -92,8 +92,11 @@ def bend_matrices(heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bon
 
 @dataclass
 class Posability:
-    """Edges torn when each bone in turn is bent: `torn` (B,) fraction of mesh edges stretched past
-    2x or shrunk under 0.5x (NaN for bones not tested), `worst` (B,) largest stretch ratio."""
+    """Tearing when each bone in turn is bent: `torn` (B,) fraction of the surface's links that tore
+    (NaN for bones not tested), `worst` (B,) largest edge stretch ratio. Links are the mesh edges
+    (torn when stretched past 2x or shrunk under 0.5x) and, on a mesh split along seams (vertices at
+    the same rest position, as glTF stores them), the seams: a seam tears where its copies part by
+    more than half the local edge length."""
 
     torn: np.ndarray
     worst: np.ndarray
@@ -110,21 +113,40 @@ def mesh_edges(faces: np.ndarray) -> np.ndarray:
     return np.unique(e, axis=0)
 
 
+def seam_pairs(vertices: np.ndarray, edges: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs (P, 2), local edge length (P,)): each split copy of a vertex paired with the first copy
+    at its rest position, and the mean rest length of the edges at that vertex."""
+    from .rigged_assets import weld
+
+    _, group = weld(vertices)
+    first = np.full(group.max() + 1, len(group))
+    np.minimum.at(first, group, np.arange(len(group)))  # the lowest index of each position
+    copies = np.flatnonzero(first[group] != np.arange(len(group)))
+    pairs = np.stack([first[group[copies]], copies], 1)
+    length_sum = np.bincount(edges.reshape(-1), np.repeat(rest, 2), len(vertices))
+    length_count = np.bincount(edges.reshape(-1), minlength=len(vertices))
+    local = (length_sum[pairs].sum(1)) / np.maximum(length_count[pairs].sum(1), 1)
+    return pairs, local
+
+
 def posability(vertices: np.ndarray, faces: np.ndarray, weights: np.ndarray, heads: np.ndarray, tails: np.ndarray,
                parents: np.ndarray, bones=None, degrees: float = 35.0) -> Posability:
-    """Bend each of `bones` (default: every bone with weight) by `degrees` and measure torn edges.
-    `weights` (V, B) columns follow heads/tails/parents (B)."""
+    """Bend each of `bones` (default: every bone with weight) by `degrees` and measure tearing
+    (`Posability`). `weights` (V, B) columns follow heads/tails/parents (B)."""
+    vertices = np.asarray(vertices, np.float64)
     edges = mesh_edges(faces)
     rest = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     keep = rest > 1e-12
     edges, rest = edges[keep], rest[keep]
+    seams, local = seam_pairs(vertices, edges, rest)
     b_count = len(heads)
     bones = np.flatnonzero(np.asarray(weights).max(0) > 0) if bones is None else np.asarray(bones, np.int64)
     torn, worst = np.full(b_count, np.nan), np.full(b_count, np.nan)
     for b in bones:
         posed = linear_blend_skinning(vertices, weights, bend_matrices(heads, tails, parents, int(b), degrees)[None])[0]
         ratio = np.linalg.norm(posed[edges[:, 0]] - posed[edges[:, 1]], axis=1) / rest
-        torn[b] = float(((ratio > 2.0) | (ratio < 0.5)).mean())
+        opened = np.linalg.norm(posed[seams[:, 0]] - posed[seams[:, 1]], axis=1) > 0.5 * local
+        torn[b] = float((((ratio > 2.0) | (ratio < 0.5)).sum() + opened.sum()) / (len(edges) + len(seams)))
         worst[b] = float(ratio.max())
     return Posability(torn, worst)
 

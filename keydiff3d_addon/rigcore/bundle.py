@@ -27,7 +27,7 @@ import numpy as np
 
 from .ply import MAX_FACES, MAX_VERTICES, PlyError, parse_ply, write_ply
 from .skeleton import BONE_KINDS, Skeleton
-from .skinning import MAX_INFLUENCES, METHODS, SkinWeights
+from .skinning import MAX_INFLUENCES, METHODS, SkinWeights, method_parameter
 
 FORMAT_VERSION = 1
 RIG_JSON, MESH_FILE, SKIN_FILE = "rig.json", "mesh.ply", "skin.npz"
@@ -35,7 +35,7 @@ RIG_JSON, MESH_FILE, SKIN_FILE = "rig.json", "mesh.ply", "skin.npz"
 # Limits of the reader (docs/BUNDLE.md). Meshes: rigcore.ply (MAX_VERTICES, MAX_FACES).
 MAX_KEYPOINTS = 256
 MAX_BONES = 2 * MAX_KEYPOINTS  # an edge bone per keypoint, a leaf bone per leaf, one root bone
-MAX_SMOOTH_ITERATIONS = 100  # skin.params.smooth_iterations: the add-on reruns the skinning
+MAX_SMOOTH_ITERATIONS = method_parameter("gaussian_scaled", "smooth_iterations").maximum  # the add-on reruns the skinning
 MAX_RIG_JSON_BYTES = 8 * 1024 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024  # mesh.ply, skin.npz and each array in skin.npz, unpacked
 MAX_BUNDLE_BYTES = 768 * 1024 * 1024  # everything one read unpacks, together

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .skeleton import Naming
-from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS
 
 
 class PresetError(ValueError):
@@ -21,12 +21,12 @@ class PresetError(ValueError):
 @dataclass(frozen=True)
 class SkinningOptions:
     method: str = DEFAULT_METHOD
-    sigma: float = 0.08
-    k: int = 4
-    sharpness: float = 0.2
-    smooth_iterations: int = 0
-    smooth_step: float = 0.5
-    placeholder_tails: bool = True
+    sigma: float = PARAMETER_DEFAULTS["sigma"]
+    k: int = MAX_INFLUENCES
+    sharpness: float = PARAMETER_DEFAULTS["sharpness"]
+    smooth_iterations: int = PARAMETER_DEFAULTS["smooth_iterations"]
+    smooth_step: float = PARAMETER_DEFAULTS["smooth_step"]
+    placeholder_tails: bool = PARAMETER_DEFAULTS["placeholder_tails"]
 
     def kwargs(self) -> dict:
         """Keyword arguments for `compute_skin_weights`."""

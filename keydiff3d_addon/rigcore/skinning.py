@@ -71,6 +71,17 @@ METHOD_PARAMETERS: dict[str, tuple[MethodParameter, ...]] = {
 }
 
 
+# every method parameter's default, by name (one source: compute_skin_weights, the presets, the add-on)
+PARAMETER_DEFAULTS: dict[str, float | int | bool] = {
+    parameter.name: parameter.default for parameters in METHOD_PARAMETERS.values() for parameter in parameters
+}
+
+
+def method_parameter(method: str, name: str) -> MethodParameter:
+    """The description of one parameter of one method (KeyError when the method has no such one)."""
+    return next(p for p in METHOD_PARAMETERS[method] if p.name == name)
+
+
 class SkinningError(ValueError):
     """Inputs that cannot be skinned (empty mesh, no deform bones, bad parameters)."""
 
@@ -169,16 +180,16 @@ def compute_skin_weights(
     vertices,
     skeleton_or_bones,
     *,
-    sigma: float = 0.08,
+    sigma: float = PARAMETER_DEFAULTS["sigma"],
     k: int = MAX_INFLUENCES,
     method: str = "gaussian",
     faces=None,
-    relative: bool = True,
-    sharpness: float = 0.2,
-    smooth_iterations: int = 0,
-    smooth_step: float = 0.5,
+    relative: bool = PARAMETER_DEFAULTS["relative"],
+    sharpness: float = PARAMETER_DEFAULTS["sharpness"],
+    smooth_iterations: int = PARAMETER_DEFAULTS["smooth_iterations"],
+    smooth_step: float = PARAMETER_DEFAULTS["smooth_step"],
     chunk: int = 8192,
-    placeholder_tails: bool = True,
+    placeholder_tails: bool = PARAMETER_DEFAULTS["placeholder_tails"],
     hit_finder=None,
     linear_solver=None,
     progress=None,

@@ -276,9 +276,8 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
     # Files split vertices at every UV seam and hard edge (glTF always): heat must see one connected
     # surface there, or each side is solved alone and the seam tears when posed.
     welded, copy_of = weld_seams(v, f)
-    f_welded = copy_of[f]
-    f_welded = f_welded[(f_welded[:, 0] != f_welded[:, 1]) & (f_welded[:, 1] != f_welded[:, 2]) & (f_welded[:, 2] != f_welded[:, 0])]
-    finder = hit_finder or GridHitFinder(welded, f_welded).hits  # rays depend on the geometry alone
+    f_welded = copy_of[f]  # the same triangles in the same order: a `hit_finder` built on `faces` still fits
+    finder = hit_finder or GridHitFinder(welded, f_welded).hits
     sources = heat_sources(all_bones, welded, f_welded, finder, placeholder_tails)
     solution = heat_solution(welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress)
     per_bone = np.zeros((len(welded), len(names)))

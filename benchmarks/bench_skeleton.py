@@ -183,6 +183,15 @@ def silhouette_insides(data) -> list[Inside]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from keydiff3d.paths import RIGGED_ASSETS_DIR
+
+    parser.add_argument("--parts", nargs="+", choices=("synthetic", "real"), default=["synthetic", "real"],
+                        help="which parts to run (default both): synthetic creatures, real artist-rigged ones")
+    parser.add_argument("--assets", default=str(RIGGED_ASSETS_DIR),
+                        help="folder of artist-rigged .glb/.gltf creatures for the real part (default: the dev set)")
+    parser.add_argument("--asset-cache", default=None, type=Path, help="keep the loaded creatures here (.npz) between runs")
+    parser.add_argument("--frames", type=int, default=8, help="clip frames per clip for the animation fit (evenly spaced)")
+    parser.add_argument("--render", default=None, help="write rest/posed pictures per creature to this folder (e.g. docs/bench/skeleton_real)")
     parser.add_argument("--data", default=None, help="synthetic data set folder (default: the checkpoint's training data)")
     parser.add_argument("--checkpoint", default=None, help="KeyDiff3D checkpoint (default: the shipped backend/checkpoints/default)")
     parser.add_argument("--train-items", type=int, default=400, help="first training creatures, used to choose the weight")
@@ -198,13 +207,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from keydiff3d.evaluation.protocol import open_splits, predict
     from keydiff3d.progress import tqdm_progress
-    from keydiff3d.training.checkpoint import load_model
 
     torch.manual_seed(0)
     t_start = time.perf_counter()
     progress = tqdm_progress("bench skeleton")
+    sections, results = [], {}
+    if "synthetic" in args.parts:
+        text, results["synthetic"], scores, plot = run_synthetic(args, progress.span(0.0, 0.5, "synthetic"))
+        sections.append(text)
+    if "real" in args.parts:
+        text, results["real"] = run_real(args, progress.span(0.5, 1.0, "real"))
+        sections.append(text)
+    progress.update(1.0, "done", stage="done")
+    header = [
+        "# Skeleton benchmark (`keydiff3d bench skeleton`)",
+        "",
+        f"Command: `keydiff3d bench skeleton {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
+        f"Machine: {machine_description()}; wall time {(time.perf_counter() - t_start) / 60:.1f} min.",
+        "",
+    ]
+    report = "\n".join(header) + "\n".join(sections)
+    print("\n" + report)
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report)
+        path.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+    if args.plot and "synthetic" in args.parts:
+        plot(Path(args.plot))
+    return 0
+
+
+def run_synthetic(args, progress):
+    """The synthetic part: spanning-tree settings against the true skeletons; (markdown, results,
+    scores, plot(path))."""
+    from keydiff3d.evaluation.protocol import open_splits, predict
+    from keydiff3d.training.checkpoint import load_model
+
     weights = sorted({0.0, *args.weights})
     volume_weights = sorted({0.0, LENGTH_SWEEP_VOLUME, *args.volume_weights})
     model, config, _ = load_model(args.checkpoint)
@@ -215,21 +255,12 @@ def run(args: argparse.Namespace) -> int:
         span = progress.span(0.5 * s, 0.5 * (s + 1), split)
         predictions = predict(model, data, progress=span.span(0.0, 0.5, f"predict {split}"))
         scores[split] = score_split(predictions, silhouette_insides(data), trees, span.span(0.5, 1.0, f"trees {split}"))
-    progress.update(1.0, "done", stage="done")
     chosen = choose_weight(scores["train"], weights)
     chosen_volume = choose_volume_weight(scores["train"], volume_weights)
-    report = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir, time.perf_counter() - t_start)
-    print("\n" + report)
-    if args.report:
-        path = Path(args.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report)
-        results = {"chosen_length_weight": chosen, "weights": weights, "chosen_volume_weight": chosen_volume,
-                   "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()}}
-        path.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    if args.plot:
-        _plot(scores, weights, chosen, volume_weights, chosen_volume, Path(args.plot))
-    return 0
+    text = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir)
+    results = {"chosen_length_weight": chosen, "weights": weights, "chosen_volume_weight": chosen_volume,
+               "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()}}  # fmt: skip
+    return text, results, scores, lambda path: _plot(scores, weights, chosen, volume_weights, chosen_volume, path)
 
 
 BASELINE = Tree(0.0, LENGTH_SWEEP_VOLUME).label  # the tree the rig builder made before either sweep (w = 0, v = 1)
@@ -238,16 +269,14 @@ COLUMNS = (("cd_j2b", "CD-J2B"), ("cd_b2b", "CD-B2B"), ("mean_bone", "mean bone"
 
 
 def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: float, chosen_volume: float,
-              args: argparse.Namespace, data_dir: str, seconds: float) -> str:  # fmt: skip
+              args: argparse.Namespace, data_dir: str) -> str:  # fmt: skip
     train, test = scores["train"], scores["test"]
     categories = sorted(set(test.categories))
     labels = [GROUND_TRUTH, *(t.label for t in trees)]
     bold = {Tree(chosen, LENGTH_SWEEP_VOLUME).label, Tree(0.0, chosen_volume).label}
     lines = [
-        "# Skeleton benchmark (`keydiff3d bench skeleton`)",
+        "## Synthetic creatures: the spanning tree's length and volume priors",
         "",
-        f"Command: `keydiff3d bench skeleton {' '.join(shlex.quote(a) for a in sys.argv[3:])}`  ",
-        f"Machine: {machine_description()}; wall time {seconds / 60:.1f} min.  ",
         f"Checkpoint: `{args.checkpoint or 'backend/checkpoints/default'}`; data: `{data_dir}`; the first "
         f"{len(train.categories)} training creatures choose the weights, the first {len(test.categories)} held-out "
         "creatures are only reported.  ",
@@ -263,7 +292,7 @@ def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: flo
         "max; `bones > longest true bone` = share of the tree's bones longer than the creature's longest true "
         "bone. Lower CD is better.",
         "",
-        f"## Choice on the training split: length_weight = {chosen:g}, volume_weight = {chosen_volume:g}",
+        f"### Choice on the training split: length_weight = {chosen:g}, volume_weight = {chosen_volume:g}",
         "",
         f"Rule: the lowest mean {_name(SELECT_METRIC)} among the `learned, w + volume {LENGTH_SWEEP_VOLUME:g}` trees "
         f"for w (the rig builder always has an inside test) and among the `learned, w=0 + volume v` trees for v. "
@@ -271,7 +300,7 @@ def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: flo
         "",
         *_overall_table(train, labels, bold),
         "",
-        "## Held-out split",
+        "### Held-out split",
         "",
         f"Change = mean over creatures of (tree - `{BASELINE}`), +- its paired standard error, milli-extent.",
         "",
@@ -358,3 +387,217 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# =========================================================================== real creatures
+
+REAL_COLUMNS = (("cd_j2j_ratio", "CD-J2J / baseline"), ("cd_j2b_ratio", "CD-J2B / baseline"), ("cd_b2b_ratio", "CD-B2B / baseline"),
+                ("inside_fraction", "bone length inside"), ("long_bones", "bones > half size"), ("bones", "bones"),
+                ("animation_fit", "animation fit"), ("posability", "posability (torn)"), ("sided_fraction", ".L/.R bones"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RealRig:
+    """One rig the real-asset part builds: `kind` "chain", "volume", "artist joints" or "artist";
+    volume rigs take `rig` (rigcore RigOptions) and optionally plain curve options ("baseline")."""
+
+    label: str
+    kind: str
+    rig: object = None
+    baseline: bool = False
+    render: bool = False
+
+
+def real_rigs() -> list[RealRig]:
+    """The main rows (the shipped refinement first), then one row per refinement switched off."""
+    from dataclasses import replace
+
+    from keydiff3d_addon.rigcore import RigOptions
+
+    fused = RigOptions(method="fused")
+    rows = [
+        RealRig("predicted chain", "chain", render=True),
+        RealRig("refined (fused)", "volume", fused, render=True),
+        RealRig("refined (curve only)", "volume", RigOptions(method="curve")),
+        RealRig("curve baseline", "volume", RigOptions(method="curve", mirror=False), baseline=True, render=True),
+        RealRig("project on artist joints", "artist joints"),
+        RealRig("artist", "artist", render=True),
+    ]
+    off = {"mirror": False, "extend_ends": False, "merge_factor": 0.0, "max_bone": 0.0, "limb_root": 0.0, "min_branch": 0.0}
+    rows += [RealRig(f"fused, no {key.replace('_', ' ')}", "volume", replace(fused, **{key: value})) for key, value in off.items()]
+    rows.append(RealRig("fused, anchored spurs kept", "volume", replace(fused, keep_anchored_spurs=True)))
+    return rows
+
+
+def score_real_asset(path: Path, category: str, rigs: Sequence[RealRig], args, render_dir: Path | None) -> dict:
+    """label -> skinning -> metrics for one creature (and its picture when render_dir is given)."""
+    from keydiff3d.evaluation import real_rigs as rr
+    from keydiff3d.evaluation.rigged_assets import load_rigged_asset
+    from keydiff3d.rigging.curve_skeleton import CurveSkeletonOptions
+
+    asset = load_rigged_asset(path, max_frames_per_clip=args.frames, category=category, cache_dir=args.asset_cache)
+    ctx = rr.asset_context(asset, path)
+    keypoints, adjacency = rr.predicted_keypoints(ctx, args.checkpoint)
+    results, pictured = {"_bilateral": ctx.bilateral, "_preset": ctx.preset.name}, []
+    for rig in rigs:
+        t0 = time.perf_counter()
+        if rig.kind == "artist":
+            tested = rr.artist_rig(ctx)
+        else:
+            if rig.kind == "chain":
+                skeleton = rr.chain_skeleton(ctx, keypoints, adjacency)
+            elif rig.kind == "artist joints":
+                skeleton = rr.artist_joint_skeleton(ctx)
+            else:
+                options = CurveSkeletonOptions.baseline() if rig.baseline else None
+                skeleton = rr.volume_skeleton(ctx, rig.rig, keypoints if rig.rig.method == "fused" else None, options)
+            tested = rr.skinned(ctx, rig.label, skeleton)
+        results[rig.label] = rr.score(ctx, tested)
+        results[rig.label]["_seconds"] = time.perf_counter() - t0
+        if rig.render:
+            pictured.append((rig, tested))
+    if render_dir is not None:
+        _render_asset(ctx, pictured, render_dir / f"{asset.name}.png")
+    return results
+
+
+def _render_asset(ctx, pictured, path: Path) -> None:
+    """Rest and posed pictures of the pictured rigs (artist weights, bone heat for the baseline, the
+    preset's skinning otherwise)."""
+    from keydiff3d.rigging.posed_preview import PreviewRig, write_posed_preview
+
+    rigs = []
+    for rig, tested in sorted(pictured, key=lambda p: p[0].kind != "artist"):
+        skinning = "artist" if rig.kind == "artist" else "bone heat" if rig.baseline else "preset"
+        b = tested.bones
+        rigs.append(PreviewRig(ctx.asset.vertices, ctx.asset.faces, tested.weights[skinning], b.heads, b.tails, b.parents, b.names,
+                               f"{rig.label} ({skinning})"))  # fmt: skip
+    write_posed_preview(rigs, path, tile=REAL_TILE)
+
+
+REAL_TILE = 200
+
+
+def run_real(args, progress) -> tuple[str, dict]:
+    """The real-asset part: every rig of every creature of args.assets; (markdown, results)."""
+    from keydiff3d.evaluation.rigged_assets import asset_files, manifest_categories
+
+    files = asset_files(Path(args.assets))
+    categories = manifest_categories(Path(args.assets))
+    rigs = real_rigs()
+    per_asset = {}
+    for i, path in enumerate(files):
+        progress.update(i / len(files), f"real {path.stem}", stage="real")
+        per_asset[path.stem] = score_real_asset(path, categories.get(path.name, ""), rigs, args, Path(args.render) if args.render else None)
+    return _real_markdown(per_asset, rigs, args), per_asset
+
+
+def _real_mean(per_asset: dict, label: str, skinning: str, metric: str, only=None) -> float:
+    values = [r[label][skinning][metric] for name, r in per_asset.items() if (only is None or only(r)) and skinning in r[label]]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _real_rows(rigs) -> list[tuple[str, str]]:
+    """(label, skinning) rows: built rigs with both skinnings, the artist's with its weights and bone heat."""
+    rows = []
+    for rig in rigs:
+        rows += [(rig.label, "artist"), (rig.label, "bone heat")] if rig.kind == "artist" else [(rig.label, "preset"), (rig.label, "bone heat")]
+    return rows
+
+
+def real_targets(per_asset: dict, refined: str, skinning: str) -> list[tuple[str, float, float, bool]]:
+    """(target, value, limit, met) of the issue's targets for one rig row, on the mean over creatures."""
+    mean = lambda label, s, m: _real_mean(per_asset, label, s, m)  # noqa: E731
+    artist_fit, artist_torn = mean("artist", "artist", "animation_fit"), mean("artist", "artist", "posability")
+    base = lambda m: mean("curve baseline", "bone heat", m)  # noqa: E731
+    fit = mean(refined, skinning, "animation_fit")
+    bilateral = [r for r in per_asset.values() if r["_bilateral"]]
+    named = sum(r[refined][skinning]["sided_fraction"] > 0 for r in bilateral)
+    longest = max(r[refined][skinning]["long_bones"] for r in per_asset.values())
+    out = [
+        ("animation fit / artist's", fit / artist_fit, 2.0, fit <= 2.0 * artist_fit),
+        ("animation fit / curve baseline's", fit / base("animation_fit"), 1.0, fit < base("animation_fit")),
+        ("CD-J2J / baseline", mean(refined, skinning, "cd_j2j_ratio"), min(0.6, base("cd_j2j_ratio")), None),
+        ("CD-B2B / baseline", mean(refined, skinning, "cd_b2b_ratio"), min(0.45, base("cd_b2b_ratio")), None),
+        ("bone length inside", mean(refined, skinning, "inside_fraction"), 0.95, mean(refined, skinning, "inside_fraction") >= 0.95),
+        ("bones longer than half the creature (most on one creature)", longest, 0, longest == 0),
+        ("posability / artist's", mean(refined, skinning, "posability") / artist_torn, 2.0, mean(refined, skinning, "posability") <= 2 * artist_torn),
+        (".L/.R names on bilateral creatures", named, len(bilateral), named == len(bilateral)),
+    ]
+    return [(t, v, lim, v <= lim if met is None else bool(met)) for t, v, lim, met in out]
+
+
+def _real_markdown(per_asset: dict, rigs, args) -> str:
+    rows = _real_rows(rigs)
+    names = list(per_asset)
+    bilateral = [n for n in names if per_asset[n]["_bilateral"]]
+    listed = ", ".join(f"{n} ({per_asset[n]['_preset']})" for n in names)
+    lines = [
+        "## Real artist-rigged creatures",
+        "",
+        f"Assets: `{args.assets}` ({len(names)} creatures and their presets: {listed}); "
+        f"clip frames: up to {args.frames} per clip; bilateral (the artist's skeleton has mirror pairs in the plane "
+        f"found on the rest surface): {', '.join(bilateral) or 'none'}.  ",
+        "Rigs: `predicted chain` = `rig-mesh` without --keypoints (orbit views of the rest mesh -> keypoint model -> "
+        "learned spanning tree, category preset); `refined (fused)` = the mesh's curve skeleton with the predicted "
+        "keypoints as joints, mirrored in the plane found on the rest surface, chain names (rigging.volume_rig, "
+        "[rig] method = \"fused\"); `refined (curve only)` = the same without the keypoints; `curve baseline` = the "
+        "plain geometric curve skeleton (voxelised interior, skeletonise, prune spurs, joints at branches, ends and "
+        "bends; no refinement); `project on artist joints` = the preset's rig builder given the artist's joints and "
+        "links; `artist` = the artist's bones. `fused, no X` = the refined rig with one refinement switched off.  ",
+        "Skinning: `preset` = the category preset's skinning (the project's default), `bone heat` = Blender's automatic "
+        "weights, `artist` = the file's own weights.  ",
+        "Units: CD ratios = the rig's CD over the structure-free baseline's (farthest-point surface samples with the "
+        "artist's joint count, and their Euclidean MST), per creature; animation fit = mean vertex error / diagonal "
+        "after the best rigid motion per weight column for each clip frame; posability = mean fraction of edges "
+        "torn (stretched past 2x or under 0.5x) when each bone bends 35 degrees; `.L/.R bones` = share of bones named "
+        "with a side. Means over creatures (`.L/.R bones`: over the bilateral ones).",
+        "",
+        "| rig | skinning | " + " | ".join(title for _, title in REAL_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(REAL_COLUMNS),
+    ]
+    for label, skinning in rows:
+        cells = []
+        for metric, _ in REAL_COLUMNS:
+            only = (lambda r: r["_bilateral"]) if metric == "sided_fraction" else None
+            cells.append(_real_cell(_real_mean(per_asset, label, skinning, metric, only), metric))
+        lines.append(f"| {label} | {skinning} | " + " | ".join(cells) + " |")
+    for refined in (rigs[1].label, rigs[2].label):
+        for skinning in ("preset", "bone heat"):
+            lines += ["", f"Targets for `{refined}` with `{skinning}` skinning (means over creatures):", ""]
+            for target, value, limit, met in real_targets(per_asset, refined, skinning):
+                lines.append(f"- {target}: {_fmt(value)} (limit {_fmt(limit)}) -> {'met' if met else 'NOT met'}")
+    main = [r.label for r in rigs if r.kind != "volume" or r.label in (rigs[1].label, rigs[2].label, rigs[3].label)]
+    for metric, title in (("cd_j2j_ratio", "CD-J2J / baseline"), ("cd_b2b_ratio", "CD-B2B / baseline"),
+                          ("animation_fit", "animation fit (x 1000)"), ("posability", "posability (torn edges, x 1000)"),
+                          ("inside_fraction", "bone length inside"), ("long_bones", "bones longer than half the creature"),
+                          ("sided_fraction", ".L/.R bones")):  # fmt: skip
+        lines += ["", f"Per creature, {title} (built rigs: preset skinning; artist: its weights):", "",
+                  "| rig | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for label in main:
+            skinning = "artist" if label == "artist" else "preset"
+            scale = 1000.0 if metric in ("animation_fit", "posability") else 1.0
+            cells = [_real_cell(scale * per_asset[n][label][skinning][metric], metric) for n in names]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    seconds = sum(r[label]["_seconds"] for r in per_asset.values() for label in r if not label.startswith("_"))
+    lines += ["", f"Rig building + scoring: {seconds:.0f} s in all."]
+    if args.render:
+        lines += ["", "Pictures (Workbench, rest and posed: a leg, the neck and the tail bent 40 degrees, bones over the mesh): "
+                  + ", ".join(f"[{n}]({Path(args.render).name}/{n}.png)" for n in names)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _real_cell(value: float, metric: str) -> str:
+    if not np.isfinite(value):
+        return "-"
+    if metric in ("long_bones", "bones"):
+        return f"{value:.1f}"
+    if metric == "animation_fit":
+        return f"{value:.5f}" if value < 1 else f"{value:.2f}"
+    if metric == "posability":
+        return f"{value:.5f}" if value < 1 else f"{value:.2f}"
+    return f"{value:.3f}"

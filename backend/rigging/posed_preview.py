@@ -1,0 +1,253 @@
+"""preview_posed.png: a rigged mesh at rest and with a leg, the neck and the tail bent, rendered with
+Blender's Workbench engine in the bpy module, bones drawn over it.
+
+The posed mesh is linear blend skinning of the rig's own weights (what Blender's Armature modifier
+computes; evaluation.deformation), so the picture shows what a user gets when rotating those bones.
+Which bones bend: by name first (the project's chain names, and the usual artist names: leg / thigh,
+neck, tail; .L preferred), else by shape (the bone chain reaching lowest for a leg, the highest
+for the neck, the farthest from the neck along the body for the tail).
+
+Frame: z up, any units. Images are RGB uint8 arrays (H, W, 3).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.deformation import linear_blend_skinning, rotation_matrix, subtree
+
+POSE_DEGREES = 40.0
+TILE = 320
+REST_RGB = (0.72, 0.75, 0.80)
+BONE_RGB = (40, 110, 255)
+BENT_RGB = (255, 120, 0)
+
+
+@dataclass
+class PreviewRig:
+    """A rig to picture: rest mesh vertices (V, 3) / faces (F, 3), dense weights (V, B) over the bones
+    heads / tails (B, 3) with parents (B,) (-1 at roots) and names (B,), z up."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    weights: np.ndarray
+    heads: np.ndarray
+    tails: np.ndarray
+    parents: np.ndarray
+    names: list[str]
+    title: str = ""
+
+
+# --------------------------------------------------------------------------- which bones bend
+
+_ROLE_PATTERNS = {"leg": re.compile(r"leg|thigh", re.I), "neck": re.compile(r"neck", re.I), "tail": re.compile(r"tail", re.I)}
+_NOT_A_BEND = re.compile(r"ik|pole|tip|foot|feet|toe|paw", re.I)  # controls and extremities
+
+
+def _chain_reach(tails: np.ndarray, parents: np.ndarray, bone: int) -> np.ndarray:
+    return tails[subtree(parents, bone)]
+
+
+def pose_bones(rig: PreviewRig) -> dict[str, int]:
+    """role ("leg", "neck", "tail") -> bone index to bend, for the roles this rig has."""
+    names, heads, tails, parents = rig.names, np.asarray(rig.heads), np.asarray(rig.tails), np.asarray(rig.parents)
+    moving = np.asarray(rig.weights).max(0) > 0 if rig.weights is not None else np.ones(len(names), bool)
+    chosen: dict[str, int] = {}
+    for role, pattern in _ROLE_PATTERNS.items():
+        hits = [i for i, n in enumerate(names) if moving[i] and pattern.search(n) and not _NOT_A_BEND.search(n)]
+        # the upper end of the chain, the left one of a pair
+        hits.sort(key=lambda i: (not re.search(r"up", names[i], re.I), not names[i].endswith((".L", "_L", "Left")), _depth(parents, i), i))
+        if hits:
+            chosen[role] = hits[0]
+    candidates = [i for i in range(len(names)) if moving[i] and parents[i] >= 0]
+    if not candidates:
+        return chosen
+    low = float(np.asarray(rig.vertices)[:, 2].min())
+    height = float(np.ptp(np.asarray(rig.vertices)[:, 2])) or 1.0
+    if "leg" not in chosen:  # the highest bone whose chain reaches the ground, pointing down
+        legs = [i for i in candidates if _chain_reach(tails, parents, i)[:, 2].min() < low + 0.15 * height
+                and tails[i, 2] < heads[i, 2] and heads[i, 2] < low + 0.8 * height]  # fmt: skip
+        if legs:
+            chosen["leg"] = max(legs, key=lambda i: (heads[i, 2], -i))
+    if "neck" not in chosen:  # the bone leading to the highest point, from below it
+        top = max(candidates, key=lambda i: (tails[i, 2], -i))
+        chain = [top]
+        while parents[chain[-1]] >= 0 and heads[chain[-1], 2] > low + 0.5 * height:
+            chain.append(int(parents[chain[-1]]))
+        chosen["neck"] = chain[min(1, len(chain) - 1)]
+    unique: dict[str, int] = {}
+    for role, bone in chosen.items():  # two roles on one bone: bend it once
+        if bone not in unique.values():
+            unique[role] = bone
+    return unique
+
+
+def _depth(parents: np.ndarray, bone: int) -> int:
+    depth = 0
+    while parents[bone] >= 0:
+        bone, depth = int(parents[bone]), depth + 1
+    return depth
+
+
+def bend_pose(heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bones: list[int], degrees: float = POSE_DEGREES) -> np.ndarray:
+    """(B, 4, 4) skinning matrices bending each of `bones` (with its subtree) by `degrees` about its
+    head, about the horizontal axis perpendicular to it (as the posability measure does); nested
+    bends compose (the child's bend first, then its ancestor's)."""
+    from ..evaluation.deformation import bend_axis
+
+    heads, tails, parents = np.asarray(heads, np.float64), np.asarray(tails, np.float64), np.asarray(parents, np.int64)
+    m = np.tile(np.eye(4), (len(heads), 1, 1))
+    for b in sorted(bones, key=lambda i: -_depth(parents, i)):
+        turn = np.eye(4)
+        turn[:3, :3] = rotation_matrix(bend_axis(heads[b], tails[b]), np.radians(degrees))
+        turn[:3, 3] = heads[b] - turn[:3, :3] @ heads[b]
+        inside = subtree(parents, b)
+        m[inside] = turn @ m[inside]
+    return m
+
+
+def _apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return np.einsum("bij,bj->bi", m[:, :3, :3], points) + m[:, :3, 3]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class Panel:
+    """One picture: a mesh (vertices (V, 3), faces (F, 3)) and bone segments heads / tails (B, 3);
+    bones flagged in `bent` (B,) are drawn in the bent colour."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    heads: np.ndarray
+    tails: np.ndarray
+    bent: np.ndarray
+    label: str
+
+
+def rig_panels(rig: PreviewRig, degrees: float = POSE_DEGREES) -> tuple[Panel, Panel, dict[str, str]]:
+    """The rest and the posed panel of a rig, and role -> bent bone name."""
+    roles = pose_bones(rig)
+    bones = sorted(set(roles.values()))
+    m = bend_pose(rig.heads, rig.tails, rig.parents, bones, degrees)
+    posed = linear_blend_skinning(rig.vertices, rig.weights, m[None])[0]
+    bent = np.zeros(len(rig.names), bool)
+    bent[bones] = True
+    drawn = np.asarray(rig.weights).max(0) > 0  # deforming bones only (no IK targets, no pole bones)
+    heads, tails = np.asarray(rig.heads, np.float64), np.asarray(rig.tails, np.float64)
+    rest = Panel(rig.vertices, rig.faces, heads[drawn], tails[drawn], bent[drawn], f"{rig.title} rest".strip())
+    names = {role: rig.names[b] for role, b in roles.items()}
+    label = f"{rig.title} posed: {', '.join(sorted(names))} {degrees:g} deg".strip()
+    posed_panel = Panel(posed, rig.faces, _apply(m, heads)[drawn], _apply(m, tails)[drawn], bent[drawn], label)
+    return rest, posed_panel, names
+
+
+def view_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit direction from the creature towards the camera: a three-quarter view from the side
+    (the mirror plane's normal when the creature is symmetric, else the bounding box's thinner
+    horizontal axis), a little from the front and from above."""
+    from .symmetry import surface_mirror
+
+    side = surface_mirror(vertices, faces, samples=1500).normal
+    along = np.cross([0.0, 0.0, 1.0], side)
+    d = side + 0.55 * along + np.array([0.0, 0.0, 0.45])
+    return d / np.linalg.norm(d)
+
+
+def render_panels(panels: list[Panel], columns: int, direction: np.ndarray | None = None, tile: int = TILE) -> np.ndarray:
+    """(H, W, 3) uint8 sheet: the panels rendered with Workbench (studio light, one colour) in rows
+    of `columns`, one camera for all (framing the union of the panels' meshes), bones drawn over."""
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    from PIL import Image, ImageDraw
+
+    everything = np.concatenate([p.vertices for p in panels])
+    centre = 0.5 * (everything.min(0) + everything.max(0))
+    radius = 0.5 * float(np.linalg.norm(np.ptp(everything, axis=0))) or 1.0
+    direction = view_direction(panels[0].vertices, panels[0].faces) if direction is None else np.asarray(direction, np.float64)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x = scene.render.resolution_y = tile
+    scene.render.resolution_percentage = 100
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "SINGLE"
+    scene.display.shading.single_color = REST_RGB
+    scene.display.shading.show_cavity = False
+    world = bpy.data.worlds.new("white")
+    world.color = (1.0, 1.0, 1.0)
+    scene.world = world
+    scene.view_settings.view_transform = "Standard"
+    camera_data = bpy.data.cameras.new("camera")
+    camera_data.lens_unit = "FOV"
+    camera_data.angle = np.radians(30.0)
+    camera = bpy.data.objects.new("camera", camera_data)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    distance = radius / np.sin(np.radians(15.0)) * 1.05
+    camera.location = Vector((centre + distance * direction).tolist())
+    camera.rotation_euler = Vector((-direction).tolist()).to_track_quat("-Z", "Y").to_euler()
+    camera_data.clip_end = distance * 4
+    rows = (len(panels) + columns - 1) // columns
+    sheet = Image.new("RGB", (tile * columns, tile * rows), "white")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, panel in enumerate(panels):
+            mesh = _mesh(bpy, panel.vertices, panel.faces)
+            obj = bpy.data.objects.new("creature", mesh)
+            scene.collection.objects.link(obj)
+            scene.render.filepath = str(Path(tmp) / f"{n}.png")
+            bpy.ops.render.render(write_still=True)
+            image = Image.open(scene.render.filepath).convert("RGB")
+            bpy.data.objects.remove(obj)
+            bpy.data.meshes.remove(mesh)
+            draw = ImageDraw.Draw(image)
+            bpy.context.view_layer.update()
+            for head, tail, bent in zip(panel.heads, panel.tails, panel.bent):
+                line = [_pixel(world_to_camera_view(scene, camera, Vector(p.tolist())), tile) for p in (head, tail)]
+                draw.line(line, fill=BENT_RGB if bent else BONE_RGB, width=3 if bent else 2)
+                draw.ellipse([line[0][0] - 2, line[0][1] - 2, line[0][0] + 2, line[0][1] + 2], fill=(20, 20, 20))
+            draw.text((4, 3), panel.label, fill=(0, 0, 0))
+            sheet.paste(image, ((n % columns) * tile, (n // columns) * tile))
+    return np.asarray(sheet)
+
+
+def _pixel(normalised, tile: int) -> tuple[float, float]:
+    """Camera-view coordinates (x, y in [0, 1], y up) -> pixel (x right, y down)."""
+    return float(normalised[0]) * tile, (1.0 - float(normalised[1])) * tile
+
+
+def _mesh(bpy, vertices: np.ndarray, faces: np.ndarray):
+    faces = np.asarray(faces, np.int32)
+    mesh = bpy.data.meshes.new("creature")
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", np.asarray(vertices, np.float32).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.zeros(len(faces), bool))
+    mesh.update()
+    return mesh
+
+
+def write_posed_preview(rigs: list[PreviewRig], path: str | Path, degrees: float = POSE_DEGREES, tile: int = TILE) -> dict[str, dict[str, str]]:
+    """PNG at `path`: one row per rig, rest then posed. Returns rig title -> role -> bent bone name."""
+    from PIL import Image
+
+    panels, bent = [], {}
+    for rig in rigs:
+        rest, posed, names = rig_panels(rig, degrees)
+        panels += [rest, posed]
+        bent[rig.title] = names
+    sheet = render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(path, optimize=True)
+    return bent

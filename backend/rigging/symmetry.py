@@ -1,0 +1,202 @@
+"""Mirror symmetry of a creature found on its rest surface (not on predicted keypoints).
+
+A bilateral creature is symmetric under reflection in a vertical plane. `surface_mirror` searches
+the plane's direction and offset that best map a sample of the surface onto itself (mean distance
+from each reflected sample to the nearest sample, scipy's KD-tree), coarse to fine. The plane then
+decides left and right for every rig refinement and for the names (.L / .R).
+
+Frame: z up (`up` names another axis); lengths in mesh units, errors as a fraction of the mesh's
+largest bounding-box side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLES = 4000
+
+
+@dataclass(frozen=True)
+class MirrorPlane:
+    """Unit `normal` (3,) (perpendicular to up) and a `point` (3,) on the plane; `error` = mean
+    distance of reflected surface samples to the nearest sample / size, `floor` = the same for a
+    second, independent sample set without reflection (what a perfectly symmetric surface gives).
+    Side +1 = the normal's side."""
+
+    normal: np.ndarray
+    point: np.ndarray
+    error: float
+    floor: float = 0.0
+
+    @property
+    def asymmetry(self) -> float:
+        """error - floor: about 0 for a mirror-symmetric surface, a fraction of size otherwise."""
+        return self.error - self.floor
+
+    def signed_distance(self, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points, np.float64) - self.point) @ self.normal
+
+    def reflect(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, np.float64)
+        return p - 2.0 * self.signed_distance(p)[..., None] * self.normal
+
+
+def surface_samples(vertices: np.ndarray, faces: np.ndarray, count: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    """(count, 3) points spread uniformly by area over the triangles (seeded, deterministic)."""
+    v = np.asarray(vertices, np.float64)
+    tri = v[np.asarray(faces, np.int64)]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    rng = np.random.default_rng(seed)
+    if area.sum() <= 0:
+        return v[rng.integers(0, len(v), count)]
+    pick = rng.choice(len(tri), count, p=area / area.sum())
+    r1, r2 = rng.random(count), rng.random(count)
+    s = np.sqrt(r1)
+    return tri[pick, 0] * (1 - s)[:, None] + tri[pick, 1] * (s * (1 - r2))[:, None] + tri[pick, 2] * (s * r2)[:, None]
+
+
+def surface_mirror(vertices: np.ndarray, faces: np.ndarray, up=(0.0, 0.0, 1.0), samples: int = SAMPLES) -> MirrorPlane:
+    """The vertical plane (normal perpendicular to `up`) under which the surface best maps onto
+    itself. Always returns the best plane; judge it by `asymmetry` (artists' symmetric meshes:
+    below 0.0003; posed synthetic creatures: 0.005-0.03)."""
+    from scipy.spatial import cKDTree
+
+    points = surface_samples(vertices, faces, samples)
+    size = float(np.ptp(np.asarray(vertices, np.float64), axis=0).max()) or 1.0
+    tree = cKDTree(points)
+    up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    a = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(up, a)
+    centre = points.mean(0)
+
+    def error(angle: float, offset: float) -> float:
+        normal = np.cos(angle) * a + np.sin(angle) * b
+        signed = (points - centre) @ normal - offset
+        return float(tree.query(points - 2.0 * signed[:, None] * normal)[0].mean())
+
+    best = min(((error(t, 0.0), t, 0.0) for t in np.radians(np.arange(0.0, 180.0, 3.0))), key=lambda r: r[0])
+    for step_deg, step_off in ((1.0, 0.02), (0.25, 0.005), (0.05, 0.001)):
+        _, t0, o0 = best
+        steps = [(dt, do) for dt in (-2, -1, 0, 1, 2) for do in (-2, -1, 0, 1, 2)]
+        candidates = [(t0 + np.radians(dt * step_deg), o0 + do * step_off * size) for dt, do in steps]
+        best = min([best, *((error(t, o), t, o) for t, o in candidates)], key=lambda r: r[0])
+    err, angle, offset = best
+    normal = np.cos(angle) * a + np.sin(angle) * b
+    floor = float(cKDTree(surface_samples(vertices, faces, samples, seed=1)).query(points)[0].mean()) / size
+    return MirrorPlane(normal=normal, point=centre + offset * normal, error=err / size, floor=floor)
+
+
+def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, match_tolerance: float = 0.08,
+                    inside_needed: float = 0.9):  # fmt: skip
+    """A rigging.curve_skeleton.CurveSkeleton made mirror symmetric in `plane`.
+
+    Joints within `centre_tolerance` x size of the plane (or whose subtree crosses it) form the centre
+    and move onto the plane. Every other subtree hanging from the centre is a side part. A part and
+    its mirror twin on the other side (mean distance from one part's medial curve to the reflected
+    other's within `match_tolerance` x size one way, three times that the other way: one of them may
+    hold a spur the other lacks) become one: the one whose every piece the other confirms is kept and
+    its reflection replaces the twin. A part without a twin gets its reflection added when that lies
+    inside the body (at least `inside_needed` of its curve: thinning missed it) and no part of the
+    other side is there already, else it stays as it is (no side). Returns a new CurveSkeleton with side (+1 / -1 for
+    the two halves) and mirror (joint -> its image)."""
+    from scipy.spatial import cKDTree
+
+    from .curve_skeleton import CurveSkeleton
+
+    k, parents, size = skeleton.joints, skeleton.parents, skeleton.size
+    signed = plane.signed_distance(k)
+    tolerance = max(centre_tolerance * size, 2.0 * skeleton.grid.pitch)
+    children = skeleton.children()
+
+    def below(j: int) -> list[int]:
+        out, stack = [], [j]
+        while stack:
+            u = stack.pop()
+            out.append(u)
+            stack.extend(children[u])
+        return out
+
+    centre, parts, stack = [0], [], [0]
+    while stack:
+        for v in children[stack.pop()]:
+            sub = below(v)
+            if abs(signed[v]) > tolerance and (np.sign(signed[sub]) == np.sign(signed[v])).all() and (np.abs(signed[sub]) > 0.5 * tolerance).all():
+                parts.append(sub)
+            else:
+                centre.append(v)
+                stack.append(v)
+
+    def curve(part: list[int]) -> np.ndarray:
+        return np.concatenate([skeleton.paths[j] for j in part])
+
+    def one_way(a: np.ndarray, b: np.ndarray) -> float:
+        return float(cKDTree(b).query(a)[0].mean()) / size
+
+    pairs, used = [], set()
+    plus = [i for i, p in enumerate(parts) if signed[p[0]] > 0]
+    minus = [i for i, p in enumerate(parts) if signed[p[0]] < 0]
+    candidates = []
+    for a in plus:
+        for b in minus:
+            ca, cb = curve(parts[a]), plane.reflect(curve(parts[b]))
+            forth, back = one_way(ca, cb), one_way(cb, ca)
+            # one part may hold a spur the other lacks: match on the better direction, bound the other
+            if min(forth, back) <= match_tolerance and max(forth, back) <= 3.0 * match_tolerance:
+                candidates.append((forth + back, a, b, forth <= back))
+    for _, a, b, a_confirmed in sorted(candidates):
+        if a not in used and b not in used:
+            used |= {a, b}
+            pairs.append((a, b) if a_confirmed else (b, a))  # (kept, replaced)
+    lone = [i for i in range(len(parts)) if i not in used]
+    # the new skeleton: centre joints on the plane, then each kept part and its reflection
+    joints, new_parents, kinds, paths, side, mirror = [], [], [], [], [], []
+    index: dict[int, int] = {}
+    for j in sorted(centre):  # parents come first in the input order
+        index[j] = len(joints)
+        joints.append(k[j] - signed[j] * plane.normal)
+        new_parents.append(index[parents[j]] if parents[j] >= 0 else -1)
+        kinds.append(skeleton.kinds[j])
+        path = skeleton.paths[j]
+        paths.append(path - plane.signed_distance(path)[:, None] * plane.normal)
+        side.append(0)
+        mirror.append(index[j])
+
+    def add(part: list[int], reflect: bool, part_side: int) -> list[int]:
+        local: dict[int, int] = {}
+        for j in part:
+            local[j] = len(joints)
+            point, path = k[j], skeleton.paths[j]
+            joints.append(plane.reflect(point) if reflect else point.copy())
+            parent = parents[j]
+            new_parents.append(local[parent] if parent in local else index[parent])
+            kinds.append("mirror" if reflect else skeleton.kinds[j])
+            paths.append(plane.reflect(path) if reflect else path.copy())
+            side.append(part_side)
+            mirror.append(-1)
+        return [local[j] for j in part]
+
+    def twin(part: list[int]) -> None:
+        part_side = int(np.sign(signed[part[0]]))
+        original = add(part, False, part_side)
+        reflected = add(part, True, -part_side)
+        for a, b in zip(original, reflected):
+            mirror[a], mirror[b] = b, a
+
+    for kept, _ in pairs:
+        twin(parts[kept])
+    grid = skeleton.grid
+    for i in lone:
+        reflected = plane.reflect(curve(parts[i]))
+        others = [curve(parts[j]) for j in range(len(parts)) if np.sign(signed[parts[j][0]]) != np.sign(signed[parts[i][0]])]
+        covered = bool(others) and one_way(reflected, np.concatenate(others)) <= match_tolerance
+        if grid.contains(reflected).mean() >= inside_needed and not covered:
+            twin(parts[i])
+        else:
+            for j in add(parts[i], False, 0):
+                mirror[j] = j
+    joints = np.array(joints)
+    side, mirror = np.array(side, np.int64), np.array(mirror, np.int64)
+    return CurveSkeleton(joints, np.array(new_parents, np.int64), grid.depth_at(joints), kinds, paths, size, grid, side, mirror)

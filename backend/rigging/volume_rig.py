@@ -1,0 +1,82 @@
+"""Skeletons built on the mesh's own volume: the curve skeleton of the voxelised interior alone
+("curve"), or with joints at the learned keypoints ("fused"), mirror symmetric in the plane found on
+the rest surface and named from what the chains are (rigcore.naming). The preset's [rig] section
+(rigcore.presets.RigOptions) chooses; "chain" (the learned spanning tree) is built by
+rigcore.build_skeleton directly and does not come here.
+
+Frame: the mesh's own, with `up_axis` "Z" or "Y" naming its up direction (the bundle's up axis);
+the mirror plane is searched among planes containing that axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..errors import InputError
+from ..progress import Progress
+from .curve_skeleton import CurveSkeleton, CurveSkeletonOptions, curve_skeleton
+from .symmetry import MirrorPlane, mirror_skeleton, surface_mirror
+from keydiff3d_addon.rigcore import Mirror, Naming, RigOptions, Skeleton, SkeletonError, build_skeleton
+
+SYMMETRIC = 0.01  # a surface whose asymmetry (rigging.symmetry) is at most this fraction of size is mirrored
+UP = {"Z": np.array([0.0, 0.0, 1.0]), "Y": np.array([0.0, 1.0, 0.0])}
+
+
+@dataclass
+class VolumeRig:
+    """The skeleton and how it was made: the curve skeleton (joints = skeleton.keypoints), the
+    mirror plane found on the surface (None for a mesh with no usable symmetry) and whether the
+    skeleton was made symmetric in it."""
+
+    skeleton: Skeleton
+    curve: CurveSkeleton
+    plane: MirrorPlane | None
+    mirrored: bool
+
+
+def curve_options(rig: RigOptions) -> CurveSkeletonOptions:
+    """The curve-skeleton settings of a preset's [rig] section."""
+    names = {f.name for f in fields(CurveSkeletonOptions)}
+    return CurveSkeletonOptions(**{f.name: getattr(rig, f.name) for f in fields(rig) if f.name in names})
+
+
+def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *, keypoints: np.ndarray | None = None,
+                    naming: Naming | None = None, up_axis: str = "Z", root_bone: bool = False, ground: float | None = None,
+                    options: CurveSkeletonOptions | None = None, progress: Progress | None = None) -> VolumeRig:  # fmt: skip
+    """A skeleton on the mesh's curve skeleton (rig.method "curve" or "fused"; "fused" needs
+    `keypoints` (N, 3), which become joints where they snap onto the curves). `options` overrides
+    the curve settings taken from `rig` (the benchmark's baseline). Bones: one per curve-skeleton
+    edge, hung from its thickest branch point; no leaf bones (the ends already reach the surface)."""
+    progress = progress or Progress()
+    if rig.method not in ("curve", "fused"):
+        raise InputError(f"volume_skeleton builds 'curve' or 'fused' rigs, not {rig.method!r}")
+    if rig.method == "fused" and (keypoints is None or len(keypoints) == 0):
+        raise InputError("a 'fused' rig needs the learned keypoints")
+    if up_axis not in UP:
+        raise InputError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    options = options or curve_options(rig)
+    anchors = keypoints if rig.method == "fused" else None
+    progress.update(0.0, "curve skeleton", stage="skeleton")
+    curve = curve_skeleton(vertices, faces, options, anchors=anchors, protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None)
+    progress.update(0.6, "mirror plane")
+    plane = surface_mirror(vertices, faces, up=UP[up_axis])
+    mirrored = rig.mirror and plane.asymmetry <= SYMMETRIC
+    if mirrored:
+        curve = mirror_skeleton(curve, plane)
+    edges = curve.edges
+    adjacency = np.zeros((len(curve.joints),) * 2)
+    adjacency[edges[:, 0], edges[:, 1]] = adjacency[edges[:, 1], edges[:, 0]] = 1.0
+    mirror = None
+    if mirrored:
+        to_z_up = (lambda p: p) if up_axis == "Z" else (lambda p: np.array([p[0], -p[2], p[1]]))
+        mirror = Mirror(to_z_up(plane.normal), to_z_up(plane.point), curve.mirror, curve.side, plane.asymmetry)
+    progress.update(0.8, "bones")
+    try:
+        skeleton = build_skeleton(curve.joints, adjacency, root=0, volume_weight=0.0, length_weight=0.0, naming=naming,
+                                  mirror=mirror, thickness=curve.radius, up_axis=up_axis, root_bone=root_bone, ground=ground)  # fmt: skip
+    except SkeletonError as error:
+        raise InputError(f"the skeleton could not be built: {error}") from None
+    progress.update(1.0, "skeleton built")
+    return VolumeRig(skeleton, curve, plane if mirrored else None, mirrored)

@@ -18,7 +18,7 @@ from .errors import Cancelled, KeyDiff3DError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("keydiff3d.demo", "Run the embedded default on the bundled sample (CPU, no downloads)."),
     "rig": ("keydiff3d.pipeline.cli", "Rig a creature from one image (SV3D-p + KeyDiff3D + reconstruction)."),
-    "rig-mesh": ("keydiff3d.rigging.cli", "Rig an existing mesh from given or predicted keypoints."),
+    "rig-mesh": ("keydiff3d.pipeline.mesh_cli", "Rig an existing mesh from given or predicted keypoints."),
     "export": ("keydiff3d.export", "Build the Blender scene from a rig bundle and export FBX / .blend."),
     "build-addon": ("keydiff3d.addon_build", "Build the installable Blender extension zip."),
     "synth": ("keydiff3d.synthetic.cli", "Write a synthetic multi-view data set of procedural creatures."),
@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("keydiff3d.reconstruction.cli", "Reconstruct a mesh from a folder of orbit views."),
     "train": ("keydiff3d.training.cli", "Train the KeyDiff3D keypoint model from a config."),
     "eval": ("keydiff3d.evaluation.cli", "Evaluate a checkpoint with the paper's protocol."),
-    "bench": ("keydiff3d.bench", "Run a benchmark (keypoints, rigging, reconstruction, service, sv3d)."),
+    "bench": ("keydiff3d.bench", "Run a benchmark from benchmarks/ (`keydiff3d bench --help` lists them)."),
     "cache": ("keydiff3d.multiview.cache_cli", "Cache SV3D views and features for a folder of images."),
     "weights": ("keydiff3d.weights", "List expected weight files, where they are looked for and which exist."),
     "serve": ("keydiff3d.service.cli", "Run the local HTTP backend the Blender add-on talks to."),

@@ -121,8 +121,3 @@ def _plot(rows: list[dict], args: argparse.Namespace) -> None:
     fig.savefig(args.out / "model_step_time.png", dpi=120)
     print(f"plot: {args.out / 'model_step_time.png'}")
 
-
-if __name__ == "__main__":  # until `model` is in keydiff3d.bench.BENCHMARKS: python benchmarks/bench_model.py
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    raise SystemExit(run(parser.parse_args()))

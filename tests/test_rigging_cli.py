@@ -117,3 +117,49 @@ def test_rig_mesh_without_keypoints_predicts_them_with_the_shipped_model(creatur
     margin = 0.1 * (hi - lo).max()
     assert ((bundle.skeleton.keypoints > lo - margin) & (bundle.skeleton.keypoints < hi + margin)).all()
     np.testing.assert_allclose(bundle.skin.weights.sum(1), 1.0, atol=1e-5)
+
+
+def test_rig_mesh_and_the_service_run_one_path(creature):
+    """`rig-mesh` without keypoints and a service mesh job are the same run: same skeleton and skin,
+    and the CLI now also writes the views, the preview and every stage's timing."""
+    from keydiff3d.mesh_io import load_mesh
+    from keydiff3d.pipeline.options import PipelineOptions
+    from keydiff3d.pipeline.run import MESH_STAGES, run_mesh_pipeline
+
+    tmp_path, _, _ = creature
+    out = tmp_path / "cli"
+    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(out), "--preset", "quadruped", "--no-glb"]) == 0
+    service = run_mesh_pipeline(load_mesh(tmp_path / "creature.ply"), PipelineOptions(preset="quadruped", export_glb=False),
+                                out_dir=tmp_path / "service").bundle
+    cli = load_bundle(out)
+    np.testing.assert_allclose(cli.skeleton.keypoints, service.skeleton.keypoints, atol=1e-6)
+    assert [b.name for b in cli.skeleton.bones] == [b.name for b in service.skeleton.bones]
+    np.testing.assert_array_equal(cli.skin.indices, service.skin.indices)
+    for name in ("preview.png", "cameras.json", "views/020.png"):
+        assert (out / name).is_file(), name
+    doc = json.loads((out / "rig.json").read_text())
+    assert set(doc["timings"]) >= (set(MESH_STAGES) - {"bundle"}) | {"skeleton", "skinning"}
+    assert doc["provenance"]["keypoints"] == "predicted" and doc["provenance"]["source_mesh"] == "creature.ply"
+
+
+def test_predicted_rig_of_a_gltf_has_y_up_cameras_that_see_what_the_upright_ones_see(creature):
+    """A glTF keeps its y-up coordinates; its bundle's cameras project a y-up point exactly where the
+    z-up bundle's cameras project the same point of the upright mesh."""
+    from keydiff3d.geometry import Cameras, project_points
+    from keydiff3d.mesh_io import Y_UP_TO_Z_UP, to_gltf_frame
+
+    tmp_path, mesh, _ = creature
+    to_gltf_frame(mesh).export(tmp_path / "creature.glb")
+    runs = {}
+    for name in ("creature.glb", "creature.ply"):
+        out = tmp_path / f"predicted_{name}"
+        assert main(["rig-mesh", str(tmp_path / name), "--out", str(out), "--no-glb"]) == 0
+        runs[name] = (load_bundle(out), Cameras.from_dict(json.loads((out / "cameras.json").read_text())))
+    (y_bundle, y_cameras), (z_bundle, z_cameras) = runs["creature.glb"], runs["creature.ply"]
+    assert y_bundle.up_axis == "Y" and z_bundle.up_axis == "Z"
+    points_z = np.asarray(mesh.vertices, np.float64)
+    uv_z, depth_z = project_points(z_cameras.P, points_z)
+    uv_y, depth_y = project_points(y_cameras.P, points_z @ Y_UP_TO_Z_UP)
+    np.testing.assert_allclose(uv_y, uv_z, atol=1e-3)
+    assert (depth_z > 0).all()
+    np.testing.assert_allclose(y_bundle.skeleton.keypoints, z_bundle.skeleton.keypoints @ Y_UP_TO_Z_UP, atol=1e-3)

@@ -1,4 +1,4 @@
-"""Reading the user's input image, checked by decoding, with size limits.
+"""Reading the user's inputs: the image (checked by decoding, with size limits) and a KP.json of keypoints.
 
 The same function serves the CLI and the HTTP service, so an upload is accepted exactly when the
 pipeline can read it. The pixel count is checked from the image header before decoding
@@ -58,3 +58,31 @@ def load_image(source: bytes | str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(f"the {image.format} image could not be decoded (truncated or corrupt: {error})") from None
     return rgba
+
+
+def read_keypoints_json(path: Path):
+    """KP.json (`{"keypoints": N x 3, "adjacency": N x N}`) -> (keypoints (N, 3), adjacency (N, N))
+    float64; InputError in one sentence for anything else."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"keypoints file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path.name} is not valid JSON ({error})") from None
+    if not isinstance(data, dict) or "keypoints" not in data or "adjacency" not in data:
+        raise InputError(f'{path.name} must be an object with "keypoints" (N x 3) and "adjacency" (N x N)')
+    try:
+        keypoints = np.asarray(data["keypoints"], np.float64)
+        adjacency = np.asarray(data["adjacency"], np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{path.name}: keypoints and adjacency must be rectangular arrays of numbers") from None
+    if keypoints.ndim != 2 or keypoints.shape[1] != 3:
+        raise InputError(f"{path.name}: keypoints must be N x 3, got shape {keypoints.shape}")
+    if adjacency.shape != (len(keypoints), len(keypoints)):
+        raise InputError(f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}")
+    if not (np.isfinite(keypoints).all() and np.isfinite(adjacency).all()):
+        raise InputError(f"{path.name}: keypoints and adjacency must be finite numbers")
+    return keypoints, adjacency

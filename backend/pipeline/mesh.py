@@ -1,8 +1,10 @@
 """Keypoints for an existing mesh: place it in the world frame, render its orbit views (the render
 generator plays SV3D's role with true views), run the keypoint model, map the keypoints back.
 
-`predict_keypoints` is what `keydiff3d rig-mesh` without --keypoints calls; the service's mesh jobs
-("Rig selected mesh") run the same steps inside `pipeline.run.run_mesh_pipeline`.
+A mesh comes in its own coordinates with an up axis: "Z", or "Y" for a glTF's coordinates as
+stored. The model always sees the object upright (z up); `MeshKeypoints` maps keypoints and
+cameras back to the mesh's own coordinates. `pipeline.run.run_mesh_pipeline` runs these steps
+as stages of the one mesh-rigging path; `predict_keypoints` is the same prediction as a function.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import Placement, fit_to_world
+from ..geometry import Cameras, Placement, fit_to_world
 from ..mesh_io import Y_UP_TO_Z_UP, load_mesh
 from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
@@ -24,20 +26,50 @@ from .device import resolve_device
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size
+UP_AXES = ("Z", "Y")
+
+
+def upright_rotation(up_axis: str) -> np.ndarray:
+    """(3, 3) rotation from a mesh's own coordinates with `up_axis` up to upright (z-up) ones."""
+    if up_axis not in UP_AXES:
+        raise InputError(f"up_axis must be 'Y' or 'Z', got {up_axis!r}")
+    return Y_UP_TO_Z_UP if up_axis == "Y" else np.eye(3)
 
 
 @dataclass
 class MeshKeypoints:
-    """The keypoint stage's result for a mesh. views and prediction are in the world frame;
-    `placement` maps them to the mesh's own frame (world = scale * (own - center))."""
+    """The keypoint stage's result for a mesh. `views` and `prediction` are in the world frame;
+    `placement` maps them to the upright own frame (world = scale * (upright - center)) and
+    `up_axis` says how the mesh's own coordinates relate to upright ones."""
 
     views: MultiViewResult
     prediction: KeypointPrediction
     placement: Placement
+    up_axis: str = "Z"
 
     @property
     def keypoints_own(self) -> np.ndarray:
-        return self.placement.to_own(self.prediction.keypoints)
+        """(N, 3) keypoints in the mesh's own coordinates."""
+        return self.placement.to_own(self.prediction.keypoints) @ upright_rotation(self.up_axis)  # rotate back
+
+    @property
+    def views_own(self) -> MultiViewResult:
+        """The views with cameras for the mesh's own coordinates."""
+        return views_in_own_frame(self.views, self.placement, upright_rotation(self.up_axis))
+
+
+def views_in_own_frame(views: MultiViewResult, placement: Placement, rotation: np.ndarray | None = None) -> MultiViewResult:
+    """The same views with cameras for an object's own frame, where world = s (rotation @ own - c)
+    (rotation: own coordinates -> upright ones, identity by default).
+
+    R (rotation own - c) s + t projects like (R rotation) own - R c + t / s (a camera's depth
+    scale does not change its pixels), so the own-frame camera is R' = R rotation, t' = t / s - R c:
+    exact, and still a rigid camera."""
+    cams = views.cameras
+    rotation = np.eye(3) if rotation is None else np.asarray(rotation, np.float64)
+    t_own = cams.t / placement.scale - np.einsum("vij,j->vi", cams.R, placement.center)
+    own = Cameras(cams.K, cams.R @ rotation, t_own, cams.width, cams.height, cams.azimuth_deg, cams.elevation_deg)
+    return MultiViewResult(views.images, views.masks, own, views.input_view, views.features, views.feature_names, None)
 
 
 def as_mesh(mesh) -> RenderMesh:
@@ -55,12 +87,15 @@ def render_mesh_views(mesh: RenderMesh, size: int = RENDER_SIZE, progress: Progr
     return RenderGenerator(size=size).from_mesh(world, progress), placement
 
 
-def mesh_keypoints(mesh: RenderMesh, model, progress: Progress | None = None, render_size: int = RENDER_SIZE) -> MeshKeypoints:
-    """Render + predict with an already loaded model (`keypoints.LoadedModel`)."""
+def mesh_keypoints(mesh: RenderMesh, model, progress: Progress | None = None, render_size: int = RENDER_SIZE,
+                   up_axis: str = "Z") -> MeshKeypoints:
+    """Render + predict with an already loaded model (`keypoints.LoadedModel`); `mesh` in its own
+    coordinates with `up_axis` up."""
     progress = progress or Progress()
-    views, placement = render_mesh_views(mesh, render_size, progress.span(0.0, 0.7, "views"))
+    upright = mesh.rotated(upright_rotation(up_axis)) if up_axis != "Z" else mesh
+    views, placement = render_mesh_views(upright, render_size, progress.span(0.0, 0.7, "views"))
     prediction = predict_from_views(views, model, progress.span(0.7, 1.0, "keypoints"))
-    return MeshKeypoints(views, prediction, placement)
+    return MeshKeypoints(views, prediction, placement, up_axis)
 
 
 def predict_keypoints(
@@ -82,14 +117,9 @@ def predict_keypoints(
     "placement" (dict), "checkpoint" (path), "views" (the world-frame MultiViewResult) and
     "keypoints_world" (N, 3).
     """
-    if up_axis not in ("Y", "Z"):
-        raise InputError(f"up_axis must be 'Y' or 'Z', got {up_axis!r}")
+    upright_rotation(up_axis)  # checks the value before the model loads
     model = load_keypoint_model(checkpoint, resolve_device(device))
-    upright = as_mesh(mesh)
-    if up_axis == "Y":
-        upright = upright.rotated(Y_UP_TO_Z_UP)
-    result = mesh_keypoints(upright, model, progress, render_size)
-    keypoints = result.keypoints_own if up_axis == "Z" else result.keypoints_own @ Y_UP_TO_Z_UP  # rotate back
+    result = mesh_keypoints(as_mesh(mesh), model, progress, render_size, up_axis)
     info = {
         "placement": result.placement.to_dict(),
         "checkpoint": result.prediction.checkpoint,
@@ -97,4 +127,4 @@ def predict_keypoints(
         "keypoints_world": result.prediction.keypoints,
         "up_axis": up_axis,
     }
-    return keypoints, result.prediction.adjacency, info
+    return result.keypoints_own, result.prediction.adjacency, info

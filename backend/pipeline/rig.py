@@ -1,22 +1,26 @@
 """The rigging stage: keypoints + adjacency + a mesh -> skeleton + skin weights -> RigBundle.
 
-Thin glue over `keydiff3d_addon.rigcore` with the category preset's settings, plus the one thing the
-pipeline knows and the rigging core does not: the object's silhouettes in every view, which give a
-cheap "inside the object" test (the visual hull) for the spanning tree's volume penalty.
+Thin glue over `keydiff3d_addon.rigcore` with the category preset's settings and the mesh's exact
+inside test (generalised winding numbers, `rigging.mesh_tools`), which gives the spanning tree's
+volume penalty and lets keypoints that fell outside the mesh be moved just inside it. Every path
+that rigs a mesh (image, views, an existing mesh, `rig-mesh`) ends here.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from keydiff3d_addon.rigcore import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
+
+from .. import __version__
 from ..errors import ConfigError, InputError
 from ..geometry import project_points
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from keydiff3d_addon.rigcore import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
 
 Inside = Callable[[np.ndarray], np.ndarray]
 
@@ -58,40 +62,40 @@ def silhouette_inside(views: MultiViewResult, tolerance: int = 1, threshold: flo
     return inside
 
 
-def inside_test_for(mesh: MeshArrays, views: MultiViewResult, keypoints: np.ndarray) -> tuple[np.ndarray, Inside, list[int]]:
-    """(keypoints, inside test, indices of moved keypoints). A watertight mesh gives an exact inside
-    test, and keypoints outside it are moved just inside (bones must run through the body); any other
-    mesh uses the views' silhouettes and keeps the keypoints where the model put them."""
-    from ..rigging.mesh_tools import inside_test, project_inside
-
-    exact = inside_test(mesh.vertices, mesh.faces)
-    if exact is None:
-        return np.asarray(keypoints, np.float64), silhouette_inside(views), []
-    moved_keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, exact)
-    return moved_keypoints, exact, moved
-
-
 def rig_mesh(
     mesh: MeshArrays,
     keypoints: np.ndarray,
     adjacency: np.ndarray,
     preset: CategoryPreset,
-    views: MultiViewResult,
     *,
+    up_axis: str = "Z",
     progress: Progress | None = None,
     provenance: dict | None = None,
     views_entry: dict | None = None,
 ) -> RigBundle:
     """Skeleton (maximum spanning tree of `adjacency`) and skin weights for `mesh`. keypoints (N, 3),
-    adjacency (N, N), mesh and `views` (their cameras) share one frame, z up. `views_entry` is
-    rig.json's optional "views" section. Bad inputs raise InputError (one sentence)."""
+    adjacency (N, N) and the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the
+    bundle keeps that frame. `views_entry` is rig.json's optional "views" section. The bundle's
+    timings hold the seconds of "skeleton" and "skinning". Bad inputs raise InputError (one sentence)."""
+    from ..rigging.mesh_tools import inside_test, project_inside
+
     progress = progress or Progress()
-    keypoints, inside, moved = inside_test_for(mesh, views, keypoints)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    inside = inside_test(mesh.vertices, mesh.faces)
+    keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, inside)
     progress.update(0.1, "inside test ready")
+    ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     try:
-        skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, **preset.skeleton.kwargs())
+        skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
+                                  ground=ground, **preset.skeleton.kwargs())
+        if moved:
+            skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
+        timings["skeleton"] = time.perf_counter() - start
         progress.update(0.2, "skeleton built")
+        start = time.perf_counter()
         skin = compute_skin_weights(mesh.vertices, skeleton, faces=mesh.faces, progress=progress.span(0.2, 1.0), **preset.skinning.kwargs())
+        timings["skinning"] = time.perf_counter() - start
     except (SkeletonError, SkinningError) as error:
         raise InputError(f"the rig could not be built: {error}") from None
     return RigBundle(
@@ -100,6 +104,9 @@ def rig_mesh(
         colors=mesh.colors,
         skeleton=skeleton,
         skin=skin,
+        up_axis=up_axis,
+        generator=f"keydiff3d {__version__}",
         views=views_entry,
+        timings=timings,
         provenance={"preset": preset.name, "keypoints_moved_inside": moved, **(provenance or {})},
     )

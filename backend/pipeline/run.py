@@ -3,6 +3,7 @@
     run_image_pipeline  image -> foreground -> SV3D-p views + features -> keypoints -> mesh -> rig
     run_views_pipeline  orbit views (any generator)                    -> keypoints -> mesh -> rig
     run_mesh_pipeline   an existing mesh -> rendered views -> keypoints -> rig of that mesh
+                        (or given keypoints -> rig: `keydiff3d rig-mesh --keypoints`)
 
 Every stage runs inside `StageClock.stage`, which gives it its share of the progress bar, is a
 cancellation point before and after, and records its seconds in rig.json's "timings". Models come
@@ -21,13 +22,13 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError
-from ..geometry import Cameras, Placement
+from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
 from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
 from .device import resolve_device
 from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views
-from .mesh import RENDER_SIZE, render_mesh_views
+from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
 from .models import MODELS
 from .options import PipelineOptions
 from .preview import draw_preview, view_files, views_section
@@ -37,19 +38,31 @@ from .timing import StageClock
 log = logging.getLogger(__name__)
 
 MESH_STAGES = {"model": 1.0, "views": 2.0, "keypoints": 1.0, "rig": 3.0, "bundle": 2.0}
+GIVEN_KEYPOINTS_STAGES = {"rig": 3.0, "bundle": 1.0}
 VIEWS_STAGES = {"model": 1.0, "keypoints": 1.0, "reconstruction": 6.0, "rig": 3.0, "bundle": 2.0}
 IMAGE_STAGES = {"segmentation": 1.0, "multiview": 30.0, **VIEWS_STAGES}
 
 
 @dataclass
+class GivenKeypoints:
+    """Keypoints (N, 3) and adjacency (N, N) a user supplies for a mesh, in the mesh's own
+    coordinates (`keydiff3d rig-mesh --keypoints KP.json`); `source` names where they came from."""
+
+    keypoints: np.ndarray
+    adjacency: np.ndarray
+    source: str = "given"
+
+
+@dataclass
 class PipelineResult:
     """bundle_dir holds rig.json (+ mesh.ply, skin.npz, rig.glb, preview.png, views/); `views` are in
-    the bundle's frame; timings = seconds per stage (also in rig.json, except the bundle stage)."""
+    the bundle's frame (None when keypoints were given: nothing was rendered); timings = seconds per
+    stage (also in rig.json, except the bundle stage). `prediction` is None for given keypoints."""
 
     bundle_dir: Path
     bundle: RigBundle
-    views: MultiViewResult
-    prediction: KeypointPrediction
+    views: MultiViewResult | None
+    prediction: KeypointPrediction | None
     timings: dict[str, float]
 
 
@@ -67,31 +80,51 @@ def warm_up(device: str = "auto", checkpoint: str | None = None) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
-def run_mesh_pipeline(mesh, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path) -> PipelineResult:
-    """Rig an existing mesh (a synthetic.renderer.RenderMesh, z up, in its own frame; see
-    keydiff3d.mesh_io.load_mesh). The bundle keeps the mesh's vertices, faces, frame and colours."""
-    clock = StageClock(progress or Progress(), MESH_STAGES)
+def run_mesh_pipeline(
+    mesh,
+    options: PipelineOptions,
+    progress: Progress | None = None,
+    *,
+    out_dir: str | Path,
+    up_axis: str = "Z",
+    keypoints: GivenKeypoints | None = None,
+    source: str | None = None,
+) -> PipelineResult:
+    """Rig an existing mesh: a synthetic.renderer.RenderMesh in the coordinates the bundle keeps (its
+    own frame; see keydiff3d.mesh_io.load_mesh), whose up axis is `up_axis` ("Z", or "Y" for a
+    glTF's coordinates as stored). The bundle keeps the mesh's vertices, faces, frame and colours.
+    Keypoints are predicted from rendered orbit views, or taken as `keypoints` (then no model runs
+    and no views are rendered). `source` (e.g. the file name) is recorded in the provenance."""
+    upright_rotation(up_axis)  # checks the value before any stage runs
+    clock = StageClock(progress or Progress(), MESH_STAGES if keypoints is None else GIVEN_KEYPOINTS_STAGES)
     preset = load_preset(options.preset)
-    with clock.stage("model", "loading the keypoint model"):
-        device = resolve_device(options.device)
-        model = load_keypoint_model(options.checkpoint, device)
-    with clock.stage("views", "rendering orbit views") as span:
-        world_views, placement = render_mesh_views(mesh, RENDER_SIZE, span)
-    with clock.stage("keypoints", "predicting keypoints") as span:
-        prediction = predict_from_views(world_views, model, span)
-    views = views_in_own_frame(world_views, placement)
-    keypoints = placement.to_own(prediction.keypoints)
+    views = prediction = None
+    if keypoints is None:
+        with clock.stage("model", "loading the keypoint model"):
+            device = resolve_device(options.device)
+            model = load_keypoint_model(options.checkpoint, device)
+        upright = mesh if up_axis == "Z" else mesh.rotated(upright_rotation(up_axis))
+        with clock.stage("views", "rendering orbit views") as span:
+            world_views, placement = render_mesh_views(upright, RENDER_SIZE, span)
+        with clock.stage("keypoints", "predicting keypoints") as span:
+            predicted = MeshKeypoints(world_views, predict_from_views(world_views, model, span), placement, up_axis)
+        views = predicted.views_own
+        prediction = _in_frame(predicted.prediction, predicted.keypoints_own)
+        points, adjacency = prediction.keypoints, prediction.adjacency
+        provenance = {**_provenance(options, model, device, "mesh", placement), "keypoints": "predicted"}
+    else:
+        points, adjacency = keypoints.keypoints, keypoints.adjacency
+        provenance = {"input": "mesh", "options": options.to_dict(), "keypoints": keypoints.source, "versions": _versions()}
+    if source is not None:
+        provenance["source_mesh"] = source
     arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(
-            arrays, keypoints, prediction.adjacency, preset, views,
-            progress=span, views_entry=views_section(views),
-            provenance=_provenance(options, model, device, "mesh", placement),
-        )  # fmt: skip
-    bundle.timings = dict(clock.timings)  # now including the rig stage
+        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
+                          views_entry=views_section(views) if views is not None else None, provenance=provenance)
+    bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
-    return PipelineResult(bundle_dir, bundle, views, _in_frame(prediction, keypoints), clock.timings)
+    return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
 def run_views_pipeline(
@@ -118,12 +151,9 @@ def run_views_pipeline(
     colors = np.asarray(mesh.visual.vertex_colors, np.uint8) if getattr(mesh.visual, "kind", None) == "vertex" else None
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32), colors)
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(
-            arrays, prediction.keypoints, prediction.adjacency, preset, views,
-            progress=span, views_entry=views_section(views),
-            provenance=_provenance(options, model, device, source, None),
-        )  # fmt: skip
-    bundle.timings = dict(clock.timings)  # now including the rig stage
+        bundle = rig_mesh(arrays, prediction.keypoints, prediction.adjacency, preset, progress=span,
+                          views_entry=views_section(views), provenance=_provenance(options, model, device, source, None))
+    bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
@@ -182,17 +212,6 @@ def _preflight(options: PipelineOptions) -> tuple[CategoryPreset, str]:
     return load_preset(options.preset), resolve_method(options.reconstruction)
 
 
-def views_in_own_frame(views: MultiViewResult, placement: Placement) -> MultiViewResult:
-    """The same views with cameras for the object's own frame (world = s (own - c)).
-
-    R (own - c) s + t projects like (own - c) + t / s (a camera's depth scale does not change its
-    pixels), so the own-frame camera is R, t' = t / s - R c: exact, and still a rigid camera."""
-    cams = views.cameras
-    t_own = cams.t / placement.scale - np.einsum("vij,j->vi", cams.R, placement.center)
-    own = Cameras(cams.K, cams.R, t_own, cams.width, cams.height, cams.azimuth_deg, cams.elevation_deg)
-    return MultiViewResult(views.images, views.masks, own, views.input_view, views.features, views.feature_names, None)
-
-
 def _in_frame(prediction: KeypointPrediction, keypoints: np.ndarray) -> KeypointPrediction:
     return KeypointPrediction(keypoints, prediction.adjacency, prediction.checkpoint, prediction.metadata)
 
@@ -204,17 +223,23 @@ def _provenance(options: PipelineOptions, model: LoadedModel, device: torch.devi
         "options": options.to_dict(),
         "device": str(device),
         "model": {"checkpoint": model.path, **{k: meta[k] for k in ("feature_source", "perceptual_loss", "step", "command", "eval") if k in meta}},
-        "versions": {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "versions": _versions(),
         "placement": placement.to_dict() if placement is not None else {"center": [0.0, 0.0, 0.0], "scale": 1.0},
     }
 
 
-def _write(bundle: RigBundle, views: MultiViewResult, out_dir: Path, glb: bool, progress: Progress) -> Path:
+def _versions() -> dict:
+    return {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, glb: bool, progress: Progress) -> Path:
     from ..rigging.io import save_bundle
 
-    files = view_files(views)
-    progress.update(0.3, "drawing the preview")
-    files["preview.png"] = draw_preview(views, bundle.skeleton)
+    files: dict[str, bytes] = {}
+    if views is not None:
+        files = view_files(views)
+        progress.update(0.3, "drawing the preview")
+        files["preview.png"] = draw_preview(views, bundle.skeleton)
     progress.update(0.5, "writing files")
     save_bundle(out_dir, bundle, glb=glb, files=files)
     return out_dir

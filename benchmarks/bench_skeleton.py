@@ -193,6 +193,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=8, help="clip frames per clip for the animation fit (evenly spaced)")
     parser.add_argument("--render", default=None, help="write rest/posed pictures per creature to this folder (e.g. docs/bench/skeleton_real)")
     parser.add_argument("--data", default=None, help="synthetic data set folder (default: the checkpoint's training data)")
+    parser.add_argument("--curve-items", type=int, default=60,
+                        help="held-out synthetic creatures (their meshes) on which the curve-skeleton refinements are chosen")
     parser.add_argument("--checkpoint", default=None, help="KeyDiff3D checkpoint (default: the shipped backend/checkpoints/default)")
     parser.add_argument("--train-items", type=int, default=400, help="first training creatures, used to choose the weight")
     parser.add_argument("--test-items", type=int, default=400, help="first held-out creatures, only reported")
@@ -252,14 +254,16 @@ def run_synthetic(args, progress):
     trees = trees_for(weights, volume_weights)
     scores: dict[str, SplitScores] = {}
     for s, (split, data) in enumerate((("train", train_data), ("test", test_data))):
-        span = progress.span(0.5 * s, 0.5 * (s + 1), split)
+        span = progress.span(0.4 * s, 0.4 * (s + 1), split)
         predictions = predict(model, data, progress=span.span(0.0, 0.5, f"predict {split}"))
         scores[split] = score_split(predictions, silhouette_insides(data), trees, span.span(0.5, 1.0, f"trees {split}"))
     chosen = choose_weight(scores["train"], weights)
     chosen_volume = choose_volume_weight(scores["train"], volume_weights)
-    text = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir)
+    curves = score_curve_variants(test_data, predictions, args.curve_items, progress.span(0.8, 1.0, "curve skeletons"))
+    text = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir) + "\n" + _curve_markdown(curves)
     results = {"chosen_length_weight": chosen, "weights": weights, "chosen_volume_weight": chosen_volume,
-               "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()}}  # fmt: skip
+               "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()},
+               "curve_variants": {label: {m: float(np.mean(v)) for m, v in metrics.items()} for label, metrics in curves.items()}}  # fmt: skip
     return text, results, scores, lambda path: _plot(scores, weights, chosen, volume_weights, chosen_volume, path)
 
 
@@ -389,93 +393,251 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
     plt.close(fig)
 
 
+# =========================================================================== curve skeletons on synthetic creatures
+
+CURVE_METRICS = ("cd_j2j_ratio", "cd_j2b_ratio", "cd_b2b_ratio", "cd_j2j", "cd_b2b", "bones")
+
+
+def curve_variants() -> dict[str, object]:
+    """label -> rigcore RigOptions: the volume rigs of the real part (no predicted chain, no artist)."""
+    return {rig.label: rig.rig for rig in real_rigs() if rig.kind == "predicted" and rig.rig.method != "chain"}
+
+
+def score_curve_variants(data, predictions, count: int, progress=None) -> dict[str, dict[str, np.ndarray]]:
+    """label -> metric -> (I,) over the first `count` creatures of `data` (a TrainingData): each
+    creature's mesh regenerated from its seed, every volume-rig variant built on it (the predicted
+    keypoints of `predictions` for the fused ones) and scored against its true skeleton (ratios:
+    over the structure-free baselines with the true joint count, as in the real part)."""
+    from keydiff3d.evaluation import rig_quality
+    from keydiff3d.rigging.curve_skeleton import voxelise
+    from keydiff3d.rigging.symmetry import surface_mirror, surface_samples
+    from keydiff3d.rigging.volume_rig import curve_options, volume_skeleton
+    from keydiff3d.synthetic.creatures import generate_creature
+
+    detail = float(data.dataset.meta.get("config", {}).get("detail", 0.5))
+    variants = curve_variants()
+    out: dict[str, dict[str, list]] = {label: {m: [] for m in CURVE_METRICS} for label in variants}
+    count = min(count, len(data))
+    for i in range(count):
+        if progress is not None:
+            progress.update(i / max(count, 1), f"curve skeletons {i}/{count}")
+        sample = data.dataset[i]
+        creature = generate_creature(sample.category, sample.seed, detail=detail)
+        v, f = np.asarray(creature.vertices, np.float64), np.asarray(creature.faces, np.int64)
+        joints, bones = np.asarray(sample.joints, np.float64), np.asarray(sample.bones, np.int64)
+        truth = rig_quality.Bones(joints[bones[:, 0]], joints[bones[:, 1]], np.full(len(bones), -1), [])
+        reference = rig_quality.ArtistSkeleton(truth, np.arange(len(bones)), joints, bones)
+        size = float(np.ptp(v, axis=0).max())
+        surface, plane = surface_samples(v, f), surface_mirror(v, f)
+        grids = {}
+        for label, rig in variants.items():
+            resolution = curve_options(rig).resolution
+            grid = grids.setdefault(resolution, voxelise(v, f, resolution))
+            built = volume_skeleton(v, f, rig, keypoints=predictions.keypoints[i] if rig.method == "fused" else None, grid=grid, plane=plane)
+            j, e = rig_quality.rig_bones(built.skeleton).graph(1e-6 * size)
+            scores = {**rig_quality.structure_scores(j, e, reference, surface, size), "bones": len(e)}
+            for m in CURVE_METRICS:
+                out[label][m].append(scores[m])
+    return {label: {m: np.array(v) for m, v in metrics.items()} for label, metrics in out.items()}
+
+
+def curve_choices(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[float, float, bool]]:
+    """variant row ("fused, no X": X switched off; "fused, X ...": an option switched on) -> (change
+    of the mean CD-J2J ratio + CD-B2B ratio against the shipped refinement, its paired standard
+    error, whether the shipped setting is the better one: X stays on when switching it off raises the
+    sum, an extra option stays off unless switching it on lowers it)."""
+    reference = "refined (fused)"
+    base = curves[reference]["cd_j2j_ratio"] + curves[reference]["cd_b2b_ratio"]
+    out = {}
+    for label, metrics in curves.items():
+        if label.startswith("fused, "):
+            diff = metrics["cd_j2j_ratio"] + metrics["cd_b2b_ratio"] - base
+            error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            out[label] = (float(diff.mean()), error, bool(diff.mean() > 0) if label.startswith("fused, no ") else bool(diff.mean() >= 0))
+    return out
+
+
+def _curve_markdown(curves: dict[str, dict[str, np.ndarray]]) -> str:
+    count = len(next(iter(curves.values()))["bones"]) if curves else 0
+    lines = [
+        "## Synthetic creatures: the curve-skeleton refinements",
+        "",
+        f"The volume rigs of the real part below, built on the meshes of the first {count} held-out creatures "
+        "(regenerated from their seeds; the fused ones with the checkpoint's keypoints) and scored against their true "
+        "skeletons; ratios over the structure-free baselines with the true joint count (farthest-point surface samples, "
+        "their Euclidean MST), CD in milli-extent. This is where the refinements are chosen (the real creatures are only "
+        "reported): a refinement stays on when switching it off raises the mean CD-J2J + CD-B2B ratio.",
+        "",
+        "| rig | CD-J2J / baseline | CD-J2B / baseline | CD-B2B / baseline | CD-J2J | CD-B2B | bones |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, metrics in curves.items():
+        cells = [f"{metrics[m].mean():.3f}" for m in ("cd_j2j_ratio", "cd_j2b_ratio", "cd_b2b_ratio")]
+        cells += [f"{metrics[m].mean():.1f}" for m in ("cd_j2j", "cd_b2b", "bones")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Against `refined (fused)`: change of the mean CD-J2J + CD-B2B ratio (+- paired s.e.) -> choice:", ""]
+    for label, (change, error, shipped_better) in curve_choices(curves).items():
+        if label.startswith("fused, no "):
+            verdict = "keep it on" if shipped_better else "off is no worse"
+        else:
+            verdict = "keep it off" if shipped_better else "switching it on is better"
+        lines.append(f"- {label}: {change:+.3f} +- {error:.3f} -> {verdict}")
+    return "\n".join(lines) + "\n"
+
+
 # =========================================================================== real creatures
 
 REAL_COLUMNS = (("cd_j2j_ratio", "CD-J2J / baseline"), ("cd_j2b_ratio", "CD-J2B / baseline"), ("cd_b2b_ratio", "CD-B2B / baseline"),
                 ("inside_fraction", "bone length inside"), ("long_bones", "bones > half size"), ("bones", "bones"),
                 ("animation_fit", "animation fit"), ("posability", "posability (torn)"), ("sided_fraction", ".L/.R bones"))  # fmt: skip
+PRESET_OF_CATEGORY = {"quadruped": "quadruped", "biped": "biped", "bird": "bird"}  # any other category: generic
+REAL_TILE = 200
 
 
 @dataclass(frozen=True)
 class RealRig:
-    """One rig the real-asset part builds: `kind` "chain", "volume", "artist joints" or "artist";
-    volume rigs take `rig` (rigcore RigOptions) and optionally plain curve options ("baseline")."""
+    """One rig of the real part. kind: "predicted" (the rig stage, pipeline.rig.rig_mesh, on the
+    predicted keypoints with the preset's [rig] replaced by `rig`, a rigcore RigOptions), "artist
+    joints" (the rig stage on the artist's joints and links, chain method, no volume penalty) or
+    "artist" (the artist's bones and weights)."""
 
     label: str
     kind: str
     rig: object = None
-    baseline: bool = False
-    render: bool = False
+    render: str = ""  # the skinning pictured ("" = not pictured)
 
 
 def real_rigs() -> list[RealRig]:
-    """The main rows (the shipped refinement first), then one row per refinement switched off."""
+    """The main rows, then the shipped refinement with one refinement switched off per row."""
     from dataclasses import replace
 
     from keydiff3d_addon.rigcore import RigOptions
 
     fused = RigOptions(method="fused")
+    baseline = RigOptions(method="curve", mirror=False, min_branch=0.0, extend_ends=False, merge_factor=0.0, max_bone=0.0, limb_root=0.0)
     rows = [
-        RealRig("predicted chain", "chain", render=True),
-        RealRig("refined (fused)", "volume", fused, render=True),
-        RealRig("refined (curve only)", "volume", RigOptions(method="curve")),
-        RealRig("curve baseline", "volume", RigOptions(method="curve", mirror=False), baseline=True, render=True),
-        RealRig("project on artist joints", "artist joints"),
-        RealRig("artist", "artist", render=True),
+        RealRig("predicted chain", "predicted", RigOptions(method="chain"), render="preset"),
+        RealRig("refined (fused)", "predicted", fused, render="preset"),
+        RealRig("refined (curve only)", "predicted", RigOptions(method="curve")),
+        RealRig("curve baseline", "predicted", baseline, render="bone heat"),
+        RealRig("project on artist joints", "artist joints", RigOptions(method="chain")),
+        RealRig("artist", "artist", render="artist"),
     ]
     off = {"mirror": False, "extend_ends": False, "merge_factor": 0.0, "max_bone": 0.0, "limb_root": 0.0, "min_branch": 0.0}
-    rows += [RealRig(f"fused, no {key.replace('_', ' ')}", "volume", replace(fused, **{key: value})) for key, value in off.items()]
-    rows.append(RealRig("fused, anchored spurs kept", "volume", replace(fused, keep_anchored_spurs=True)))
+    rows += [RealRig(f"fused, no {key.replace('_', ' ')}", "predicted", replace(fused, **{key: value})) for key, value in off.items()]
+    rows.append(RealRig("fused, anchored spurs kept", "predicted", replace(fused, keep_anchored_spurs=True)))
     return rows
+
+
+@dataclass
+class RealCreature:
+    """What every rig of one creature is measured against (evaluation.rigged_assets.RiggedAsset in
+    its world frame, z up): its preset, size, inside test, surface samples, mirror plane, the
+    artist's skeleton, whether it is bilateral, and the predicted keypoints + adjacency."""
+
+    asset: object
+    preset: object
+    size: float
+    inside: Callable
+    surface: np.ndarray
+    plane: object
+    reference: object
+    bilateral: bool
+    keypoints: np.ndarray
+    adjacency: np.ndarray
+
+
+def real_creature(path: Path, asset, checkpoint=None) -> RealCreature:
+    """The creature's context; keypoints from the rig-mesh path's prediction (the preset's
+    checkpoint unless `checkpoint` is given) on the rest mesh as the add-on sends it (welded
+    vertices, the file's colours at the nearest vertex)."""
+    from scipy.spatial import cKDTree
+
+    from keydiff3d.evaluation import rig_quality
+    from keydiff3d.mesh_io import load_mesh
+    from keydiff3d.pipeline.keypoints import named_checkpoint
+    from keydiff3d.pipeline.mesh import predict_keypoints
+    from keydiff3d.pipeline.rig import load_preset
+    from keydiff3d.rigging.symmetry import surface_mirror, surface_samples
+    from keydiff3d.synthetic.renderer import RenderMesh
+
+    preset = load_preset(PRESET_OF_CATEGORY.get(asset.category, "generic"))
+    own = load_mesh(path)
+    colours = own.colors[cKDTree(own.vertices).query(asset.vertices)[1]] if own.has_own_colors else None
+    keypoints, adjacency, _ = predict_keypoints(RenderMesh.from_arrays(asset.vertices, asset.faces, colours), up_axis="Z",
+                                                checkpoint=checkpoint or named_checkpoint(preset.checkpoint))  # fmt: skip
+    size = float(np.ptp(asset.vertices, axis=0).max())
+    reference = rig_quality.artist_skeleton(asset)
+    plane = surface_mirror(asset.vertices, asset.faces)
+    return RealCreature(asset, preset, size,
+                        rig_quality.mesh_inside(asset.vertices, asset.faces), surface_samples(asset.vertices, asset.faces), plane,
+                        reference, rig_quality.bilateral_pairs(reference, plane, size) > 0, keypoints, adjacency)  # fmt: skip
+
+
+def build_real_rig(creature: RealCreature, rig: RealRig):
+    """(evaluation.rig_quality.Bones, skinning -> dense weights (V, B)) of one rig."""
+    from dataclasses import replace
+
+    from keydiff3d.evaluation.bone_heat import blender_bone_heat
+    from keydiff3d.evaluation.rig_quality import rig_bones
+    from keydiff3d.pipeline.rig import MeshArrays, rig_mesh
+
+    asset = creature.asset
+    if rig.kind == "artist":
+        bones = creature.reference.bones
+        weights = {"artist": asset.weights[:, creature.reference.columns]}
+    else:
+        preset = replace(creature.preset, rig=rig.rig)
+        keypoints, adjacency = creature.keypoints, creature.adjacency
+        if rig.kind == "artist joints":
+            keypoints, adjacency = creature.reference.joints, _link_adjacency(creature.reference)
+            preset = replace(preset, skeleton=replace(preset.skeleton, volume_weight=0.0))
+        bundle = rig_mesh(MeshArrays(asset.vertices, asset.faces), keypoints, adjacency, preset, up_axis="Z")
+        bones = rig_bones(bundle.skeleton)
+        column = {n: i for i, n in enumerate(bundle.skin.bone_names)}
+        weights = {"preset": bundle.skin.dense()[:, [column[n] for n in bones.names]]}
+    weights["bone heat"] = blender_bone_heat(asset.vertices, asset.faces, bones.heads, bones.tails, bones.parents).weights
+    return bones, weights
+
+
+def _link_adjacency(reference) -> np.ndarray:
+    adjacency = np.zeros((len(reference.joints),) * 2)
+    adjacency[reference.edges[:, 0], reference.edges[:, 1]] = adjacency[reference.edges[:, 1], reference.edges[:, 0]] = 1.0
+    return adjacency
+
+
+def score_real_rig(creature: RealCreature, bones, weights: dict, artist: bool = False) -> dict[str, dict[str, float]]:
+    """skinning -> metrics: structure, bones and names (the same for every skinning) and deformation.
+    The artist's rig is its own reference skeleton (structure 0 by definition)."""
+    from keydiff3d.evaluation import rig_quality
+
+    joints, edges = (creature.reference.joints, creature.reference.edges) if artist else bones.graph(1e-6 * creature.size)
+    common = {**rig_quality.structure_scores(joints, edges, creature.reference, creature.surface, creature.size),
+              **rig_quality.bone_scores(bones, creature.inside, creature.size),
+              **rig_quality.name_scores(bones, creature.plane, creature.size)}  # fmt: skip
+    return {skinning: {**common, **rig_quality.deformation_scores(creature.asset, w, bones)} for skinning, w in weights.items()}
 
 
 def score_real_asset(path: Path, category: str, rigs: Sequence[RealRig], args, render_dir: Path | None) -> dict:
     """label -> skinning -> metrics for one creature (and its picture when render_dir is given)."""
-    from keydiff3d.evaluation import real_rigs as rr
     from keydiff3d.evaluation.rigged_assets import load_rigged_asset
-    from keydiff3d.rigging.curve_skeleton import CurveSkeletonOptions
+    from keydiff3d.pipeline.posed_preview import PreviewRig, write_posed_preview
 
     asset = load_rigged_asset(path, max_frames_per_clip=args.frames, category=category, cache_dir=args.asset_cache)
-    ctx = rr.asset_context(asset, path)
-    keypoints, adjacency = rr.predicted_keypoints(ctx, args.checkpoint)
-    results, pictured = {"_bilateral": ctx.bilateral, "_preset": ctx.preset.name}, []
+    creature = real_creature(path, asset, args.checkpoint)
+    results, pictured = {"_bilateral": creature.bilateral, "_preset": creature.preset.name}, []
     for rig in rigs:
         t0 = time.perf_counter()
-        if rig.kind == "artist":
-            tested = rr.artist_rig(ctx)
-        else:
-            if rig.kind == "chain":
-                skeleton = rr.chain_skeleton(ctx, keypoints, adjacency)
-            elif rig.kind == "artist joints":
-                skeleton = rr.artist_joint_skeleton(ctx)
-            else:
-                options = CurveSkeletonOptions.baseline() if rig.baseline else None
-                skeleton = rr.volume_skeleton(ctx, rig.rig, keypoints if rig.rig.method == "fused" else None, options)
-            tested = rr.skinned(ctx, rig.label, skeleton)
-        results[rig.label] = rr.score(ctx, tested)
+        bones, weights = build_real_rig(creature, rig)
+        results[rig.label] = score_real_rig(creature, bones, weights, artist=rig.kind == "artist")
         results[rig.label]["_seconds"] = time.perf_counter() - t0
         if rig.render:
-            pictured.append((rig, tested))
+            pictured.append(PreviewRig(asset.vertices, asset.faces, weights[rig.render], bones.heads, bones.tails, bones.parents,
+                                       bones.names, f"{rig.label} ({rig.render})"))  # fmt: skip
     if render_dir is not None:
-        _render_asset(ctx, pictured, render_dir / f"{asset.name}.png")
+        pictured.sort(key=lambda p: not p.title.startswith("artist"))
+        write_posed_preview(pictured, render_dir / f"{asset.name}.png", tile=REAL_TILE)
     return results
-
-
-def _render_asset(ctx, pictured, path: Path) -> None:
-    """Rest and posed pictures of the pictured rigs (artist weights, bone heat for the baseline, the
-    preset's skinning otherwise)."""
-    from keydiff3d.rigging.posed_preview import PreviewRig, write_posed_preview
-
-    rigs = []
-    for rig, tested in sorted(pictured, key=lambda p: p[0].kind != "artist"):
-        skinning = "artist" if rig.kind == "artist" else "bone heat" if rig.baseline else "preset"
-        b = tested.bones
-        rigs.append(PreviewRig(ctx.asset.vertices, ctx.asset.faces, tested.weights[skinning], b.heads, b.tails, b.parents, b.names,
-                               f"{rig.label} ({skinning})"))  # fmt: skip
-    write_posed_preview(rigs, path, tile=REAL_TILE)
-
-
-REAL_TILE = 200
 
 
 def run_real(args, progress) -> tuple[str, dict]:

@@ -52,6 +52,9 @@ def _write(tmp_path, text: str):
         ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
         ('[preset]\nname="x"\nkind="export"\n[export]\naxis_up="up"\n', "axis_up must be one of"),
         ('[preset]\nname="x"\nkind="export"\n[export]\nmax_influences=8\n', "between 1 and 4"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[rig]\nmethod="mst"\n', "rig.method must be one of chain"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[rig]\nresolution=4\n', "between 16 and 512"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\ncheckpoint=""\n', "a non-empty name"),
         ("[preset\n", "not valid TOML"),
     ],
 )
@@ -100,3 +103,23 @@ def test_default_and_custom_preset_folders(tmp_path):
     assert load_preset("biped").name == "biped"
     shutil.copy(PRESETS_DIR / "bird.toml", tmp_path / "bird.toml")
     assert list_presets(tmp_path) == ["bird"]
+
+
+def test_rig_section_and_checkpoint_reach_the_preset(tmp_path):
+    text = '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\ncheckpoint="mine"\n[rig]\nmethod="fused"\nmax_bone=0\nmirror=false\n'
+    preset = load_category_preset(_write(tmp_path, text))
+    assert preset.checkpoint == "mine" and preset.rig.method == "fused" and preset.rig.max_bone == 0.0 and preset.rig.mirror is False
+    plain = load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n'))
+    assert plain.checkpoint == "default" and plain.rig.method == "chain"  # a preset without [rig] keeps the learned tree
+
+
+def test_every_shipped_preset_names_a_shipped_checkpoint_with_its_keypoint_count():
+    from keydiff3d.pipeline.keypoints import named_checkpoint
+    from keydiff3d.training.checkpoint import read_checkpoint
+
+    for name in list_presets(PRESETS_DIR, "category"):
+        preset = load_category_preset(name, PRESETS_DIR)
+        path = named_checkpoint(preset.checkpoint) / "model.safetensors"
+        assert path.is_file(), f"{name}: {path}"
+        _, config, _ = read_checkpoint(path)
+        assert config.model["num_keypoints"] == preset.keypoints, name

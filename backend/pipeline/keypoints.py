@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
 from .models import MODELS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +45,33 @@ def checkpoint_path(checkpoint: str | Path | None) -> Path:
         return DEFAULT_CHECKPOINT
     path = Path(checkpoint).expanduser().resolve()
     return path / WEIGHTS_NAME if path.is_dir() else path
+
+
+def named_checkpoint(name: str) -> Path:
+    """A preset's [model] checkpoint: a folder name under backend/checkpoints ("default", "quadruped",
+    ...) or a path to a checkpoint file or folder."""
+    from ..paths import CHECKPOINTS_DIR
+
+    return CHECKPOINTS_DIR / name if (CHECKPOINTS_DIR / name).is_dir() else Path(name).expanduser()
+
+
+def preset_model(preset, checkpoint: str | Path | None, device: torch.device) -> LoadedModel:
+    """The keypoint model a category preset (rigcore CategoryPreset) runs: its [model] checkpoint,
+    which must predict the preset's [model] keypoints (ConfigError otherwise: a preset cannot get
+    another count than it says), or `checkpoint` when the caller names one (the caller's choice of
+    model: its own count is used and logged when it differs)."""
+    if checkpoint is not None:
+        model = load_keypoint_model(checkpoint, device)
+        count = int(model.model.config.num_keypoints)
+        if count != preset.keypoints:
+            log.warning("checkpoint %s predicts %d keypoints; preset %r says %d", model.path, count, preset.name, preset.keypoints)
+        return model
+    model = load_keypoint_model(named_checkpoint(preset.checkpoint), device)
+    count = int(model.model.config.num_keypoints)
+    if count != preset.keypoints:
+        raise ConfigError(f"preset {preset.name!r} asks for {preset.keypoints} keypoints but its checkpoint {model.path} predicts "
+                          f"{count}; point [model] checkpoint at a model trained with {preset.keypoints} keypoints or set [model] keypoints = {count}")
+    return model
 
 
 def load_keypoint_model(checkpoint: str | Path | None, device: torch.device) -> LoadedModel:

@@ -73,9 +73,10 @@ def rig_mesh(
     provenance: dict | None = None,
     views_entry: dict | None = None,
 ) -> RigBundle:
-    """Skeleton (maximum spanning tree of `adjacency`) and skin weights for `mesh`. keypoints (N, 3),
-    adjacency (N, N) and the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the
-    bundle keeps that frame. `views_entry` is rig.json's optional "views" section. The bundle's
+    """Skeleton and skin weights for `mesh`: the maximum spanning tree of `adjacency` over the
+    keypoints (preset [rig] method "chain"), or the mesh's curve skeleton alone ("curve") or with
+    joints at the keypoints ("fused"; rigging.volume_rig). keypoints (N, 3), adjacency (N, N) and
+    the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame. `views_entry` is rig.json's optional "views" section. The bundle's
     timings hold the seconds of "skeleton" and "skinning". Bad inputs raise InputError (one sentence)."""
     from ..rigging.mesh_tools import inside_test, project_inside
 
@@ -87,8 +88,14 @@ def rig_mesh(
     progress.update(0.1, "inside test ready")
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     try:
-        skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
-                                  ground=ground, **preset.skeleton.kwargs())
+        if preset.rig.method == "chain":
+            skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
+                                      ground=ground, **preset.skeleton.kwargs())
+        else:
+            from ..rigging.volume_rig import volume_skeleton
+
+            skeleton = volume_skeleton(mesh.vertices, mesh.faces, preset.rig, keypoints=keypoints, naming=preset.naming, up_axis=up_axis,
+                                       root_bone=preset.skeleton.root_bone, ground=ground).skeleton  # fmt: skip
         if moved:
             skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
         timings["skeleton"] = time.perf_counter() - start

@@ -4,8 +4,9 @@ the rest surface and named from what the chains are (rigcore.naming). The preset
 (rigcore.presets.RigOptions) chooses; "chain" (the learned spanning tree) is built by
 rigcore.build_skeleton directly and does not come here.
 
-Frame: the mesh's own, with `up_axis` "Z" or "Y" naming its up direction (the bundle's up axis);
-the mirror plane is searched among planes containing that axis.
+Frame: the mesh's own, with `up_axis` "Z" or "Y" naming its up direction (the bundle's up axis).
+A y-up mesh is turned z up first (mesh_io.Y_UP_TO_Z_UP) and the joints turned back, so both frames
+give the same rig; the mirror plane is searched among vertical planes.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..errors import InputError
+from ..mesh_io import Y_UP_TO_Z_UP
 from ..progress import Progress
-from .curve_skeleton import CurveSkeleton, CurveSkeletonOptions, curve_skeleton
+from .curve_skeleton import CurveSkeleton, CurveSkeletonOptions, VoxelGrid, curve_skeleton
 from .symmetry import MirrorPlane, mirror_skeleton, surface_mirror
 from keydiff3d_addon.rigcore import Mirror, Naming, RigOptions, Skeleton, SkeletonError, build_skeleton
 
 SYMMETRIC = 0.01  # a surface whose asymmetry (rigging.symmetry) is at most this fraction of size is mirrored
-UP = {"Z": np.array([0.0, 0.0, 1.0]), "Y": np.array([0.0, 1.0, 0.0])}
 
 
 @dataclass
 class VolumeRig:
-    """The skeleton and how it was made: the curve skeleton (joints = skeleton.keypoints), the
-    mirror plane found on the surface (None for a mesh with no usable symmetry) and whether the
-    skeleton was made symmetric in it."""
+    """The skeleton and how it was made: the curve skeleton (z up; joints = skeleton.keypoints in
+    the mesh's own frame), the mirror plane found on the surface (z up; None for a mesh with no
+    usable symmetry) and whether the skeleton was made symmetric in it."""
 
     skeleton: Skeleton
     curve: CurveSkeleton
@@ -44,37 +45,39 @@ def curve_options(rig: RigOptions) -> CurveSkeletonOptions:
 
 def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *, keypoints: np.ndarray | None = None,
                     naming: Naming | None = None, up_axis: str = "Z", root_bone: bool = False, ground: float | None = None,
-                    options: CurveSkeletonOptions | None = None, progress: Progress | None = None) -> VolumeRig:  # fmt: skip
+                    options: CurveSkeletonOptions | None = None, grid: VoxelGrid | None = None, plane: MirrorPlane | None = None,
+                    progress: Progress | None = None) -> VolumeRig:  # fmt: skip
     """A skeleton on the mesh's curve skeleton (rig.method "curve" or "fused"; "fused" needs
     `keypoints` (N, 3), which become joints where they snap onto the curves). `options` overrides
-    the curve settings taken from `rig` (the benchmark's baseline). Bones: one per curve-skeleton
-    edge, hung from its thickest branch point; no leaf bones (the ends already reach the surface)."""
+    the curve settings taken from `rig`; `grid` and `plane` reuse a voxelisation and a mirror plane
+    of the same (z-up) mesh (a benchmark comparing settings). Bones: one per curve-skeleton edge,
+    hung from its thickest branch point; no leaf bones (the ends already reach the surface)."""
     progress = progress or Progress()
     if rig.method not in ("curve", "fused"):
         raise InputError(f"volume_skeleton builds 'curve' or 'fused' rigs, not {rig.method!r}")
     if rig.method == "fused" and (keypoints is None or len(keypoints) == 0):
         raise InputError("a 'fused' rig needs the learned keypoints")
-    if up_axis not in UP:
+    if up_axis not in ("Z", "Y"):
         raise InputError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    rotation = Y_UP_TO_Z_UP if up_axis == "Y" else np.eye(3)  # own -> z up
+    vertices = np.asarray(vertices, np.float64) @ rotation.T
+    keypoints = None if keypoints is None else np.asarray(keypoints, np.float64) @ rotation.T
     options = options or curve_options(rig)
     anchors = keypoints if rig.method == "fused" else None
     progress.update(0.0, "curve skeleton", stage="skeleton")
-    curve = curve_skeleton(vertices, faces, options, anchors=anchors, protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None)
+    curve = curve_skeleton(vertices, faces, options, grid=grid, anchors=anchors, protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None)
     progress.update(0.6, "mirror plane")
-    plane = surface_mirror(vertices, faces, up=UP[up_axis])
+    plane = plane or surface_mirror(vertices, faces)
     mirrored = rig.mirror and plane.asymmetry <= SYMMETRIC
     if mirrored:
         curve = mirror_skeleton(curve, plane)
     edges = curve.edges
     adjacency = np.zeros((len(curve.joints),) * 2)
     adjacency[edges[:, 0], edges[:, 1]] = adjacency[edges[:, 1], edges[:, 0]] = 1.0
-    mirror = None
-    if mirrored:
-        to_z_up = (lambda p: p) if up_axis == "Z" else (lambda p: np.array([p[0], -p[2], p[1]]))
-        mirror = Mirror(to_z_up(plane.normal), to_z_up(plane.point), curve.mirror, curve.side, plane.asymmetry)
+    mirror = Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if mirrored else None
     progress.update(0.8, "bones")
     try:
-        skeleton = build_skeleton(curve.joints, adjacency, root=0, volume_weight=0.0, length_weight=0.0, naming=naming,
+        skeleton = build_skeleton(curve.joints @ rotation, adjacency, root=0, volume_weight=0.0, length_weight=0.0, naming=naming,
                                   mirror=mirror, thickness=curve.radius, up_axis=up_axis, root_bone=root_bone, ground=ground)  # fmt: skip
     except SkeletonError as error:
         raise InputError(f"the skeleton could not be built: {error}") from None

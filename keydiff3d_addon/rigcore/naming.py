@@ -4,7 +4,8 @@ shoulder, with .L / .R on mirror pairs.
 Numpy + stdlib only (runs inside Blender's Python). Frame: z up (callers bring a y-up frame to z up
 first). Inputs are a tree over keypoints (N, 3): parents (N,) with -1 at the root.
 
-Left and right come from a `Mirror`: either found on the keypoints themselves (`find_mirror`: a
+Left and right come from a `Mirror`; .L is the creature's own left when its head is found (the
+front is the head end), else Blender's +X side: either found on the keypoints themselves (`find_mirror`: a
 vertical plane through their centroid under which the tree maps onto itself) or given by the
 caller (the backend finds the plane on the mesh's rest surface and mirrors the skeleton itself,
 keydiff3d.rigging.symmetry, which is far steadier than keypoints alone).
@@ -140,48 +141,14 @@ def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, m
     children = [sorted(int(i) for i in np.flatnonzero(parents == p)) for p in range(n)]
     parts = chains(children, root)
     body_axis = np.cross([0.0, 0.0, 1.0], mirror.normal)  # horizontal, in the mirror plane
-    size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
-    ground, height = float(k[:, 2].min()), float(np.ptp(k[:, 2])) or 1.0
-    side = mirror.side
-
-    def start_of(chain):
-        return k[parents[chain[0]]]
-
-    labels: dict[int, str] = {}
-    centre_leaves = []
-    for ci, c in enumerate(parts):
-        if side[c[-1]] == 0:
-            if children[c[-1]]:
-                labels[ci] = "spine"
-            else:
-                centre_leaves.append(ci)
-    rising = [ci for ci in centre_leaves if k[parts[ci][-1]][2] - start_of(parts[ci])[2] > 0.1 * size]
-    neck = max(rising, key=lambda ci: (k[parts[ci][-1]][2], -ci)) if rising else None
-    if neck is None and thickness is not None and len(centre_leaves) > 1:
-        neck = max(centre_leaves, key=lambda ci: (float(thickness[parts[ci][-1]]), -ci))
-    for ci in centre_leaves:
-        labels[ci] = "neck" if ci == neck else "tail"
-    leaf_label: dict[int, str] = {}
-    for ci, c in enumerate(parts):  # paired chains ending in a leaf
-        if ci in labels or children[c[-1]]:
-            continue
-        start, end = start_of(c), k[c[-1]]
-        drop = start[2] - end[2]
-        if drop > 0.3 * np.linalg.norm(end - start) and end[2] < ground + 0.25 * height:
-            leaf_label[ci] = naming.limb_down
-        elif -drop > 0.15 * size:
-            leaf_label[ci] = "wing"
-        else:
-            leaf_label[ci] = naming.limb_other
-    labels.update(leaf_label)
-    chain_of_node = {c[-1]: ci for ci, c in enumerate(parts)}
-    for ci, c in enumerate(parts):  # paired chains ending in a branch
-        if ci not in labels:
-            below = _leaf_chains_below(c[-1], children, chain_of_node)
-            labels[ci] = "hip" if below and all(leaf_label.get(b) == naming.limb_down for b in below) else "shoulder"
-    necks = [parts[ci][-1] for ci, label in labels.items() if label == "neck"]
-    if necks and float((k[necks[0]] - k.mean(0)) @ body_axis) < 0:
-        body_axis = -body_axis
+    side = np.asarray(mirror.side)
+    labels = _chain_labels(k, parents, root, children, parts, side, naming, thickness)
+    front = [parts[ci][-1] for ci, label in labels.items() if label == "head"] or [parts[ci][-1] for ci, label in labels.items() if label == "neck"]
+    if front:  # the head end is the front: .L is the creature's own left, however it is turned
+        if float((k[front[-1]] - k.mean(0)) @ body_axis) < 0:
+            body_axis = -body_axis
+        if float(np.cross([0.0, 0.0, 1.0], body_axis) @ mirror.normal) < 0:
+            side = -side
 
     # number chains sharing a label (left side + centre decide; right chains copy their mirror)
     chain_of = {tuple(c): ci for ci, c in enumerate(parts)}
@@ -206,6 +173,87 @@ def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, m
         for j, kp in enumerate(c, 1):
             names[kp] = f"{bases[ci]}_{j:02d}{suffix}"
     return names
+
+
+def _chain_labels(k, parents, root, children, parts, side, naming: Naming, thickness) -> dict[int, str]:
+    """Label of every chain (see the module docstring), found along the path from the root to the
+    head: the centre leaf rising most above the root, or the thickest centre leaf when none rises.
+    The neck starts at the last branch point of that path with a limb (a paired subtree reaching
+    the ground or longer than LIMB x size); after it, paired leaves are ears and centre leaves head parts."""
+    size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
+    ground, height = float(k[:, 2].min()), float(np.ptp(k[:, 2])) or 1.0
+    chain_of = {node: ci for ci, c in enumerate(parts) for node in c}  # chain holding each child keypoint
+    labels: dict[int, str] = {}
+    for ci, c in enumerate(parts):  # paired chains ending in a leaf, by shape
+        if side[c[-1]] == 0 or children[c[-1]]:
+            continue
+        start, end = k[parents[c[0]]], k[c[-1]]
+        drop = start[2] - end[2]
+        if drop > 0 and end[2] < ground + 0.15 * height:
+            labels[ci] = naming.limb_down
+        elif -drop > 0.15 * size:
+            labels[ci] = "wing"
+        else:
+            labels[ci] = naming.limb_other
+    centre_leaves = [ci for ci, c in enumerate(parts) if side[c[-1]] == 0 and not children[c[-1]]]
+    rise = {ci: float(k[parts[ci][-1], 2] - k[root, 2]) for ci in centre_leaves}
+    head = max((ci for ci in centre_leaves if rise[ci] > 0.1 * size), key=lambda ci: (rise[ci], -ci), default=None)
+    if head is None and thickness is not None and len(centre_leaves) > 1:
+        head = max(centre_leaves, key=lambda ci: (float(np.mean(thickness[parts[ci]])), -ci))  # the head end is the thick one
+    path = [parts[head][-1]] if head is not None else []
+    while path and parents[path[-1]] >= 0:
+        path.append(int(parents[path[-1]]))
+    path.reverse()  # root ... head end
+    neck_base = root
+    for node in path[:-1]:
+        if any(side[c] != 0 and _is_limb(c, k, children, ground, height, size) for c in children[node]):
+            neck_base = node
+    after = set(path[path.index(neck_base) + 1 :]) if path else set()
+    head_part = set(after)
+    for node in sorted(after):  # everything hanging below the neck and head
+        stack = list(children[node])
+        while stack:
+            u = stack.pop()
+            head_part.add(u)
+            stack.extend(children[u])
+    path_chains = [ci for ci in dict.fromkeys(chain_of[n] for n in path[1:])]
+    neck_chains = [ci for ci in path_chains if parts[ci][-1] in after]
+    for ci in path_chains:
+        labels[ci] = "spine"
+    for ci in neck_chains:
+        labels[ci] = "neck"
+    if len(neck_chains) > 1:
+        labels[neck_chains[-1]] = "head"
+    for ci, c in enumerate(parts):
+        if ci in labels and ci not in path_chains and side[c[-1]] != 0 and c[0] in head_part:
+            labels[ci] = "ear"
+        if ci in labels:
+            continue
+        if side[c[-1]] == 0:
+            labels[ci] = ("head" if c[0] in head_part else "tail") if not children[c[-1]] else "spine"
+        else:  # a paired chain ending in a branch: what hangs below decides
+            below = _leaf_chains_below(c[-1], children, {parts[j][-1]: j for j in range(len(parts))})
+            if below and all(k[parts[j], 2].max() < ground + 0.15 * height for j in below):  # a foot: the leaves are toes
+                labels[ci] = naming.limb_down
+                labels.update({j: "toe" for j in below})
+            elif below and all(labels.get(j) == naming.limb_down for j in below):
+                labels[ci] = "hip"
+            else:
+                labels[ci] = "shoulder"
+    return labels
+
+
+LIMB = 0.2  # a paired subtree at least this long (fraction of the skeleton's size) is a limb, not an ear or horn
+
+
+def _is_limb(start: int, k, children, ground: float, height: float, size: float) -> bool:
+    """Whether the subtree from keypoint `start` down reaches the ground or is longer than LIMB x size."""
+    longest, lowest, stack = 0.0, k[start, 2], [(start, 0.0)]
+    while stack:
+        u, length = stack.pop()
+        longest, lowest = max(longest, length), min(lowest, k[u, 2])
+        stack.extend((c, length + float(np.linalg.norm(k[c] - k[u]))) for c in children[u])
+    return lowest < ground + 0.15 * height or longest >= LIMB * size
 
 
 def _leaf_chains_below(node: int, children: list[list[int]], chain_of_node: dict[int, int]) -> list[int]:

@@ -4,8 +4,8 @@ Blender's Workbench engine in the bpy module, bones drawn over it.
 The posed mesh is linear blend skinning of the rig's own weights (what Blender's Armature modifier
 computes; evaluation.deformation), so the picture shows what a user gets when rotating those bones.
 Which bones bend: by name first (the project's chain names, and the usual artist names: leg / thigh,
-neck, tail; .L preferred), else by shape (the bone chain reaching lowest for a leg, the highest
-for the neck, the farthest from the neck along the body for the tail).
+neck, tail; .L preferred), else by shape (the highest bone pointing down whose chain reaches the
+ground for a leg, the first bone of the chain reaching highest for the neck; no tail).
 
 Frame: z up, any units. Images are RGB uint8 arrays (H, W, 3).
 """
@@ -60,8 +60,10 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
     chosen: dict[str, int] = {}
     for role, pattern in _ROLE_PATTERNS.items():
         hits = [i for i, n in enumerate(names) if moving[i] and pattern.search(n) and not _NOT_A_BEND.search(n)]
-        # the upper end of the chain, the left one of a pair
-        hits.sort(key=lambda i: (not re.search(r"up", names[i], re.I), not names[i].endswith((".L", "_L", "Left")), _depth(parents, i), i))
+        # the upper end of the chain, the left one of a pair; in the project's chains ("leg1_01.L", ...)
+        # the first bone links the body's centre to where the limb leaves it, so bend the second
+        hits.sort(key=lambda i: (not re.search(r"up", names[i], re.IGNORECASE), not _chain_continues(names, parents, i),
+                                 not names[i].endswith((".L", "_L", "Left")), _depth(parents, i), i))  # fmt: skip
         if hits:
             chosen[role] = hits[0]
     candidates = [i for i in range(len(names)) if moving[i] and parents[i] >= 0]
@@ -74,17 +76,23 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
                 and tails[i, 2] < heads[i, 2] and heads[i, 2] < low + 0.8 * height]  # fmt: skip
         if legs:
             chosen["leg"] = max(legs, key=lambda i: (heads[i, 2], -i))
-    if "neck" not in chosen:  # the bone leading to the highest point, from below it
-        top = max(candidates, key=lambda i: (tails[i, 2], -i))
-        chain = [top]
-        while parents[chain[-1]] >= 0 and heads[chain[-1], 2] > low + 0.5 * height:
-            chain.append(int(parents[chain[-1]]))
-        chosen["neck"] = chain[min(1, len(chain) - 1)]
+    if "neck" not in chosen:  # the first bone of the chain leading to the highest point
+        bone = max(candidates, key=lambda i: (tails[i, 2], -i))
+        while parents[bone] >= 0 and parents[parents[bone]] >= 0 and (parents == parents[bone]).sum() == 1:
+            bone = int(parents[bone])
+        chosen["neck"] = bone
     unique: dict[str, int] = {}
     for role, bone in chosen.items():  # two roles on one bone: bend it once
         if bone not in unique.values():
             unique[role] = bone
     return unique
+
+
+def _chain_continues(names: list[str], parents: np.ndarray, bone: int) -> bool:
+    """Whether `bone` continues its parent's chain of the project's names ("leg1_02.L" under "leg1_01.L")."""
+    parent = int(parents[bone])
+    stem = lambda name: re.sub(r"_\d+(\.[LR])?$", "", name)  # noqa: E731
+    return parent >= 0 and stem(names[parent]) == stem(names[bone]) != names[bone]
 
 
 def _depth(parents: np.ndarray, bone: int) -> int:
@@ -152,7 +160,7 @@ def view_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit direction from the creature towards the camera: a three-quarter view from the side
     (the mirror plane's normal when the creature is symmetric, else the bounding box's thinner
     horizontal axis), a little from the front and from above."""
-    from .symmetry import surface_mirror
+    from ..rigging.symmetry import surface_mirror
 
     side = surface_mirror(vertices, faces, samples=1500).normal
     along = np.cross([0.0, 0.0, 1.0], side)
@@ -237,17 +245,49 @@ def _mesh(bpy, vertices: np.ndarray, faces: np.ndarray):
     return mesh
 
 
-def write_posed_preview(rigs: list[PreviewRig], path: str | Path, degrees: float = POSE_DEGREES, tile: int = TILE) -> dict[str, dict[str, str]]:
-    """PNG at `path`: one row per rig, rest then posed. Returns rig title -> role -> bent bone name."""
-    from PIL import Image
-
+def posed_preview_sheet(rigs: list[PreviewRig], degrees: float = POSE_DEGREES, tile: int = TILE) -> tuple[np.ndarray, dict[str, dict[str, str]]]:
+    """(sheet (H, W, 3) uint8: one row per rig, rest then posed; rig title -> role -> bent bone name)."""
     panels, bent = [], {}
     for rig in rigs:
         rest, posed, names = rig_panels(rig, degrees)
         panels += [rest, posed]
         bent[rig.title] = names
-    sheet = render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile)
+    return render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile), bent
+
+
+def write_posed_preview(rigs: list[PreviewRig], path: str | Path, degrees: float = POSE_DEGREES, tile: int = TILE) -> dict[str, dict[str, str]]:
+    """PNG at `path` (`posed_preview_sheet`). Returns rig title -> role -> bent bone name."""
+    from PIL import Image
+
+    sheet, bent = posed_preview_sheet(rigs, degrees, tile)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(path, optimize=True)
     return bent
+
+
+def bundle_preview_rig(bundle) -> PreviewRig:
+    """A rig bundle (rigcore RigBundle, z- or y-up) as a z-up PreviewRig of its deform bones and weights."""
+    from ..evaluation.rig_quality import rig_bones
+    from ..mesh_io import Y_UP_TO_Z_UP
+
+    rotation = np.eye(3) if bundle.up_axis == "Z" else Y_UP_TO_Z_UP
+    to_z_up = lambda p: np.asarray(p, np.float64) @ rotation.T  # noqa: E731
+    bones = rig_bones(bundle.skeleton)
+    dense = bundle.skin.dense()
+    column = {n: i for i, n in enumerate(bundle.skin.bone_names)}
+    weights = dense[:, [column[n] for n in bones.names]]
+    return PreviewRig(to_z_up(bundle.vertices), np.asarray(bundle.faces), weights, to_z_up(bones.heads), to_z_up(bones.tails),
+                      bones.parents, bones.names)  # fmt: skip
+
+
+def bundle_posed_preview(bundle, degrees: float = POSE_DEGREES, tile: int = TILE) -> bytes:
+    """preview_posed.png of a rig bundle: PNG bytes of its rest and posed pictures side by side."""
+    import io
+
+    from PIL import Image
+
+    sheet, _ = posed_preview_sheet([bundle_preview_rig(bundle)], degrees, tile)
+    buffer = io.BytesIO()
+    Image.fromarray(sheet).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

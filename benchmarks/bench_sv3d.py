@@ -33,8 +33,10 @@ def _image(size: int = 256):
     return rgba
 
 
-def _measure(generator, steps: int) -> dict:
-    """Run from_image with `steps` steps; per-step times come from the progress events."""
+def measure(generator, image=None) -> dict:
+    """Run `generator.from_image` once (default image: a flat box); per-step times come from the progress
+    events. Also used by `bench device`."""
+    import numpy as np
     import torch
 
     from keydiff3d.progress import Progress
@@ -51,7 +53,7 @@ def _measure(generator, steps: int) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = generator.from_image(_image(), Progress(on_progress))
+    result = generator.from_image(_image() if image is None else image, Progress(on_progress))
     total = time.perf_counter() - start
     step_marks = [t for t, m in marks if m.startswith("denoising step")] + [next(t for t, m in marks if m == "denoised")]
     step_times = [b - a for a, b in zip(step_marks, step_marks[1:])]
@@ -62,6 +64,9 @@ def _measure(generator, steps: int) -> dict:
         "decode_s": decode,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "feature_shapes": [list(f.shape) for f in result.features],
+        "feature_dtype": str(result.features[0].dtype) if result.features else None,
+        "features_finite": all(bool(np.isfinite(f.astype(np.float32)).all()) for f in result.features),
+        "views_finite": bool(np.isfinite(result.images).all()),
     }
 
 
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             config = SV3DConfig(size=size, num_steps=args.timed_steps + 1, decode_chunk=7 if full else 21)
             generator = SV3DGenerator(models, config, RuntimeOptions(device=device, dtype=dtype, attention=attention))
             try:
-                measured = _measure(generator, args.timed_steps + 1)
+                measured = measure(generator)
             except torch.OutOfMemoryError:
                 rows.append({"dtype": dtype, "attention": attention, "error": "out of memory"})
                 print(f"{dtype:5} {attention:8} out of memory")
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         models = random_sv3d_models(full, device, DTYPES[first["dtype"]])
         config = SV3DConfig(size=size, num_steps=args.schedule_steps, decode_chunk=7 if full else 21)
         generator = SV3DGenerator(models, config, RuntimeOptions(device=device, dtype=first["dtype"], attention=first["attention"]))
-        measured = _measure(generator, args.schedule_steps)
+        measured = measure(generator)
         full_run = {"dtype": first["dtype"], "attention": first["attention"], "steps": args.schedule_steps, **{k: measured[k] for k in ("total_s", "decode_s", "peak_gib")}}
         print(f"full {args.schedule_steps}-step run ({first['dtype']}, {first['attention']}): features + 21 views in {measured['total_s']:.1f} s")
     device_name = torch.cuda.get_device_name() if cuda else "CPU"

@@ -1,6 +1,8 @@
-"""Shared pytest setup: deterministic, bounded CPU use for the 2-core CI machine."""
+"""Shared pytest setup: deterministic, bounded CPU use for the 2-core CI machine; the one CUDA gate."""
 
 import os
+
+import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
@@ -9,6 +11,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub in t
 
 
 _exit_status = 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """The one gate for CUDA tests: `@pytest.mark.cuda` marks a test as needing a GPU (`pytest -m cuda`
+    selects them all, e.g. on the device machine); without a usable CUDA device they are skipped."""
+    needs_cuda = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not needs_cuda:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in needs_cuda:
+        item.add_marker(skip)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -220,7 +220,6 @@ def test_render_generator_implements_the_protocol():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_paper_size_on_cuda_with_autocast():
     """SV3D decoder taps (1280/1280/640/320 at 9/18/36/72 for 576 px), C' = 384, M = 72, K = 4, bf16."""
     config = KeyDiff3DConfig(

@@ -39,11 +39,6 @@ from keydiff3d.synthetic.renderer import render_multiview
 torch.set_num_threads(1)
 
 
-def cuda(test):
-    """Marks a test as needing CUDA (`-m cuda` selects them) and skips it without a GPU."""
-    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (gsplat)")(test))
-
-
 def _random_rotations(n: int, seed: int = 0) -> torch.Tensor:
     q = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
     return quat_to_matrix(q)
@@ -112,7 +107,7 @@ def test_reference_rasteriser_moves_with_the_gaussian():
     assert (cols[1] > cols[0]) == (right[1] > 0)
 
 
-@cuda
+@pytest.mark.cuda
 def test_gsplat_matches_the_reference():
     from keydiff3d.reconstruction.frosting.render import rasterize_gsplat
 
@@ -396,7 +391,7 @@ def test_frosting_presets_and_device_errors(toy_views):
             run_frosting(toy_views.images, toy_views.masks, toy_views.cameras, TOY, device="cuda")
 
 
-@cuda
+@pytest.mark.cuda
 @pytest.mark.slow
 def test_frosting_on_cuda_with_gsplat():
     from keydiff3d.synthetic.creatures import generate_creature, watertight_mesh

@@ -1,14 +1,10 @@
-"""CUDA paths of the SV3D generator (half precision, offloading); skipped without a GPU."""
+"""CUDA paths of the SV3D generator (half precision, offloading); skipped without a GPU (tests/conftest.py)."""
 
 import numpy as np
 import pytest
-import torch
-
 from keydiff3d.errors import InputError
 from keydiff3d.multiview.sv3d.generator import RuntimeOptions, SV3DConfig, SV3DGenerator
 from keydiff3d.multiview.sv3d.testing import random_sv3d_models
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _image():
@@ -22,7 +18,7 @@ def test_half_precision_is_refused_on_the_cpu():
         SV3DGenerator(random_sv3d_models(False), SV3DConfig(size=64, num_steps=2), RuntimeOptions(device="cpu", dtype="fp16"))
 
 
-@cuda
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("offload", [False, True])
 def test_half_precision_and_offload_on_cuda(dtype, offload):

@@ -132,12 +132,12 @@ def test_same_command_runs_ddp_on_two_cpu_processes(tiny_data, tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "keydiff3d.cli", "train", "tiny",
-           "--set", f'data.dir="{tiny_data}"', "--set", f'logging.out_dir="{tmp_path}"', "--no-eval"]
+    # `python -m torch.distributed.run` is what the `torchrun` script runs (venvs without the script too)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "-m", "keydiff3d.cli", "train", "tiny", "--set", f'data.dir="{tiny_data}"',
+           "--set", f'logging.out_dir="{tmp_path}"', "--no-eval"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     state = tmp_path / "tiny" / "states" / "step_0000004"

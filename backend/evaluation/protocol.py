@@ -99,6 +99,11 @@ def score_poses(train: Predictions, test: Predictions, regressors: tuple[str, ..
     results: dict[str, dict[str, PoseScores]] = {name: {} for name in names}
     pooled: dict[str, list[np.ndarray]] = {name: [] for name in names}  # (3, joints) errors per category
     categories = sorted(set(test.categories) & set(train.categories))
+    if not categories:
+        from ..errors import ConfigError
+
+        raise ConfigError("no category has items in both the regressors' training split and the held-out split; "
+                          "evaluate on more creatures or change held_out_fraction")
     for c, category in enumerate(categories):
         progress.update(c / max(len(categories), 1), f"regressors for {category}")
         tr, te = train.where(category), test.where(category)
@@ -140,7 +145,7 @@ def score_skeletons(test: Predictions) -> dict[str, dict[str, float]]:
 @torch.no_grad()
 def predict(model: torch.nn.Module, data, batch_size: int = 16, device: str | torch.device = "cpu",
             progress: Progress | None = None) -> Predictions:
-    """Keypoints of every item of `data` (a training.data.TrainingData) with the model in eval mode."""
+    """Keypoints of every item of `data` (training.data.TrainingData or CacheData) with the model in eval mode."""
     from ..model import collate
 
     progress = progress or Progress()
@@ -176,7 +181,7 @@ def evaluate_predictions(train: Predictions, test: Predictions, regressors: tupl
 def evaluate(model: torch.nn.Module, train_data, test_data, *, device: str | torch.device = "cpu",
              regressors: tuple[str, ...] = ("linear", "mlp"), preview_path: str | Path | None = None,
              progress: Progress | None = None) -> EvalReport:
-    """The whole protocol for one model on a training and a held-out TrainingData."""
+    """The whole protocol for one model on a training and a held-out split (training.data.open_data)."""
     progress = progress or Progress()
     train = predict(model, train_data, device=device, progress=progress.span(0.0, 0.45, "predict train"))
     test = predict(model, test_data, device=device, progress=progress.span(0.45, 0.9, "predict held-out"))
@@ -208,14 +213,23 @@ def draw_eval_preview(data, test: Predictions, path: str | Path, per_category: i
 
 def open_splits(config, model_config, data_dir: str | Path | None = None, max_train_items: int = 0,
                 max_test_items: int = 0):
-    """(train, held-out) TrainingData of a TrainConfig's data set; data_dir overrides its folder."""
+    """(train, held-out) splits of a TrainConfig's evaluation folder: `data_dir` if given, else
+    `[data] eval_dir`, else `[data] dir` (a synthetic data set or a feature cache of rendered
+    creatures: evaluation needs ground-truth joints). ConfigError when the folder has none."""
     from dataclasses import replace
 
-    from ..training.data import TrainingData
+    from ..errors import ConfigError
+    from ..training.data import open_data
 
-    data_config = replace(config.data, dir=str(data_dir or config.data.dir))
-    train = TrainingData.open(replace(data_config, max_items=max_train_items), model_config, "train")
-    test = TrainingData.open(replace(data_config, max_items=max_test_items), model_config, "test")
+    folder = data_dir or config.data.eval_dir or None
+    train = open_data(replace(config.data, max_items=max_train_items), model_config, "train", folder)
+    test = open_data(replace(config.data, max_items=max_test_items), model_config, "test", folder)
+    if not (train.has_ground_truth and test.has_ground_truth):
+        raise ConfigError(
+            f"evaluation needs ground-truth joints but {folder or config.data.dir} holds photos; set [data] eval_dir "
+            "(or --data) to a feature cache of rendered creatures (`keydiff3d cache --creatures N`) or a synthetic "
+            "data set, or train with logging.eval_at_end = false"
+        )
     return train, test
 
 

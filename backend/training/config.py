@@ -28,14 +28,25 @@ from ..errors import ConfigError
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
+DATA_SOURCES = ("synthetic", "feature_cache")
+
+
 @dataclass
 class DataConfig:
-    """Where the synthetic data set lives and which items train. View count and image size are
-    the model's (`[model] num_views`, `image_size`): one concept, one place."""
+    """Where the training data lives and which items train. View count and image size are the
+    model's (`[model] num_views`, `image_size`): one concept, one place.
 
-    dir: str = "data/synth"           # data set folder written by `keydiff3d synth` (relative: to the cwd)
-    held_out_fraction: float = 0.2    # share of creatures kept out of training (the evaluation split)
-    split_salt: int = 0               # which creatures are held out (SyntheticDataset.split)
+    source "synthetic": `dir` is a data set written by `keydiff3d synth` (rendered views, CNN features);
+    source "feature_cache": `dir` is a cache written by `keydiff3d cache` (SV3D-p views, masks and
+    decoder features of photos or of rendered creatures). Evaluation needs ground-truth joints: it
+    runs on `eval_dir` when set (a synthetic data set or a cache of creatures, `keydiff3d cache
+    --creatures N`), and then every item of `dir` trains; otherwise on the held-out split of `dir`."""
+
+    source: str = "synthetic"         # "synthetic" | "feature_cache"
+    dir: str = "data/synth"           # training data folder (relative: to the cwd)
+    eval_dir: str = ""                # evaluation data folder; empty = the held-out split of `dir`
+    held_out_fraction: float = 0.2    # share of the evaluation folder's items held out from the regressor fit
+    split_salt: int = 0               # which items are held out (SyntheticDataset.split, CacheData.split)
     categories: list[str] = field(default_factory=list)  # empty = all categories
     max_items: int = 0                # 0 = all items of the split (small values for tests)
     workers: int = 0                  # DataLoader worker processes
@@ -87,6 +98,12 @@ class TrainConfig:
             raise ConfigError(f"{where} [optim] schedule must be 'cosine' or 'constant', got {config.optim.schedule!r}")
         if config.optim.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"{where} [optim] mixed_precision must be 'no', 'fp16' or 'bf16'")
+        if config.data.source not in DATA_SOURCES:
+            choices = ", ".join(DATA_SOURCES)
+            raise ConfigError(f"{where} [data] source must be one of {choices}, got {config.data.source!r}")
+        if config.model.get("feature_source") == "external" and config.data.source != "feature_cache":
+            raise ConfigError(f"{where}: [model] feature_source 'external' reads generator features; "
+                              "set [data] source = 'feature_cache'")
         if config.optim.steps < 1 or config.optim.batch_size < 1:
             raise ConfigError(f"{where} [optim] steps and batch_size must be at least 1")
         return config

@@ -14,6 +14,10 @@ def train_and_evaluate(config: TrainConfig, *, resume: bool = False, cpu: bool =
                        progress: Progress | None = None, stop_after: int | None = None):
     """(TrainResult, EvalReport or None). Evaluation runs when `config.logging.eval_at_end` and the run finished."""
     progress = progress or Progress()
+    if config.logging.eval_at_end:
+        from ..evaluation.protocol import open_splits
+
+        open_splits(config, config.model_config())  # an evaluation folder without joints fails now, not after training
     result = train(config, resume=resume, cpu=cpu, command=command, stop_after=stop_after,
                    progress=progress.span(0.0, 0.85 if config.logging.eval_at_end else 1.0, "train"))
     report = None

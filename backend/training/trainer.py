@@ -37,7 +37,7 @@ from ..errors import ConfigError, KeyDiff3DError
 from ..progress import Progress
 from .checkpoint import WEIGHTS_NAME, build_model, save_checkpoint
 from .config import TrainConfig
-from .data import StepBatches, TrainingData
+from .data import StepBatches, open_data, training_split
 
 log = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # one INFO line per saved file otherwise
@@ -108,7 +108,7 @@ def train(
     accelerator = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=config.optim.mixed_precision)
     set_seed(config.seed)  # model init is a function of the seed on every process
     model_config = config.model_config()
-    data = TrainingData.open(config.data, model_config, split="train")
+    data = open_data(config.data, model_config, training_split(config.data))
     batches = StepBatches(data, config.optim.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
 
     model = build_model(config)
@@ -212,6 +212,7 @@ def _metadata(model, config: TrainConfig, command: str, step: int, seconds: floa
         "train_seconds": round(seconds, 1),
         "training_command": command,
         "data_dir": config.data.dir,
+        "data_source": config.data.source,
         "feature_source": resolved.feature_source,
         "perceptual_loss": resolved.perceptual_loss,
         "lifting": resolved.lifting,

@@ -6,12 +6,15 @@ Layout of a cache folder:
         images   (V, H, W, 3) uint8 views on white     masks (V, H, W) uint8
         K, R, t  (V, 3, 3) / (V, 3, 3) / (V, 3) float64 cameras (geometry.Cameras convention)
         feature.<i> (F, C_i, h_i, w_i) float16, decoder features of the F views in `feature_views`
-        metadata: source, input_view, feature_names, feature_views, azimuth/elevation (JSON strings)
+        joints (J, 3) float64, bones (J-1, 2) int64 - only for renders of synthetic creatures (known skeleton)
+        metadata: source, input_view, feature_names, feature_views, azimuth/elevation (JSON strings),
+                  category (with joints)
     manifest.jsonl        one line per finished item;  failed.jsonl: images that could not be used
 
 Items are written to a temporary name and renamed, so an interrupted run leaves no partial shard and a
 rerun skips exactly the finished images. `FeatureCache` reads K views per sample (the input view
-first, then K-1 other views drawn at random among those with features), as the paper trains.
+first, then K-1 other views drawn at random among those with features), as the paper trains;
+`keydiff3d.training.data.CacheData` turns them into training and evaluation samples.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,30 @@ from ..base import MultiViewResult
 
 CACHE_FORMAT = "keydiff3d-sv3d-cache"
 CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The known skeleton of a rendered synthetic creature, in the frame of the cached views' cameras.
+
+    joints (J, 3) float64, bones (J-1, 2) int64 (parent, child), category (synthetic/skeletons.py).
+    """
+
+    joints: np.ndarray
+    bones: np.ndarray
+    category: str
+
+
+@dataclass(frozen=True)
+class ItemHeader:
+    """What an item holds, read without its pixels: cameras of all views (cache size), the input
+    frame, the frames with features, the source path and the ground truth (None for photos)."""
+
+    cameras: Cameras
+    input_view: int
+    feature_views: list[int]
+    source: str
+    ground_truth: GroundTruth | None
 
 
 def item_key(relative_source: str) -> str:
@@ -58,8 +86,10 @@ def item_path(root: Path, key: str) -> Path:
     return root / "items" / f"{key}.safetensors"
 
 
-def write_item(root: Path, key: str, source: str, result: MultiViewResult, feature_views: Sequence[int] | None = None) -> Path:
-    """Store one generator result atomically; features only for `feature_views` (default: all views)."""
+def write_item(root: Path, key: str, source: str, result: MultiViewResult, feature_views: Sequence[int] | None = None,
+               ground_truth: GroundTruth | None = None) -> Path:
+    """Store one generator result atomically; features only for `feature_views` (default: all views);
+    `ground_truth`: the skeleton of a rendered creature, in the frame of `result.cameras`."""
     import torch
     from safetensors.torch import save_file
 
@@ -82,6 +112,10 @@ def write_item(root: Path, key: str, source: str, result: MultiViewResult, featu
         "azimuth_deg": json.dumps(result.cameras.azimuth_deg.tolist()),
         "elevation_deg": json.dumps(result.cameras.elevation_deg.tolist()),
     }
+    if ground_truth is not None:
+        tensors["joints"] = torch.from_numpy(np.ascontiguousarray(ground_truth.joints, np.float64))
+        tensors["bones"] = torch.from_numpy(np.ascontiguousarray(ground_truth.bones, np.int64))
+        metadata["category"] = ground_truth.category
     final = item_path(root, key)
     tmp = final.with_name(final.name + f".tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
@@ -101,10 +135,12 @@ class FeatureCache:
 
     num_views: K views per sample (the paper: 4 = input + 3 generated); None = every view with features.
     Views are ordered [input view, others...] so `input_view` is 0. seed: None draws new views each
-    call (training); an int makes sample i's views fixed (evaluation).
+    call (training); an int makes sample i's views fixed (evaluation). files: only these items (`subset`).
     """
 
-    def __init__(self, root: str | Path, num_views: int | None = 4, seed: int | None = None) -> None:
+    def __init__(
+        self, root: str | Path, num_views: int | None = 4, seed: int | None = None, files: Sequence[Path] | None = None
+    ) -> None:
         self.root = Path(root)
         meta_path = self.root / "cache.json"
         if not meta_path.exists():
@@ -112,8 +148,8 @@ class FeatureCache:
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format") != CACHE_FORMAT or self.meta.get("version") != CACHE_VERSION:
             raise ConfigError(f"{self.root} has cache format {self.meta.get('format')} v{self.meta.get('version')}; rebuild it with this version")
-        self.files = sorted((self.root / "items").glob("*.safetensors"))
-        if not self.files:
+        self.files = sorted((self.root / "items").glob("*.safetensors")) if files is None else list(files)
+        if files is None and not self.files:
             raise InputError(f"the feature cache {self.root} holds no items yet")
         self.num_views = num_views
         self.seed = seed
@@ -121,6 +157,42 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def subset(self, positions: Sequence[int]) -> "FeatureCache":
+        """The same cache restricted to some items (positions into this one), e.g. a data split."""
+        return FeatureCache(self.root, self.num_views, self.seed, files=[self.files[int(p)] for p in positions])
+
+    def key(self, index: int) -> str:
+        return self.files[index].stem
+
+    def feature_channels(self) -> tuple[int, ...]:
+        """C_l of every stored feature layer (read from the first item's header), in `feature_names` order."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.files[0]), framework="np") as f:
+            names = json.loads(f.metadata()["feature_names"])
+            return tuple(int(f.get_slice(f"feature.{i}").get_shape()[1]) for i in range(len(names)))
+
+    def header(self, index: int) -> ItemHeader:
+        """Cameras, input frame, frames with features, source and ground truth of item `index` (no pixels read)."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.files[index]), framework="np") as f:
+            meta = f.metadata()
+            cameras = self._cameras(f, meta, slice(None))
+            truth = None
+            if "joints" in f.keys():
+                truth = GroundTruth(f.get_tensor("joints"), f.get_tensor("bones"), meta.get("category", ""))
+        frames = json.loads(meta["feature_views"])
+        return ItemHeader(cameras, int(meta["input_view"]), frames, meta.get("source", ""), truth)
+
+    @staticmethod
+    def _cameras(handle, meta: dict, views) -> Cameras:
+        K, R, t = (handle.get_tensor(n)[views] for n in ("K", "R", "t"))
+        height, width = handle.get_slice("images").get_shape()[1:3]
+        azimuth = np.asarray(json.loads(meta["azimuth_deg"]))[views]
+        elevation = np.asarray(json.loads(meta["elevation_deg"]))[views]
+        return Cameras(K, R, t, int(width), int(height), azimuth, elevation)
 
     def choose_views(self, index: int, input_view: int, available: Sequence[int], rng: np.random.Generator | None = None) -> list[int]:
         others = [v for v in available if v != input_view]
@@ -135,11 +207,13 @@ class FeatureCache:
     def __getitem__(self, index: int) -> MultiViewResult:
         return self.load(index)
 
-    def load(self, index: int, views: Sequence[int] | None = None, rng: np.random.Generator | None = None) -> MultiViewResult:
+    def load(self, index: int, views: Sequence[int] | None = None, rng: np.random.Generator | None = None,
+             features: bool = True) -> MultiViewResult:
         """Sample `index` with the given views (absolute frame numbers) or views drawn with `rng`
         (default: as described in the class docstring); a trainer whose data order is a pure function
         of (seed, step) passes its own `rng`. `input_view` of the result is the input frame's
-        position among the views (0 when drawn; 0 also when given `views` leave it out)."""
+        position among the views (0 when drawn; 0 also when given `views` leave it out).
+        features=False skips reading the feature layers (a model that computes its own)."""
         from safetensors import safe_open
 
         with safe_open(str(self.files[index]), framework="np") as f:
@@ -154,14 +228,10 @@ class FeatureCache:
             rows = [feature_views.index(v) for v in views]
             images = _take(f, "images", views).astype(np.float32) / 255.0
             masks = _take(f, "masks", views).astype(np.float32) / 255.0
-            features = [_take(f, f"feature.{i}", rows) for i in range(len(names))]
-            K, R, t = (f.get_tensor(n)[views] for n in ("K", "R", "t"))
-        height, width = images.shape[1:3]
-        azimuth = np.asarray(json.loads(meta["azimuth_deg"]))[views]
-        elevation = np.asarray(json.loads(meta["elevation_deg"]))[views]
-        cameras = Cameras(K, R, t, width, height, azimuth, elevation)
+            layers = [_take(f, f"feature.{i}", rows) for i in range(len(names))] if features else []
+            cameras = self._cameras(f, meta, views)
         input_index = views.index(input_view) if input_view in views else 0
-        return MultiViewResult(images, masks, cameras, input_index, features, names)
+        return MultiViewResult(images, masks, cameras, input_index, layers, names if features else [])
 
 
 def _take(handle, name: str, rows: Sequence[int]) -> np.ndarray:

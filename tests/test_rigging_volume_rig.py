@@ -25,7 +25,7 @@ def test_curve_rig_is_inside_symmetric_and_named(toy):
     v, f = toy
     rig = volume_skeleton(v, f, RigOptions(method="curve"), naming=Naming(limb_other="leg"))
     names = rig.skeleton.bone_names()
-    assert rig.mirrored and rig.plane is not None
+    assert rig.symmetry == "mirrored" and rig.plane.asymmetry < 0.002
     legs = [n for n in names if n.startswith("leg")]
     assert len(legs) >= 8 and {n[-2:] for n in legs} == {".L", ".R"}
     assert sorted(n[:-2] for n in legs if n.endswith(".L")) == sorted(n[:-2] for n in legs if n.endswith(".R"))
@@ -77,3 +77,19 @@ def test_the_rig_stage_builds_the_presets_method(toy):
             assert len(bundle.skeleton.keypoints) == 4
         else:
             assert len(bundle.skeleton.keypoints) > 10 and any(n.endswith(".L") for n in deform)
+
+
+def test_a_posed_creature_gets_left_and_right_names_and_keeps_its_pose():
+    from keydiff3d.synthetic import generate_creature
+
+    creature = generate_creature("biped", 2)  # posed: arms and legs at different angles
+    rig = volume_skeleton(creature.vertices, creature.faces, RigOptions(method="curve"), naming=Naming(limb_other="arm"))
+    assert rig.symmetry == "paired"
+    names = rig.skeleton.bone_names()
+    for stem in ("arm", "leg"):
+        left = sorted(n[:-2] for n in names if n.startswith(stem) and n.endswith(".L"))
+        assert left and left == sorted(n[:-2] for n in names if n.startswith(stem) and n.endswith(".R"))
+    # the pose stays: the two hands are not mirror images of each other
+    tips = {b.name: b.tail for b in rig.skeleton.bones}
+    last = max(n for n in names if n.startswith("arm") and n.endswith(".L"))
+    assert np.linalg.norm(rig.plane.reflect(tips[last]) - tips[last[:-2] + ".R"]) > 0.02

@@ -89,6 +89,43 @@ def surface_mirror(vertices: np.ndarray, faces: np.ndarray, up=(0.0, 0.0, 1.0), 
     return MirrorPlane(normal=normal, point=centre + offset * normal, error=err / size, floor=floor)
 
 
+def torso_mirror(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray, radius: float) -> MirrorPlane | None:
+    """`surface_mirror` of the faces within `radius` of `centre` (a posed creature's torso, whose
+    symmetry the limbs' poses do not break); None when too few faces are there."""
+    v, f = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
+    near = np.linalg.norm(v[f].mean(1) - np.asarray(centre, np.float64), axis=1) < radius
+    return surface_mirror(v, f[near]) if near.sum() >= 50 else None
+
+
+def side_parts(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03) -> tuple[list[int], list[list[int]]]:
+    """(centre joints, side parts) of a CurveSkeleton: joints within `centre_tolerance` x size of
+    the plane, or whose subtree crosses it, are the centre (the root always); every other subtree
+    hanging from the centre is a side part (its joints, parent first)."""
+    signed = plane.signed_distance(skeleton.joints)
+    tolerance = max(centre_tolerance * skeleton.size, 2.0 * skeleton.grid.pitch)
+    children = skeleton.children()
+
+    def below(j: int) -> list[int]:
+        out, stack = [], [j]
+        while stack:
+            u = stack.pop()
+            out.append(u)
+            stack.extend(reversed(children[u]))
+        return out
+
+    centre, parts, stack = [0], [], [0]
+    while stack:
+        for v in children[stack.pop()]:
+            sub = below(v)
+            one_side = (np.sign(signed[sub]) == np.sign(signed[v])).all() and (np.abs(signed[sub]) > 0.5 * tolerance).all()
+            if abs(signed[v]) > tolerance and one_side:
+                parts.append(sub)
+            else:
+                centre.append(v)
+                stack.append(v)
+    return centre, parts
+
+
 def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, match_tolerance: float = 0.08,
                     inside_needed: float = 0.9):  # fmt: skip
     """A rigging.curve_skeleton.CurveSkeleton made mirror symmetric in `plane`.
@@ -108,26 +145,7 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
 
     k, parents, size = skeleton.joints, skeleton.parents, skeleton.size
     signed = plane.signed_distance(k)
-    tolerance = max(centre_tolerance * size, 2.0 * skeleton.grid.pitch)
-    children = skeleton.children()
-
-    def below(j: int) -> list[int]:
-        out, stack = [], [j]
-        while stack:
-            u = stack.pop()
-            out.append(u)
-            stack.extend(children[u])
-        return out
-
-    centre, parts, stack = [0], [], [0]
-    while stack:
-        for v in children[stack.pop()]:
-            sub = below(v)
-            if abs(signed[v]) > tolerance and (np.sign(signed[sub]) == np.sign(signed[v])).all() and (np.abs(signed[sub]) > 0.5 * tolerance).all():
-                parts.append(sub)
-            else:
-                centre.append(v)
-                stack.append(v)
+    centre, parts = side_parts(skeleton, plane, centre_tolerance)
 
     def curve(part: list[int]) -> np.ndarray:
         return np.concatenate([skeleton.paths[j] for j in part])
@@ -200,3 +218,86 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
     joints = np.array(joints)
     side, mirror = np.array(side, np.int64), np.array(mirror, np.int64)
     return CurveSkeleton(joints, np.array(new_parents, np.int64), grid.depth_at(joints), kinds, paths, size, grid, side, mirror)
+
+
+def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, attach_tolerance: float = 0.1,
+                     length_tolerance: float = 0.35):  # fmt: skip
+    """Left / right pairs of a posed creature's skeleton, for names: the medial curves stay.
+
+    Side parts (`side_parts`) that are simple chains pair with a chain on the other side hanging from
+    a centre joint whose reflection lies within `attach_tolerance` x size of the first one's, of a
+    length within `length_tolerance` of it (closest first). The second chain of a pair gets its joints
+    again, along its own medial curve at the first one's arc-length fractions and hung from the first
+    one's centre joint, so both have the same bones. Returns a new CurveSkeleton with side (+1 / -1)
+    and mirror set for the pairs (0 / itself elsewhere)."""
+    from .curve_skeleton import CurveSkeleton
+
+    k, parents, size = skeleton.joints, skeleton.parents, skeleton.size
+    signed = plane.signed_distance(k)
+    children = skeleton.children()
+    chains = [p for p in side_parts(skeleton, plane, centre_tolerance)[1] if all(len(children[j]) <= 1 for j in p)]
+    curves = [np.concatenate([k[parents[p[0]]][None], *(skeleton.paths[j][1:] for j in p)]) for p in chains]
+    lengths = [float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum()) for c in curves]
+    candidates = []
+    for a, chain_a in enumerate(chains):
+        for b, chain_b in enumerate(chains):
+            if signed[chain_a[0]] > 0 > signed[chain_b[0]]:
+                attach = float(np.linalg.norm(plane.reflect(k[parents[chain_a[0]]]) - k[parents[chain_b[0]]])) / size
+                mismatch = abs(lengths[a] - lengths[b]) / max(lengths[a], lengths[b], 1e-12)
+                if attach <= attach_tolerance and mismatch <= length_tolerance:
+                    candidates.append((attach + mismatch, a, b))
+    pairs, used = [], set()
+    for _, a, b in sorted(candidates):
+        if a not in used and b not in used:
+            used |= {a, b}
+            fractions = _arc_fractions(curves[a], [len(skeleton.paths[j]) - 1 for j in chains[a]])
+            curve_b = np.concatenate([k[parents[chains[a][0]]][None], curves[b][1:]])  # hung from the first one's joint
+            pairs.append((chains[a], chains[b], _joints_at(curve_b, fractions)))
+    replaced = {j for _, chain_b, _ in pairs for j in chain_b}
+    joints, new_parents, kinds, paths, side, mirror = [], [], [], [], [], []
+    index: dict[int, int] = {}
+    for j in range(len(k)):  # every joint but the re-jointed chains, in order (parents first)
+        if j in replaced:
+            continue
+        index[j] = len(joints)
+        joints.append(k[j])
+        new_parents.append(index[parents[j]] if parents[j] >= 0 else -1)
+        kinds.append(skeleton.kinds[j])
+        paths.append(skeleton.paths[j])
+        side.append(0)
+        mirror.append(index[j])
+    for chain_a, _, bones in pairs:
+        parent = index[parents[chain_a[0]]]
+        for j, (point, path) in zip(chain_a, bones):
+            joints.append(point)
+            new_parents.append(parent)
+            kinds.append(skeleton.kinds[j])
+            paths.append(path)
+            side.append(-1)
+            parent = len(joints) - 1
+            mirror.append(index[j])
+            side[index[j]], mirror[index[j]] = 1, parent
+    joints = np.array(joints)
+    return CurveSkeleton(joints, np.array(new_parents, np.int64), skeleton.grid.depth_at(joints), kinds, paths, size,
+                         skeleton.grid, np.array(side, np.int64), np.array(mirror, np.int64))  # fmt: skip
+
+
+def _arc_fractions(curve: np.ndarray, ends: list[int]) -> np.ndarray:
+    """Arc-length fraction (0..1] along `curve` (P, 3) of each joint, given each bone's point count."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    positions = np.cumsum(ends)
+    return arc[positions] / max(arc[-1], 1e-12)
+
+
+def _joints_at(curve: np.ndarray, fractions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(joint, path from the previous joint) at each arc-length fraction along `curve` (P, 3)."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    out, previous = [], 0
+    for t in fractions:
+        target = t * arc[-1]
+        i = int(np.clip(np.searchsorted(arc, target), 1, len(arc) - 1))
+        w = (target - arc[i - 1]) / max(arc[i] - arc[i - 1], 1e-12)
+        point = curve[i - 1] + w * (curve[i] - curve[i - 1])
+        out.append((point, np.concatenate([curve[previous:i], point[None]])))
+        previous = i
+    return out

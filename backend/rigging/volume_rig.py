@@ -1,6 +1,7 @@
 """Skeletons built on the mesh's own volume: the curve skeleton of the voxelised interior alone
 ("curve"), or with joints at the learned keypoints ("fused"), mirror symmetric in the plane found on
-the rest surface and named from what the chains are (rigcore.naming). The preset's [rig] section
+the rest surface (left / right chains only paired for names on a posed creature) and named from what
+the chains are (rigcore.naming). The preset's [rig] section
 (rigcore.presets.RigOptions) chooses; "chain" (the learned spanning tree) is built by
 rigcore.build_skeleton directly and does not come here.
 
@@ -19,22 +20,26 @@ from ..errors import InputError
 from ..mesh_io import Y_UP_TO_Z_UP
 from ..progress import Progress
 from .curve_skeleton import CurveSkeleton, CurveSkeletonOptions, VoxelGrid, curve_skeleton
-from .symmetry import MirrorPlane, mirror_skeleton, surface_mirror
+from .symmetry import MirrorPlane, mirror_skeleton, pair_posed_sides, surface_mirror, torso_mirror
 from keydiff3d_addon.rigcore import Mirror, Naming, RigOptions, Skeleton, SkeletonError, build_skeleton
 
 SYMMETRIC = 0.01  # a surface whose asymmetry (rigging.symmetry) is at most this fraction of size is mirrored
+POSED = 0.02  # up to this asymmetry of the torso (a posed bilateral creature) left / right chains are paired for names only
+TORSO = 2.0  # the torso: faces within this x the root joint's thickness
 
 
 @dataclass
 class VolumeRig:
     """The skeleton and how it was made: the curve skeleton (z up; joints = skeleton.keypoints in
-    the mesh's own frame), the mirror plane found on the surface (z up; None for a mesh with no
-    usable symmetry) and whether the skeleton was made symmetric in it."""
+    the mesh's own frame), the mirror plane found on the surface (z up) and what it did: symmetry
+    "mirrored" (asymmetry <= SYMMETRIC: the two sides made mirror images), "paired" (a posed
+    creature whose torso's plane has asymmetry <= POSED; that plane: left / right chains paired for
+    names, positions kept) or "none"."""
 
     skeleton: Skeleton
     curve: CurveSkeleton
-    plane: MirrorPlane | None
-    mirrored: bool
+    plane: MirrorPlane
+    symmetry: str
 
 
 def curve_options(rig: RigOptions) -> CurveSkeletonOptions:
@@ -68,13 +73,18 @@ def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *,
     curve = curve_skeleton(vertices, faces, options, grid=grid, anchors=anchors, protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None)
     progress.update(0.6, "mirror plane")
     plane = plane or surface_mirror(vertices, faces)
-    mirrored = rig.mirror and plane.asymmetry <= SYMMETRIC
-    if mirrored:
-        curve = mirror_skeleton(curve, plane)
+    symmetry = "none"
+    if rig.mirror and plane.asymmetry <= SYMMETRIC:
+        curve, symmetry = mirror_skeleton(curve, plane), "mirrored"
+    elif rig.mirror:  # posed: the torso (twice its thickness around the root joint) keeps the symmetry
+        torso = torso_mirror(vertices, faces, curve.joints[0], TORSO * float(curve.radius[0]))
+        if torso is not None and torso.asymmetry <= POSED:
+            plane = torso
+            curve, symmetry = pair_posed_sides(curve, plane), "paired"
     edges = curve.edges
     adjacency = np.zeros((len(curve.joints),) * 2)
     adjacency[edges[:, 0], edges[:, 1]] = adjacency[edges[:, 1], edges[:, 0]] = 1.0
-    mirror = Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if mirrored else None
+    mirror = Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if symmetry != "none" else None
     progress.update(0.8, "bones")
     try:
         skeleton = build_skeleton(curve.joints @ rotation, adjacency, root=0, volume_weight=0.0, length_weight=0.0, naming=naming,
@@ -82,4 +92,4 @@ def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *,
     except SkeletonError as error:
         raise InputError(f"the skeleton could not be built: {error}") from None
     progress.update(1.0, "skeleton built")
-    return VolumeRig(skeleton, curve, plane if mirrored else None, mirrored)
+    return VolumeRig(skeleton, curve, plane, symmetry)

@@ -142,7 +142,9 @@ def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, m
     parts = chains(children, root)
     body_axis = np.cross([0.0, 0.0, 1.0], mirror.normal)  # horizontal, in the mirror plane
     side = np.asarray(mirror.side)
-    labels = _chain_labels(k, parents, root, children, parts, side, naming, thickness)
+    size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
+    off = (side != 0) | (np.abs((k - mirror.point) @ mirror.normal) > 0.12 * size)  # a lateral part without a twin is off too
+    labels = _chain_labels(k, parents, root, children, parts, off, naming, thickness)
     front = [parts[ci][-1] for ci, label in labels.items() if label == "head"] or [parts[ci][-1] for ci, label in labels.items() if label == "neck"]
     if front:  # the head end is the front: .L is the creature's own left, however it is turned
         if float((k[front[-1]] - k.mean(0)) @ body_axis) < 0:
@@ -175,17 +177,18 @@ def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, m
     return names
 
 
-def _chain_labels(k, parents, root, children, parts, side, naming: Naming, thickness) -> dict[int, str]:
+def _chain_labels(k, parents, root, children, parts, off, naming: Naming, thickness) -> dict[int, str]:
     """Label of every chain (see the module docstring), found along the path from the root to the
     head: the centre leaf rising most above the root, or the thickest centre leaf when none rises.
     The neck starts at the last branch point of that path with a limb (a paired subtree reaching
-    the ground or longer than LIMB x size); after it, paired leaves are ears and centre leaves head parts."""
+    the ground or longer than LIMB x size); after it, paired leaves are ears and centre leaves head parts.
+    off (N,) bool: the keypoint is off the mirror plane (paired, or a side part without a twin)."""
     size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
     ground, height = float(k[:, 2].min()), float(np.ptp(k[:, 2])) or 1.0
     chain_of = {node: ci for ci, c in enumerate(parts) for node in c}  # chain holding each child keypoint
     labels: dict[int, str] = {}
     for ci, c in enumerate(parts):  # paired chains ending in a leaf, by shape
-        if side[c[-1]] == 0 or children[c[-1]]:
+        if not off[c[-1]] or children[c[-1]]:
             continue
         start, end = k[parents[c[0]]], k[c[-1]]
         drop = start[2] - end[2]
@@ -195,7 +198,7 @@ def _chain_labels(k, parents, root, children, parts, side, naming: Naming, thick
             labels[ci] = "wing"
         else:
             labels[ci] = naming.limb_other
-    centre_leaves = [ci for ci, c in enumerate(parts) if side[c[-1]] == 0 and not children[c[-1]]]
+    centre_leaves = [ci for ci, c in enumerate(parts) if not off[c[-1]] and not children[c[-1]]]
     rise = {ci: float(k[parts[ci][-1], 2] - k[root, 2]) for ci in centre_leaves}
     head = max((ci for ci in centre_leaves if rise[ci] > 0.1 * size), key=lambda ci: (rise[ci], -ci), default=None)
     if head is None and thickness is not None and len(centre_leaves) > 1:
@@ -206,7 +209,7 @@ def _chain_labels(k, parents, root, children, parts, side, naming: Naming, thick
     path.reverse()  # root ... head end
     neck_base = root
     for node in path[:-1]:
-        if any(side[c] != 0 and _is_limb(c, k, children, ground, height, size) for c in children[node]):
+        if any(off[c] and _is_limb(c, k, children, ground, height, size) for c in children[node]):
             neck_base = node
     after = set(path[path.index(neck_base) + 1 :]) if path else set()
     head_part = set(after)
@@ -225,11 +228,11 @@ def _chain_labels(k, parents, root, children, parts, side, naming: Naming, thick
     if len(neck_chains) > 1:
         labels[neck_chains[-1]] = "head"
     for ci, c in enumerate(parts):
-        if ci in labels and ci not in path_chains and side[c[-1]] != 0 and c[0] in head_part:
+        if ci in labels and ci not in path_chains and off[c[-1]] and c[0] in head_part:
             labels[ci] = "ear"
         if ci in labels:
             continue
-        if side[c[-1]] == 0:
+        if not off[c[-1]]:
             labels[ci] = ("head" if c[0] in head_part else "tail") if not children[c[-1]] else "spine"
         else:  # a paired chain ending in a branch: what hangs below decides
             below = _leaf_chains_below(c[-1], children, {parts[j][-1]: j for j in range(len(parts))})

@@ -43,6 +43,9 @@ def check_outputs(out):
     # keypoints are drawn: the preview differs from the plain views somewhere in red
     pixels = np.asarray(preview.convert("RGB")).astype(int)
     assert ((pixels[..., 0] > 200) & (pixels[..., 1] < 90) & (pixels[..., 2] < 80)).sum() > 20
+    from keydiff3d.pipeline.posed_preview import TILE
+
+    assert Image.open(out / "preview_posed.png").size == (2 * TILE, TILE)  # rest and posed
     scene = trimesh.load(out / "rig.glb")
     assert len(scene.geometry) == 1 and sum(len(g.faces) for g in scene.geometry.values()) == len(bundle.faces)
     return bundle
@@ -62,7 +65,11 @@ def test_demo_with_the_shipped_checkpoint(tmp_path):
     done, seconds = run_demo(tmp_path / "demo")
     assert done.returncode == 0, done.stderr[-2000:]
     bundle = check_outputs(tmp_path / "demo")
-    assert bundle.provenance["model"]["checkpoint"] == str(DEFAULT_CHECKPOINT)
+    from keydiff3d.pipeline.keypoints import named_checkpoint
+    from keydiff3d_addon.rigcore import load_category_preset
+
+    # the sample is a quadruped: the quadruped preset's own checkpoint (its 20 keypoints)
+    assert bundle.provenance["model"]["checkpoint"] == str(named_checkpoint(load_category_preset("quadruped").checkpoint) / "model.safetensors")
     assert seconds < 120
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..evaluation.deformation import linear_blend_skinning, rotation_matrix, subtree
 
 POSE_DEGREES = 40.0
@@ -170,7 +171,31 @@ def view_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def render_panels(panels: list[Panel], columns: int, direction: np.ndarray | None = None, tile: int = TILE) -> np.ndarray:
     """(H, W, 3) uint8 sheet: the panels rendered with Workbench (studio light, one colour) in rows
-    of `columns`, one camera for all (framing the union of the panels' meshes), bones drawn over."""
+    of `columns`, one camera for all (framing the union of the panels' meshes), bones drawn over.
+
+    Renders in a child process (`python -m keydiff3d.pipeline.posed_preview`): a Workbench render
+    leaves an EGL context behind that crashes a later import of torch's triton (diffusers) in the
+    same process, and the pipeline's processes import it."""
+    import pickle
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    if direction is None:
+        direction = view_direction(panels[0].vertices, panels[0].faces)
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "job.pkl"
+        job.write_bytes(pickle.dumps((panels, columns, np.asarray(direction, np.float64), tile)))
+        done = subprocess.run([sys.executable, "-m", __name__, tmp], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not (Path(tmp) / "sheet.png").is_file():
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise ConfigError(f"the Workbench render of the posed preview failed ({last}); check that `python -c 'import bpy'` works")
+        return np.asarray(Image.open(Path(tmp) / "sheet.png").convert("RGB"))
+
+
+def _render_in_this_process(panels: list[Panel], columns: int, direction: np.ndarray, tile: int) -> np.ndarray:
+    """render_panels' work, in the bpy module of this process."""
     import bpy
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
@@ -179,7 +204,6 @@ def render_panels(panels: list[Panel], columns: int, direction: np.ndarray | Non
     everything = np.concatenate([p.vertices for p in panels])
     centre = 0.5 * (everything.min(0) + everything.max(0))
     radius = 0.5 * float(np.linalg.norm(np.ptp(everything, axis=0))) or 1.0
-    direction = view_direction(panels[0].vertices, panels[0].faces) if direction is None else np.asarray(direction, np.float64)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -291,3 +315,22 @@ def bundle_posed_preview(bundle, degrees: float = POSE_DEGREES, tile: int = TILE
     buffer = io.BytesIO()
     Image.fromarray(sheet).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def _child(folder: str) -> None:
+    """The child process of render_panels: job.pkl in `folder` -> sheet.png beside it."""
+    import pickle
+
+    from PIL import Image
+
+    panels, columns, direction, tile = pickle.loads((Path(folder) / "job.pkl").read_bytes())
+    Image.fromarray(_render_in_this_process(panels, columns, direction, tile)).save(Path(folder) / "sheet.png")
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    _child(sys.argv[1])
+    sys.stdout.flush()
+    os._exit(0)  # without bpy's C exit handlers (they can deadlock)

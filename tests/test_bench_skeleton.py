@@ -126,7 +126,7 @@ def test_real_part_scores_every_rig_of_a_creature(tmp_path):
     results = bench.score_real_asset(RIGGED_ASSETS_DIR / "Shark.glb", "fish", rigs, args, tmp_path)
     assert results["_bilateral"] and results["_preset"] == "generic"
     assert set(results["artist"]) == {"artist", "bone heat", "_seconds"}
-    assert results["artist"]["artist"]["cd_b2b"] == 0.0
+    assert results["artist"]["artist"]["cd_b2b"] == pytest.approx(0.0, abs=1e-9)
     refined = results["refined (curve only)"]["preset"]
     assert refined["inside_fraction"] > 0.95 and refined["long_bones"] == 0 and refined["sided_fraction"] > 0
     assert refined["cd_b2b_ratio"] < 1.0 and 0 < refined["animation_fit"] < 0.01

@@ -72,11 +72,14 @@ def rig_mesh(
     progress: Progress | None = None,
     provenance: dict | None = None,
     views_entry: dict | None = None,
+    given: bool = False,
 ) -> RigBundle:
     """Skeleton and skin weights for `mesh`: the maximum spanning tree of `adjacency` over the
     keypoints (preset [rig] method "chain"), or the mesh's curve skeleton alone ("curve") or with
     joints at the keypoints ("fused"; rigging.volume_rig). keypoints (N, 3), adjacency (N, N) and
-    the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame. `views_entry` is rig.json's optional "views" section. The bundle's
+    the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame.
+    `given`: the keypoints and adjacency come from the user (`rig-mesh --keypoints`): their own
+    skeleton, so always the "chain" method. `views_entry` is rig.json's optional "views" section. The bundle's
     timings hold the seconds of "skeleton" and "skinning". Bad inputs raise InputError (one sentence)."""
     from ..rigging.mesh_tools import inside_test, project_inside
 
@@ -88,7 +91,7 @@ def rig_mesh(
     progress.update(0.1, "inside test ready")
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     try:
-        if preset.rig.method == "chain":
+        if given or preset.rig.method == "chain":
             skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
                                       ground=ground, **preset.skeleton.kwargs())
         else:

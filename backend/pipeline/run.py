@@ -119,7 +119,7 @@ def run_mesh_pipeline(
         provenance["source_mesh"] = source
     arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
+        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span, given=keypoints is not None,
                           views_entry=views_section(views) if views is not None else None, provenance=provenance)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:

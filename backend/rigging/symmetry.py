@@ -134,8 +134,9 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
     and move onto the plane. Every other subtree hanging from the centre is a side part. A part and
     its mirror twin on the other side (mean distance from one part's medial curve to the reflected
     other's within `match_tolerance` x size one way, three times that the other way: one of them may
-    hold a spur the other lacks) become one: the one whose every piece the other confirms is kept and
-    its reflection replaces the twin. A part without a twin gets its reflection added when that lies
+    hold a spur the other lacks) become one: when both have the same joints, each pair of joints
+    moves to the mean of one and the other's reflection; otherwise the one whose every piece the
+    other confirms is kept and its reflection replaces the twin. A part without a twin gets its reflection added when that lies
     inside the body (at least `inside_needed` of its curve: thinning missed it) and no part of the
     other side is there already, else it stays as it is (no side). Returns a new CurveSkeleton with side (+1 / -1 for
     the two halves) and mirror (joint -> its image)."""
@@ -182,11 +183,11 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
         side.append(0)
         mirror.append(index[j])
 
-    def add(part: list[int], reflect: bool, part_side: int) -> list[int]:
+    def add(part: list[int], reflect: bool, part_side: int, points: np.ndarray | None = None) -> list[int]:
         local: dict[int, int] = {}
-        for j in part:
+        for n, j in enumerate(part):
             local[j] = len(joints)
-            point, path = k[j], skeleton.paths[j]
+            point, path = (k[j] if points is None else points[n]), skeleton.paths[j]
             joints.append(plane.reflect(point) if reflect else point.copy())
             parent = parents[j]
             new_parents.append(local[parent] if parent in local else index[parent])
@@ -196,15 +197,25 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
             mirror.append(-1)
         return [local[j] for j in part]
 
-    def twin(part: list[int]) -> None:
+    def shape(part: list[int]) -> list[int]:
+        return [part.index(parents[j]) if parents[j] in part else -1 for j in part]
+
+    def twin(part: list[int], other: list[int] | None = None) -> None:
+        """`part` and its reflection; when its twin `other` has the same joints (same tree, each
+        within match_tolerance x size of the reflection), both sides take the mean of the two."""
+        points = None
+        if other is not None and shape(part) == shape(other):
+            reflected = plane.reflect(k[other])
+            if (np.linalg.norm(k[part] - reflected, axis=1) <= match_tolerance * size).all():
+                points = 0.5 * (k[part] + reflected)
         part_side = int(np.sign(signed[part[0]]))
-        original = add(part, False, part_side)
-        reflected = add(part, True, -part_side)
-        for a, b in zip(original, reflected):
+        original = add(part, False, part_side, points)
+        reflected_ids = add(part, True, -part_side, points)
+        for a, b in zip(original, reflected_ids):
             mirror[a], mirror[b] = b, a
 
-    for kept, _ in pairs:
-        twin(parts[kept])
+    for kept, replaced in pairs:
+        twin(parts[kept], parts[replaced])
     grid = skeleton.grid
     for i in lone:
         reflected = plane.reflect(curve(parts[i]))
@@ -220,15 +231,13 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
     return CurveSkeleton(joints, np.array(new_parents, np.int64), grid.depth_at(joints), kinds, paths, size, grid, side, mirror)
 
 
-def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, attach_tolerance: float = 0.1,
-                     length_tolerance: float = 0.35):  # fmt: skip
+def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, length_tolerance: float = 0.35):
     """Left / right pairs of a posed creature's skeleton, for names: the medial curves stay.
 
     Side parts (`side_parts`) that are simple chains pair with a chain on the other side hanging from
-    a centre joint whose reflection lies within `attach_tolerance` x size of the first one's, of a
-    length within `length_tolerance` of it (closest first). The second chain of a pair gets its joints
-    again, along its own medial curve at the first one's arc-length fractions and hung from the first
-    one's centre joint, so both have the same bones. Returns a new CurveSkeleton with side (+1 / -1)
+    the same centre joint, of a length within `length_tolerance` of it (closest first). The second
+    chain of a pair gets its joints again, along its own medial curve at the first one's arc-length
+    fractions, so both have the same bones. Returns a new CurveSkeleton with side (+1 / -1)
     and mirror set for the pairs (0 / itself elsewhere)."""
     from .curve_skeleton import CurveSkeleton
 
@@ -241,18 +250,16 @@ def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.0
     candidates = []
     for a, chain_a in enumerate(chains):
         for b, chain_b in enumerate(chains):
-            if signed[chain_a[0]] > 0 > signed[chain_b[0]]:
-                attach = float(np.linalg.norm(plane.reflect(k[parents[chain_a[0]]]) - k[parents[chain_b[0]]])) / size
+            if signed[chain_a[0]] > 0 > signed[chain_b[0]] and parents[chain_a[0]] == parents[chain_b[0]]:
                 mismatch = abs(lengths[a] - lengths[b]) / max(lengths[a], lengths[b], 1e-12)
-                if attach <= attach_tolerance and mismatch <= length_tolerance:
-                    candidates.append((attach + mismatch, a, b))
+                if mismatch <= length_tolerance:
+                    candidates.append((mismatch, a, b))
     pairs, used = [], set()
     for _, a, b in sorted(candidates):
         if a not in used and b not in used:
             used |= {a, b}
             fractions = _arc_fractions(curves[a], [len(skeleton.paths[j]) - 1 for j in chains[a]])
-            curve_b = np.concatenate([k[parents[chains[a][0]]][None], curves[b][1:]])  # hung from the first one's joint
-            pairs.append((chains[a], chains[b], _joints_at(curve_b, fractions)))
+            pairs.append((chains[a], chains[b], _joints_at(curves[b], fractions)))
     replaced = {j for _, chain_b, _ in pairs for j in chain_b}
     joints, new_parents, kinds, paths, side, mirror = [], [], [], [], [], []
     index: dict[int, int] = {}

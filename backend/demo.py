@@ -40,9 +40,9 @@ def sample_mesh():
 
 def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str = "unity", progress=None) -> dict[str, Path]:
     """Run the demo into `out`; returns the written files by role (bundle, glb, fbx, blend, preview)."""
-    from .export import export_bundle
     import torch
 
+    from .export import export_bundle
     from .multiview.render_generator import RenderGenerator
     from .pipeline.keypoints import preset_model
     from .pipeline.options import PipelineOptions
@@ -57,7 +57,8 @@ def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = Non
         preset=preset or sample_preset, device="cpu", checkpoint=str(checkpoint) if checkpoint else None, reconstruction="hull"
     )
     with clock.stage("views", "rendering the sample's orbit views") as span:
-        preset_model(load_preset(options.preset), options.checkpoint, torch.device("cpu"))  # a wrong checkpoint fails before any work
+        # a missing or wrong checkpoint fails before any work
+        preset_model(load_preset(options.preset), options.checkpoint, torch.device("cpu"))
         views = RenderGenerator(size=DEMO_RENDER_SIZE).from_mesh(mesh, span)
     result = run_views_pipeline(views, options, out_dir=out, clock=clock, source="demo sample")
     with clock.stage("export", "writing rig.fbx and rig.blend with Blender") as span:

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from keydiff3d.bench import machine_description
 
 DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -86,7 +85,11 @@ def trees_for(weights: Sequence[float], volume_weights: Sequence[float] = ()) ->
 def tree_edges(keypoints: np.ndarray, adjacency: np.ndarray, tree: Tree, inside: Inside | None) -> np.ndarray:
     """(N-1, 2) edges of `tree`'s spanning tree over keypoints (N, 3) with learned adjacency (N, N),
     as `build_skeleton` builds it; `inside` (points (M, 3) -> (M,) bool) is used when tree.volume_weight > 0."""
-    from keydiff3d_addon.rigcore import clean_adjacency, edge_penalty, maximum_spanning_tree
+    from keydiff3d_addon.rigcore import (
+        clean_adjacency,
+        edge_penalty,
+        maximum_spanning_tree,
+    )
 
     n = len(keypoints)
     euclidean = tree.length_weight is None
@@ -152,7 +155,9 @@ def score_split(predictions, insides: Sequence[Inside | None], trees: Sequence[T
         k, joints, bones = predictions.keypoints[i], predictions.joints[i], predictions.bones[i]
         rows.setdefault(GROUND_TRUTH, []).append(score_tree(joints, bones, joints, bones))
         for tree in trees:
-            rows.setdefault(tree.label, []).append(score_tree(k, tree_edges(k, predictions.adjacency, tree, insides[i]), joints, bones))
+            rows.setdefault(tree.label, []).append(
+                score_tree(k, tree_edges(k, predictions.adjacency, tree, insides[i]), joints, bones)
+            )
     items = {label: {m: np.array([r[m] for r in per_item]) for m in METRICS} for label, per_item in rows.items()}
     return SplitScores(np.asarray(predictions.categories).astype(str), items)
 
@@ -185,30 +190,69 @@ def silhouette_insides(data) -> list[Inside]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from keydiff3d.paths import RIGGED_ASSETS_DIR
 
-    parser.add_argument("--parts", nargs="+", choices=("synthetic", "real"), default=["synthetic", "real"],
-                        help="which parts to run (default both): synthetic creatures, real artist-rigged ones")
-    parser.add_argument("--assets", default=str(RIGGED_ASSETS_DIR),
-                        help="folder of artist-rigged .glb/.gltf creatures for the real part (default: the dev set)")
-    parser.add_argument("--asset-cache", default=None, type=Path, help="keep the loaded creatures here (.npz) between runs")
-    parser.add_argument("--frames", type=int, default=8, help="clip frames per clip for the animation fit (evenly spaced)")
-    parser.add_argument("--render", default=None, help="write rest/posed pictures per creature to this folder (e.g. docs/bench/skeleton_real)")
-    parser.add_argument("--data", default=None, help="synthetic data set folder (default: the checkpoint's training data)")
-    parser.add_argument("--curve-items", type=int, default=60,
-                        help="held-out synthetic creatures (their meshes) on which the curve-skeleton refinements are chosen")
-    parser.add_argument("--checkpoint", default=None, help="KeyDiff3D checkpoint (default: the shipped backend/checkpoints/default)")
-    parser.add_argument("--train-items", type=int, default=400, help="first training creatures, used to choose the weight")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("synthetic", "real"),
+        default=["synthetic", "real"],
+        help="which parts to run (default both): synthetic creatures, real artist-rigged ones",
+    )
+    parser.add_argument(
+        "--assets",
+        default=str(RIGGED_ASSETS_DIR),
+        help="folder of artist-rigged .glb/.gltf creatures for the real part (default: the dev set)",
+    )
+    parser.add_argument(
+        "--asset-cache", default=None, type=Path, help="keep the loaded creatures here (.npz) between runs"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=8, help="clip frames per clip for the animation fit (evenly spaced)"
+    )
+    parser.add_argument(
+        "--render",
+        default=None,
+        help="write rest/posed pictures per creature to this folder (e.g. docs/bench/skeleton_real)",
+    )
+    parser.add_argument(
+        "--data", default=None, help="synthetic data set folder (default: the checkpoint's training data)"
+    )
+    parser.add_argument(
+        "--curve-items",
+        type=int,
+        default=60,
+        help="held-out synthetic creatures (their meshes) on which the curve-skeleton refinements are chosen",
+    )
+    parser.add_argument(
+        "--checkpoint", default=None, help="KeyDiff3D checkpoint (default: the shipped backend/checkpoints/default)"
+    )
+    parser.add_argument(
+        "--train-items", type=int, default=400, help="first training creatures, used to choose the weight"
+    )
     parser.add_argument("--test-items", type=int, default=400, help="first held-out creatures, only reported")
-    parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS),
-                        help="length weights to compare (0, the tree without the prior, is always included)")
-    parser.add_argument("--volume-weights", type=float, nargs="+", default=list(DEFAULT_VOLUME_WEIGHTS),
-                        help="volume weights to compare at length weight 0 (0 and 1 are always included)")
-    parser.add_argument("--report", default=None, help="write the markdown report here (e.g. docs/bench/skeleton.md; the means go beside it as .json)")
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_WEIGHTS),
+        help="length weights to compare (0, the tree without the prior, is always included)",
+    )
+    parser.add_argument(
+        "--volume-weights",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_VOLUME_WEIGHTS),
+        help="volume weights to compare at length weight 0 (0 and 1 are always included)",
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        help="write the markdown report here (e.g. docs/bench/skeleton.md; the means go beside it as .json)",
+    )
     parser.add_argument("--plot", default=None, help="write the PNG plot here (e.g. docs/bench/skeleton.png)")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
     from keydiff3d.progress import tqdm_progress
 
     torch.manual_seed(0)
@@ -260,10 +304,21 @@ def run_synthetic(args, progress):
     chosen = choose_weight(scores["train"], weights)
     chosen_volume = choose_volume_weight(scores["train"], volume_weights)
     curves = score_curve_variants(test_data, predictions, args.curve_items, progress.span(0.8, 1.0, "curve skeletons"))
-    text = _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir) + "\n" + _curve_markdown(curves)
-    results = {"chosen_length_weight": chosen, "weights": weights, "chosen_volume_weight": chosen_volume,
-               "volume_weights": volume_weights, **{split: sc.to_dict() for split, sc in scores.items()},
-               "curve_variants": {label: {m: float(np.mean(v)) for m, v in metrics.items()} for label, metrics in curves.items()}}  # fmt: skip
+    text = (
+        _markdown(scores, trees, chosen, chosen_volume, args, args.data or config.data.dir)
+        + "\n"
+        + _curve_markdown(curves)
+    )
+    results = {
+        "chosen_length_weight": chosen,
+        "weights": weights,
+        "chosen_volume_weight": chosen_volume,
+        "volume_weights": volume_weights,
+        **{split: sc.to_dict() for split, sc in scores.items()},
+        "curve_variants": {
+            label: {m: float(np.mean(v)) for m, v in metrics.items()} for label, metrics in curves.items()
+        },
+    }
     return text, results, scores, lambda path: _plot(scores, weights, chosen, volume_weights, chosen_volume, path)
 
 
@@ -272,8 +327,14 @@ COLUMNS = (("cd_j2b", "CD-J2B"), ("cd_b2b", "CD-B2B"), ("mean_bone", "mean bone"
            ("long_bones", "bones > longest true bone"))  # fmt: skip
 
 
-def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: float, chosen_volume: float,
-              args: argparse.Namespace, data_dir: str) -> str:  # fmt: skip
+def _markdown(
+    scores: dict[str, SplitScores],
+    trees: Sequence[Tree],
+    chosen: float,
+    chosen_volume: float,
+    args: argparse.Namespace,
+    data_dir: str,
+) -> str:
     train, test = scores["train"], scores["test"]
     categories = sorted(set(test.categories))
     labels = [GROUND_TRUTH, *(t.label for t in trees)]
@@ -312,8 +373,12 @@ def _markdown(scores: dict[str, SplitScores], trees: Sequence[Tree], chosen: flo
         "",
     ]
     for metric in ("cd_j2b", "cd_b2b", "max_bone"):
-        lines += [f"Held-out {_name(metric)} per category:", "",
-                  "| tree | " + " | ".join(categories) + " | all |", "|---|" + "---:|" * (len(categories) + 1)]
+        lines += [
+            f"Held-out {_name(metric)} per category:",
+            "",
+            "| tree | " + " | ".join(categories) + " | all |",
+            "|---|" + "---:|" * (len(categories) + 1),
+        ]
         for label in labels:
             cells = " | ".join(_cell(test.mean(label, metric, c), metric) for c in [*categories, "all"])
             lines.append(f"| {label} | {cells} |")
@@ -360,7 +425,11 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("cd_j2b", "CD-J2B (milli-extent)"), ("cd_b2b", "CD-B2B (milli-extent)"), ("max_bone", "max bone / creature size")]
+    panels = [
+        ("cd_j2b", "CD-J2B (milli-extent)"),
+        ("cd_b2b", "CD-B2B (milli-extent)"),
+        ("max_bone", "max bone / creature size"),
+    ]
     fig, axes = plt.subplots(2, len(panels), figsize=(11, 6.4))
     v1 = LENGTH_SWEEP_VOLUME
     for row, (ticks, chosen_at, xlabel) in enumerate(((
@@ -372,12 +441,21 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
                 if row == 0:
                     for v, colour in ((0.0, "tab:blue"), (v1, "tab:orange")):
                         values = [scores[split].mean(Tree(w, v).label, metric) for w in (*weights, None)]
-                        ax.plot(x, values, style, marker="o", color=colour, label=f"{split}{f' + volume {v1:g}' if v else ''}")
+                        ax.plot(
+                            x,
+                            values,
+                            style,
+                            marker="o",
+                            color=colour,
+                            label=f"{split}{f' + volume {v1:g}' if v else ''}",
+                        )
                 else:
                     values = [scores[split].mean(Tree(0.0, v).label, metric) for v in volume_weights]
                     ax.plot(x, values, style, marker="o", color="tab:green", label=f"{split}, w=0")
             if metric == "max_bone":
-                ax.axhline(scores["test"].mean(GROUND_TRUTH, metric), color="black", lw=0.8, label="ground truth (test)")
+                ax.axhline(
+                    scores["test"].mean(GROUND_TRUTH, metric), color="black", lw=0.8, label="ground truth (test)"
+                )
             ax.axvline(chosen_at, color="grey", lw=0.8, ls="--")
             ax.set_xticks(x, ticks)
             ax.set_xlabel(xlabel, fontsize=8)
@@ -433,7 +511,9 @@ def score_curve_variants(data, predictions, count: int, progress=None) -> dict[s
         for label, rig in variants.items():
             resolution = curve_options(rig).resolution
             grid = grids.setdefault(resolution, voxelise(v, f, resolution))
-            built = volume_skeleton(v, f, rig, keypoints=predictions.keypoints[i] if rig.method == "fused" else None, grid=grid, plane=plane)
+            built = volume_skeleton(
+                v, f, rig, keypoints=predictions.keypoints[i] if rig.method == "fused" else None, grid=grid, plane=plane
+            )
             j, e = rig_quality.rig_bones(built.skeleton).graph(1e-6 * size)
             scores = {**rig_quality.structure_scores(j, e, reference, surface, size), "bones": len(e)}
             for m in CURVE_METRICS:
@@ -453,7 +533,11 @@ def curve_choices(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[f
         if label.startswith("fused, "):
             diff = metrics["cd_j2j_ratio"] + metrics["cd_b2b_ratio"] - base
             error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-            out[label] = (float(diff.mean()), error, bool(diff.mean() > 0) if label.startswith("fused, no ") else bool(diff.mean() >= 0))
+            out[label] = (
+                float(diff.mean()),
+                error,
+                bool(diff.mean() > 0) if label.startswith("fused, no ") else bool(diff.mean() >= 0),
+            )
     return out
 
 
@@ -464,8 +548,9 @@ def _curve_markdown(curves: dict[str, dict[str, np.ndarray]]) -> str:
         "",
         f"The volume rigs of the real part below, built on the meshes of the first {count} held-out creatures "
         "(regenerated from their seeds; the fused ones with the checkpoint's keypoints) and scored against their true "
-        "skeletons; ratios over the structure-free baselines with the true joint count (farthest-point surface samples, "
-        "their Euclidean MST), CD in milli-extent. This is where the refinements are chosen (the real creatures are only "
+        "skeletons; ratios over the structure-free baselines with the true joint count (farthest-point surface "
+        "samples, their Euclidean MST), CD in milli-extent. This is where the refinements are chosen (the real "
+        "creatures are only "
         "reported): a refinement stays on when switching it off raises the mean CD-J2J + CD-B2B ratio.",
         "",
         "| rig | CD-J2J / baseline | CD-J2B / baseline | CD-B2B / baseline | CD-J2J | CD-B2B | bones |",
@@ -487,9 +572,17 @@ def _curve_markdown(curves: dict[str, dict[str, np.ndarray]]) -> str:
 
 # =========================================================================== real creatures
 
-REAL_COLUMNS = (("cd_j2j_ratio", "CD-J2J / baseline"), ("cd_j2b_ratio", "CD-J2B / baseline"), ("cd_b2b_ratio", "CD-B2B / baseline"),
-                ("inside_fraction", "bone length inside"), ("long_bones", "bones > half size"), ("bones", "bones"),
-                ("animation_fit", "animation fit"), ("posability", "posability (torn)"), ("sided_fraction", ".L/.R bones"))  # fmt: skip
+REAL_COLUMNS = (
+    ("cd_j2j_ratio", "CD-J2J / baseline"),
+    ("cd_j2b_ratio", "CD-J2B / baseline"),
+    ("cd_b2b_ratio", "CD-B2B / baseline"),
+    ("inside_fraction", "bone length inside"),
+    ("long_bones", "bones > half size"),
+    ("bones", "bones"),
+    ("animation_fit", "animation fit"),
+    ("posability", "posability (torn)"),
+    ("sided_fraction", ".L/.R bones"),
+)
 PRESET_OF_CATEGORY = {"quadruped": "quadruped", "biped": "biped", "bird": "bird"}  # any other category: generic
 REAL_TILE = 200
 
@@ -514,7 +607,9 @@ def real_rigs() -> list[RealRig]:
     from keydiff3d_addon.rigcore import RigOptions
 
     fused = RigOptions(method="fused")
-    baseline = RigOptions(method="curve", mirror=False, min_branch=0.0, extend_ends=False, merge_factor=0.0, max_bone=0.0, limb_root=0.0)
+    baseline = RigOptions(
+        method="curve", mirror=False, min_branch=0.0, extend_ends=False, merge_factor=0.0, max_bone=0.0, limb_root=0.0
+    )
     rows = [
         RealRig("predicted chain", "predicted", RigOptions(method="chain"), render="preset"),
         RealRig("refined (fused)", "predicted", fused, render="preset"),
@@ -523,8 +618,18 @@ def real_rigs() -> list[RealRig]:
         RealRig("project on artist joints", "artist joints", RigOptions(method="chain")),
         RealRig("artist", "artist", render="artist"),
     ]
-    off = {"mirror": False, "extend_ends": False, "merge_factor": 0.0, "max_bone": 0.0, "limb_root": 0.0, "min_branch": 0.0}
-    rows += [RealRig(f"fused, no {key.replace('_', ' ')}", "predicted", replace(fused, **{key: value})) for key, value in off.items()]
+    off = {
+        "mirror": False,
+        "extend_ends": False,
+        "merge_factor": 0.0,
+        "max_bone": 0.0,
+        "limb_root": 0.0,
+        "min_branch": 0.0,
+    }
+    rows += [
+        RealRig(f"fused, no {key.replace('_', ' ')}", "predicted", replace(fused, **{key: value}))
+        for key, value in off.items()
+    ]
     rows.append(RealRig("fused, anchored spurs kept", "predicted", replace(fused, keep_anchored_spurs=True)))
     return rows
 
@@ -551,8 +656,6 @@ def real_creature(path: Path, asset, checkpoint=None) -> RealCreature:
     """The creature's context; keypoints from the rig-mesh path's prediction (the preset's
     checkpoint unless `checkpoint` is given) on the rest mesh as the add-on sends it (welded
     vertices, the file's colours at the nearest vertex)."""
-    from scipy.spatial import cKDTree
-
     from keydiff3d.evaluation import rig_quality
     from keydiff3d.mesh_io import load_mesh
     from keydiff3d.pipeline.keypoints import named_checkpoint
@@ -560,18 +663,31 @@ def real_creature(path: Path, asset, checkpoint=None) -> RealCreature:
     from keydiff3d.pipeline.rig import load_preset
     from keydiff3d.rigging.symmetry import surface_mirror, surface_samples
     from keydiff3d.synthetic.renderer import RenderMesh
+    from scipy.spatial import cKDTree
 
     preset = load_preset(PRESET_OF_CATEGORY.get(asset.category, "generic"))
     own = load_mesh(path)
     colours = own.colors[cKDTree(own.vertices).query(asset.vertices)[1]] if own.has_own_colors else None
-    keypoints, adjacency, _ = predict_keypoints(RenderMesh.from_arrays(asset.vertices, asset.faces, colours), up_axis="Z",
-                                                checkpoint=checkpoint or named_checkpoint(preset.checkpoint))  # fmt: skip
+    keypoints, adjacency, _ = predict_keypoints(
+        RenderMesh.from_arrays(asset.vertices, asset.faces, colours),
+        up_axis="Z",
+        checkpoint=checkpoint or named_checkpoint(preset.checkpoint),
+    )
     size = float(np.ptp(asset.vertices, axis=0).max())
     reference = rig_quality.artist_skeleton(asset)
     plane = surface_mirror(asset.vertices, asset.faces)
-    return RealCreature(asset, preset, size,
-                        rig_quality.mesh_inside(asset.vertices, asset.faces), surface_samples(asset.vertices, asset.faces), plane,
-                        reference, rig_quality.bilateral_pairs(reference, plane, size) > 0, keypoints, adjacency)  # fmt: skip
+    return RealCreature(
+        asset,
+        preset,
+        size,
+        rig_quality.mesh_inside(asset.vertices, asset.faces),
+        surface_samples(asset.vertices, asset.faces),
+        plane,
+        reference,
+        rig_quality.bilateral_pairs(reference, plane, size) > 0,
+        keypoints,
+        adjacency,
+    )
 
 
 def build_real_rig(creature: RealCreature, rig: RealRig):
@@ -596,13 +712,17 @@ def build_real_rig(creature: RealCreature, rig: RealRig):
         bones = rig_bones(bundle.skeleton)
         column = {n: i for i, n in enumerate(bundle.skin.bone_names)}
         weights = {"preset": bundle.skin.dense()[:, [column[n] for n in bones.names]]}
-    weights["bone heat"] = blender_bone_heat(asset.vertices, asset.faces, bones.heads, bones.tails, bones.parents).weights
+    weights["bone heat"] = blender_bone_heat(
+        asset.vertices, asset.faces, bones.heads, bones.tails, bones.parents
+    ).weights
     return bones, weights
 
 
 def _link_adjacency(reference) -> np.ndarray:
     adjacency = np.zeros((len(reference.joints),) * 2)
-    adjacency[reference.edges[:, 0], reference.edges[:, 1]] = adjacency[reference.edges[:, 1], reference.edges[:, 0]] = 1.0
+    adjacency[reference.edges[:, 0], reference.edges[:, 1]] = adjacency[
+        reference.edges[:, 1], reference.edges[:, 0]
+    ] = 1.0
     return adjacency
 
 
@@ -611,11 +731,18 @@ def score_real_rig(creature: RealCreature, bones, weights: dict, artist: bool = 
     The artist's rig is its own reference skeleton (structure 0 by definition)."""
     from keydiff3d.evaluation import rig_quality
 
-    joints, edges = (creature.reference.joints, creature.reference.edges) if artist else bones.graph(1e-6 * creature.size)
-    common = {**rig_quality.structure_scores(joints, edges, creature.reference, creature.surface, creature.size),
-              **rig_quality.bone_scores(bones, creature.inside, creature.size),
-              **rig_quality.name_scores(bones, creature.plane, creature.size)}  # fmt: skip
-    return {skinning: {**common, **rig_quality.deformation_scores(creature.asset, w, bones)} for skinning, w in weights.items()}
+    joints, edges = (
+        (creature.reference.joints, creature.reference.edges) if artist else bones.graph(1e-6 * creature.size)
+    )
+    common = {
+        **rig_quality.structure_scores(joints, edges, creature.reference, creature.surface, creature.size),
+        **rig_quality.bone_scores(bones, creature.inside, creature.size),
+        **rig_quality.name_scores(bones, creature.plane, creature.size),
+    }
+    return {
+        skinning: {**common, **rig_quality.deformation_scores(creature.asset, w, bones)}
+        for skinning, w in weights.items()
+    }
 
 
 def score_real_asset(path: Path, category: str, rigs: Sequence[RealRig], args, render_dir: Path | None) -> dict:
@@ -632,8 +759,18 @@ def score_real_asset(path: Path, category: str, rigs: Sequence[RealRig], args, r
         results[rig.label] = score_real_rig(creature, bones, weights, artist=rig.kind == "artist")
         results[rig.label]["_seconds"] = time.perf_counter() - t0
         if rig.render:
-            pictured.append(PreviewRig(asset.vertices, asset.faces, weights[rig.render], bones.heads, bones.tails, bones.parents,
-                                       bones.names, f"{rig.label} ({rig.render})"))  # fmt: skip
+            pictured.append(
+                PreviewRig(
+                    asset.vertices,
+                    asset.faces,
+                    weights[rig.render],
+                    bones.heads,
+                    bones.tails,
+                    bones.parents,
+                    bones.names,
+                    f"{rig.label} ({rig.render})",
+                )
+            )
     if render_dir is not None:
         pictured.sort(key=lambda p: not p.title.startswith("artist"))
         write_posed_preview(pictured, render_dir / f"{asset.name}.png", tile=REAL_TILE)
@@ -650,12 +787,18 @@ def run_real(args, progress) -> tuple[str, dict]:
     per_asset = {}
     for i, path in enumerate(files):
         progress.update(i / len(files), f"real {path.stem}", stage="real")
-        per_asset[path.stem] = score_real_asset(path, categories.get(path.name, ""), rigs, args, Path(args.render) if args.render else None)
+        per_asset[path.stem] = score_real_asset(
+            path, categories.get(path.name, ""), rigs, args, Path(args.render) if args.render else None
+        )
     return _real_markdown(per_asset, rigs, args), per_asset
 
 
 def _real_mean(per_asset: dict, label: str, skinning: str, metric: str, only=None) -> float:
-    values = [r[label][skinning][metric] for name, r in per_asset.items() if (only is None or only(r)) and skinning in r[label]]
+    values = [
+        r[label][skinning][metric]
+        for name, r in per_asset.items()
+        if (only is None or only(r)) and skinning in r[label]
+    ]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -663,15 +806,19 @@ def _real_rows(rigs) -> list[tuple[str, str]]:
     """(label, skinning) rows: built rigs with both skinnings, the artist's with its weights and bone heat."""
     rows = []
     for rig in rigs:
-        rows += [(rig.label, "artist"), (rig.label, "bone heat")] if rig.kind == "artist" else [(rig.label, "preset"), (rig.label, "bone heat")]
+        rows += (
+            [(rig.label, "artist"), (rig.label, "bone heat")]
+            if rig.kind == "artist"
+            else [(rig.label, "preset"), (rig.label, "bone heat")]
+        )
     return rows
 
 
 def real_targets(per_asset: dict, refined: str, skinning: str) -> list[tuple[str, float, float, bool]]:
     """(target, value, limit, met) of the issue's targets for one rig row, on the mean over creatures."""
-    mean = lambda label, s, m: _real_mean(per_asset, label, s, m)  # noqa: E731
+    mean = lambda label, s, m: _real_mean(per_asset, label, s, m)
     artist_fit, artist_torn = mean("artist", "artist", "animation_fit"), mean("artist", "artist", "posability")
-    base = lambda m: mean("curve baseline", "bone heat", m)  # noqa: E731
+    base = lambda m: mean("curve baseline", "bone heat", m)
     fit = mean(refined, skinning, "animation_fit")
     bilateral = [r for r in per_asset.values() if r["_bilateral"]]
     named = sum(r[refined][skinning]["sided_fraction"] > 0 for r in bilateral)
@@ -681,9 +828,19 @@ def real_targets(per_asset: dict, refined: str, skinning: str) -> list[tuple[str
         ("animation fit / curve baseline's", fit / base("animation_fit"), 1.0, fit < base("animation_fit")),
         ("CD-J2J / baseline", mean(refined, skinning, "cd_j2j_ratio"), min(0.6, base("cd_j2j_ratio")), None),
         ("CD-B2B / baseline", mean(refined, skinning, "cd_b2b_ratio"), min(0.45, base("cd_b2b_ratio")), None),
-        ("bone length inside", mean(refined, skinning, "inside_fraction"), 0.95, mean(refined, skinning, "inside_fraction") >= 0.95),
+        (
+            "bone length inside",
+            mean(refined, skinning, "inside_fraction"),
+            0.95,
+            mean(refined, skinning, "inside_fraction") >= 0.95,
+        ),
         ("bones longer than half the creature (most on one creature)", longest, 0, longest == 0),
-        ("posability / artist's", mean(refined, skinning, "posability") / artist_torn, 2.0, mean(refined, skinning, "posability") <= 2 * artist_torn),
+        (
+            "posability / artist's",
+            mean(refined, skinning, "posability") / artist_torn,
+            2.0,
+            mean(refined, skinning, "posability") <= 2 * artist_torn,
+        ),
         (".L/.R names on bilateral creatures", named, len(bilateral), named == len(bilateral)),
     ]
     return [(t, v, lim, v <= lim if met is None else bool(met)) for t, v, lim, met in out]
@@ -703,11 +860,12 @@ def _real_markdown(per_asset: dict, rigs, args) -> str:
         "Rigs: `predicted chain` = `rig-mesh` without --keypoints (orbit views of the rest mesh -> keypoint model -> "
         "learned spanning tree, category preset); `refined (fused)` = the mesh's curve skeleton with the predicted "
         "keypoints as joints, mirrored in the plane found on the rest surface, chain names (rigging.volume_rig, "
-        "[rig] method = \"fused\"); `refined (curve only)` = the same without the keypoints; `curve baseline` = the "
+        '[rig] method = "fused"); `refined (curve only)` = the same without the keypoints; `curve baseline` = the '
         "plain geometric curve skeleton (voxelised interior, skeletonise, prune spurs, joints at branches, ends and "
         "bends; no refinement); `project on artist joints` = the preset's rig builder given the artist's joints and "
         "links; `artist` = the artist's bones. `fused, no X` = the refined rig with one refinement switched off.  ",
-        "Skinning: `preset` = the category preset's skinning (the project's default), `bone heat` = Blender's automatic "
+        "Skinning: `preset` = the category preset's skinning (the project's default), `bone heat` = Blender's "
+        "automatic "
         "weights, `artist` = the file's own weights.  ",
         "Units: CD ratios = the rig's CD over the structure-free baseline's (farthest-point surface samples with the "
         "artist's joint count, and their Euclidean MST), per creature; animation fit = mean vertex error / diagonal "
@@ -730,12 +888,22 @@ def _real_markdown(per_asset: dict, rigs, args) -> str:
             for target, value, limit, met in real_targets(per_asset, refined, skinning):
                 lines.append(f"- {target}: {_fmt(value)} (limit {_fmt(limit)}) -> {'met' if met else 'NOT met'}")
     main = [r.label for r in rigs if r.kind != "volume" or r.label in (rigs[1].label, rigs[2].label, rigs[3].label)]
-    for metric, title in (("cd_j2j_ratio", "CD-J2J / baseline"), ("cd_b2b_ratio", "CD-B2B / baseline"),
-                          ("animation_fit", "animation fit (x 1000)"), ("posability", "posability (torn edges, x 1000)"),
-                          ("inside_fraction", "bone length inside"), ("long_bones", "bones longer than half the creature"),
-                          ("sided_fraction", ".L/.R bones")):  # fmt: skip
-        lines += ["", f"Per creature, {title} (built rigs: preset skinning; artist: its weights):", "",
-                  "| rig | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for metric, title in (
+        ("cd_j2j_ratio", "CD-J2J / baseline"),
+        ("cd_b2b_ratio", "CD-B2B / baseline"),
+        ("animation_fit", "animation fit (x 1000)"),
+        ("posability", "posability (torn edges, x 1000)"),
+        ("inside_fraction", "bone length inside"),
+        ("long_bones", "bones longer than half the creature"),
+        ("sided_fraction", ".L/.R bones"),
+    ):
+        lines += [
+            "",
+            f"Per creature, {title} (built rigs: preset skinning; artist: its weights):",
+            "",
+            "| rig | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
         for label in main:
             skinning = "artist" if label == "artist" else "preset"
             scale = 1000.0 if metric in ("animation_fit", "posability") else 1.0
@@ -744,8 +912,11 @@ def _real_markdown(per_asset: dict, rigs, args) -> str:
     seconds = sum(r[label]["_seconds"] for r in per_asset.values() for label in r if not label.startswith("_"))
     lines += ["", f"Rig building + scoring: {seconds:.0f} s in all."]
     if args.render:
-        lines += ["", "Pictures (Workbench, rest and posed: a leg, the neck and the tail bent 40 degrees, bones over the mesh): "
-                  + ", ".join(f"[{n}]({Path(args.render).name}/{n}.png)" for n in names)]  # fmt: skip
+        lines += [
+            "",
+            "Pictures (Workbench, rest and posed: a leg, the neck and the tail bent 40 degrees, bones over the mesh): "
+            + ", ".join(f"[{n}]({Path(args.render).name}/{n}.png)" for n in names),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from keydiff3d.bench import _load
 from keydiff3d.evaluation.protocol import Predictions
 
@@ -90,16 +89,22 @@ def test_volume_sweep_trees_and_choice():
     assert bench.choose_weight(scores, [0.0]) == 0.0
 
 
-def _per_asset(refined_fit: float, refined_b2b: float, long_bones: int = 0) -> dict:
-    def row(**values):
-        base = {"cd_j2j_ratio": 0.5, "cd_j2b_ratio": 0.4, "cd_b2b_ratio": 0.4, "inside_fraction": 0.97, "long_bones": 0,
-                "bones": 20, "animation_fit": 0.002, "posability": 0.001, "sided_fraction": 0.5}  # fmt: skip
-        return {**base, **values}
+def _row(**values) -> dict:
+    base = {"cd_j2j_ratio": 0.5, "cd_j2b_ratio": 0.4, "cd_b2b_ratio": 0.4, "inside_fraction": 0.97, "long_bones": 0,
+            "bones": 20, "animation_fit": 0.002, "posability": 0.001, "sided_fraction": 0.5}
+    return {**base, **values}
 
-    creature = {"_bilateral": True, "_preset": "generic",
-                "artist": {"artist": row(animation_fit=0.001, posability=0.001), "_seconds": 0.0},
-                "curve baseline": {"bone heat": row(animation_fit=0.003, cd_j2j_ratio=0.62, cd_b2b_ratio=0.43), "_seconds": 0.0},
-                "refined": {"preset": row(animation_fit=refined_fit, cd_b2b_ratio=refined_b2b, long_bones=long_bones), "_seconds": 0.0}}  # fmt: skip
+
+def _per_asset(refined_fit: float, refined_b2b: float, long_bones: int = 0) -> dict:
+    creature = {
+        "_bilateral": True,
+        "_preset": "generic",
+        "artist": {"artist": _row(animation_fit=0.001, posability=0.001), "_seconds": 0.0},
+        "curve baseline": {"bone heat": _row(animation_fit=0.003, cd_j2j_ratio=0.62, cd_b2b_ratio=0.43),
+                           "_seconds": 0.0},
+        "refined": {"preset": _row(animation_fit=refined_fit, cd_b2b_ratio=refined_b2b, long_bones=long_bones),
+                    "_seconds": 0.0},
+    }
     return {"A": creature, "B": creature}
 
 
@@ -118,7 +123,6 @@ def test_real_part_scores_every_rig_of_a_creature(tmp_path):
     import argparse
 
     from bpy_fixtures import bpy  # noqa: F401
-
     from keydiff3d.paths import RIGGED_ASSETS_DIR
 
     rigs = [r for r in bench.real_rigs() if r.label in ("refined (curve only)", "curve baseline", "artist")]

@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from pipeline_support import write_tiny_checkpoint
-
 from keydiff3d.training.checkpoint import DEFAULT_CHECKPOINT
+from pipeline_support import write_tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +24,8 @@ def run_demo(out, *extra):
 
 def check_outputs(out):
     import trimesh
-    from PIL import Image
-
     from keydiff3d.rigging.io import load_bundle
+    from PIL import Image
 
     bundle = load_bundle(out)
     n = len(bundle.skeleton.keypoints)
@@ -66,10 +64,12 @@ def test_demo_with_the_shipped_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     bundle = check_outputs(tmp_path / "demo")
     from keydiff3d.pipeline.keypoints import named_checkpoint
+
     from keydiff3d_addon.rigcore import load_category_preset
 
     # the sample is a quadruped: the quadruped preset's own checkpoint (its 20 keypoints)
-    assert bundle.provenance["model"]["checkpoint"] == str(named_checkpoint(load_category_preset("quadruped").checkpoint) / "model.safetensors")
+    expected = named_checkpoint(load_category_preset("quadruped").checkpoint) / "model.safetensors"
+    assert bundle.provenance["model"]["checkpoint"] == str(expected)
     assert seconds < 120
 
 

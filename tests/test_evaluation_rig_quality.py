@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-
 from keydiff3d.evaluation import rig_quality as rq
 from keydiff3d.rigging.symmetry import MirrorPlane
 
 
 def _reference(joints, edges) -> rq.ArtistSkeleton:
     joints, edges = np.asarray(joints, float), np.asarray(edges, np.int64)
-    bones = rq.Bones(joints[edges[:, 0]], joints[edges[:, 1]], np.full(len(edges), -1), [f"b{i}" for i in range(len(edges))])
+    bones = rq.Bones(
+        joints[edges[:, 0]], joints[edges[:, 1]], np.full(len(edges), -1), [f"b{i}" for i in range(len(edges))]
+    )
     return rq.ArtistSkeleton(bones, np.arange(len(edges)), joints, edges)
 
 
@@ -41,7 +42,9 @@ def test_farthest_points_spread_over_the_surface():
 def test_bone_scores_measure_length_inside_and_long_bones():
     box = trimesh.creation.box([2.0, 0.4, 0.4])
     inside = rq.mesh_inside(box.vertices, box.faces)
-    bones = rq.Bones(np.array([[0.0, 0, 0], [0.5, 0, 0]]), np.array([[0.5, 0, 0], [1.5, 0, 0]]), np.array([-1, 0]), ["a", "b"])
+    bones = rq.Bones(
+        np.array([[0.0, 0, 0], [0.5, 0, 0]]), np.array([[0.5, 0, 0], [1.5, 0, 0]]), np.array([-1, 0]), ["a", "b"]
+    )
     scores = rq.bone_scores(bones, inside, 2.0)
     assert scores["inside_fraction"] == pytest.approx(1.0 - 0.5 / 1.5, abs=0.01)  # half of the 1-long bone is outside
     assert scores["long_bones"] == 0 and scores["max_bone"] == pytest.approx(0.5)
@@ -49,8 +52,19 @@ def test_bone_scores_measure_length_inside_and_long_bones():
 
 
 def test_side_names_and_their_mirror():
-    assert [rq.side_of(n) for n in ("leg_01.L", "FrontLeg.L.001", "Bone.001", "LeftArm", "tail", "Wing_R")] == ["L", "L", "", "L", "", "R"]
-    assert rq.mirror_name("leg1_02.L") == "leg1_02.R" and rq.mirror_name("LeftArm") == "RightArm" and rq.mirror_name("tail") == "tail"
+    assert [rq.side_of(n) for n in ("leg_01.L", "FrontLeg.L.001", "Bone.001", "LeftArm", "tail", "Wing_R")] == [
+        "L",
+        "L",
+        "",
+        "L",
+        "",
+        "R",
+    ]
+    assert (
+        rq.mirror_name("leg1_02.L") == "leg1_02.R"
+        and rq.mirror_name("LeftArm") == "RightArm"
+        and rq.mirror_name("tail") == "tail"
+    )
     plane = MirrorPlane(np.array([0.0, 1.0, 0.0]), np.zeros(3), 0.0)
     heads = np.array([[0.0, 0.2, 0.0], [0.0, -0.2, 0.0], [0.0, 0.0, 0.0]])
     tails = heads + [0.0, 0.0, -0.5]
@@ -69,7 +83,6 @@ def test_bones_graph_welds_shared_ends():
 @pytest.mark.bpy
 def test_artist_skeleton_and_deformation_of_a_real_creature():
     from bpy_fixtures import bpy  # noqa: F401
-
     from keydiff3d.evaluation.rigged_assets import load_rigged_asset
     from keydiff3d.paths import RIGGED_ASSETS_DIR
     from keydiff3d.rigging.symmetry import surface_mirror

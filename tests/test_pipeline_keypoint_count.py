@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pipeline_support import write_tiny_checkpoint
-
 from keydiff3d.errors import ConfigError
 from keydiff3d.pipeline.keypoints import preset_model
+from pipeline_support import write_tiny_checkpoint
+
 from keydiff3d_addon.rigcore import load_category_preset
 
 
@@ -24,4 +24,6 @@ def test_the_presets_checkpoint_must_predict_its_keypoint_count(tmp_path):
     with pytest.raises(ConfigError, match="asks for 8 keypoints but its checkpoint .* predicts 6"):
         preset_model(_preset(tmp_path, 8, str(checkpoint)), None, torch.device("cpu"))
     # a checkpoint the caller names is the caller's choice of model
-    assert preset_model(_preset(tmp_path, 8, "default"), checkpoint, torch.device("cpu")).model.config.num_keypoints == 6
+    assert (
+        preset_model(_preset(tmp_path, 8, "default"), checkpoint, torch.device("cpu")).model.config.num_keypoints == 6
+    )

@@ -7,9 +7,14 @@ import io
 import numpy as np
 import pytest
 from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module first)
-
 from keydiff3d.evaluation.deformation import bend_matrices
-from keydiff3d.pipeline.posed_preview import TILE, PreviewRig, bend_pose, bundle_posed_preview, pose_bones
+from keydiff3d.pipeline.posed_preview import (
+    TILE,
+    PreviewRig,
+    bend_pose,
+    bundle_posed_preview,
+    pose_bones,
+)
 
 pytestmark = pytest.mark.bpy
 
@@ -42,16 +47,20 @@ def test_nested_bends_compose_child_first():
 
 
 def test_a_bundle_gets_a_rest_and_a_posed_picture():
+    from dataclasses import replace
+
+    from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
     from PIL import Image
     from rig_support import toy_quadruped
 
-    from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
-    from dataclasses import replace
-
     v, f = toy_quadruped()
     preset = load_preset("quadruped")
-    bundle = rig_mesh(MeshArrays(v.astype(np.float32), f.astype(np.int32)), np.zeros((2, 3)), np.ones((2, 2)),
-                      replace(preset, rig=replace(preset.rig, method="curve", resolution=64)))  # fmt: skip
+    bundle = rig_mesh(
+        MeshArrays(v.astype(np.float32), f.astype(np.int32)),
+        np.zeros((2, 3)),
+        np.ones((2, 2)),
+        replace(preset, rig=replace(preset.rig, method="curve", resolution=64)),
+    )
     image = np.asarray(Image.open(io.BytesIO(bundle_posed_preview(bundle))).convert("RGB"))
     assert image.shape == (TILE, 2 * TILE, 3)
     rest, posed = image[:, :TILE].astype(int), image[:, TILE:].astype(int)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rig_support import FEET, toy_quadruped, turn
-
 from keydiff3d.errors import InputError
 from keydiff3d.evaluation.rig_quality import Bones, bone_scores, mesh_inside
-from keydiff3d.rigging.curve_skeleton import CurveSkeletonOptions, curve_skeleton, medial_tree, place_joints, voxelise
+from keydiff3d.rigging.curve_skeleton import (
+    CurveSkeletonOptions,
+    curve_skeleton,
+    medial_tree,
+    place_joints,
+    voxelise,
+)
 from keydiff3d.rigging.symmetry import mirror_skeleton, surface_mirror
+from rig_support import FEET, toy_quadruped, turn
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +26,12 @@ def toy():
 def _bones(skeleton) -> Bones:
     e = skeleton.edges
     child_bone = {int(c): b for b, (_, c) in enumerate(e)}
-    return Bones(skeleton.joints[e[:, 0]], skeleton.joints[e[:, 1]], np.array([child_bone.get(int(p), -1) for p in e[:, 0]]),
-                 [f"b{i}" for i in range(len(e))])  # fmt: skip
+    return Bones(
+        skeleton.joints[e[:, 0]],
+        skeleton.joints[e[:, 1]],
+        np.array([child_bone.get(int(p), -1) for p in e[:, 0]]),
+        [f"b{i}" for i in range(len(e))],
+    )
 
 
 def test_voxelise_fills_the_interior_of_a_box():
@@ -57,7 +66,7 @@ def test_refinements_reach_the_surface_and_keep_bones_short(toy):
     size = float(np.ptp(v, axis=0).max())
     base = curve_skeleton(v, f, CurveSkeletonOptions.baseline())
     refined = curve_skeleton(v, f, CurveSkeletonOptions(max_bone=0.15))
-    ends = lambda s: s.joints[[i for i, k in enumerate(s.kinds) if k == "end"]]  # noqa: E731
+    ends = lambda s: s.joints[[i for i, k in enumerate(s.kinds) if k == "end"]]
     # the leaf ends continue to just inside the surface: the feet come down to the ground
     assert np.sort(ends(refined)[:, 2])[:4].max() < np.sort(ends(base)[:, 2])[:4].max() - 0.02
     feet = ends(refined)[np.argsort(ends(refined)[:, 2])[:4]]
@@ -92,7 +101,9 @@ def test_mirror_skeleton_makes_left_and_right_mirror_images(toy):
     skeleton = mirror_skeleton(curve_skeleton(v, f), plane)
     sided = np.flatnonzero(skeleton.side != 0)
     assert len(sided) and (skeleton.side[skeleton.mirror[sided]] == -skeleton.side[sided]).all()
-    np.testing.assert_allclose(plane.reflect(skeleton.joints[sided]), skeleton.joints[skeleton.mirror[sided]], atol=1e-9)
+    np.testing.assert_allclose(
+        plane.reflect(skeleton.joints[sided]), skeleton.joints[skeleton.mirror[sided]], atol=1e-9
+    )
     centre = np.flatnonzero(skeleton.side == 0)
     np.testing.assert_allclose(plane.signed_distance(skeleton.joints[centre]), 0.0, atol=1e-9)
     ends = [i for i, k in enumerate(skeleton.kinds) if k in ("end", "mirror") and not (skeleton.parents == i).any()]
@@ -115,10 +126,18 @@ def test_a_limb_the_thinning_missed_on_one_side_is_mirrored_in():
     index[keep] = np.arange(len(keep))
     from keydiff3d.rigging.curve_skeleton import CurveSkeleton
 
-    pruned = CurveSkeleton(skeleton.joints[keep], np.where(skeleton.parents[keep] >= 0, index[skeleton.parents[keep]], -1),
-                           skeleton.radius[keep], [skeleton.kinds[i] for i in keep], [skeleton.paths[i] for i in keep],
-                           skeleton.size, skeleton.grid)  # fmt: skip
+    pruned = CurveSkeleton(
+        skeleton.joints[keep],
+        np.where(skeleton.parents[keep] >= 0, index[skeleton.parents[keep]], -1),
+        skeleton.radius[keep],
+        [skeleton.kinds[i] for i in keep],
+        [skeleton.paths[i] for i in keep],
+        skeleton.size,
+        skeleton.grid,
+    )
     mirrored = mirror_skeleton(pruned, plane)
-    feet = mirrored.joints[[i for i in range(len(mirrored.joints)) if not (mirrored.parents == i).any() and mirrored.joints[i, 2] < 0.1]]
+    feet = mirrored.joints[
+        [i for i in range(len(mirrored.joints)) if not (mirrored.parents == i).any() and mirrored.joints[i, 2] < 0.1]
+    ]
     assert len(feet) == 4
     assert np.linalg.norm(feet[:, None, :2] - FEET[None, :, :2], axis=-1).min(0).max() < 0.04

@@ -5,23 +5,61 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keydiff3d_addon.rigcore import Mirror, Naming, SkeletonError, build_skeleton, chain_names
+from keydiff3d_addon.rigcore import (
+    Mirror,
+    Naming,
+    SkeletonError,
+    build_skeleton,
+    chain_names,
+)
 
 # a quadruped facing +x, z up, mirror plane y = 0: pelvis (root) - spine - chest - neck - skull - snout,
 # ears on the skull, a tail, four legs of two bones each
 POINTS = {
-    "pelvis": (-0.3, 0.0, 0.5), "chest": (0.3, 0.0, 0.55), "neck": (0.45, 0.0, 0.75), "skull": (0.55, 0.0, 0.85),
-    "snout": (0.7, 0.0, 0.8), "tail": (-0.7, 0.0, 0.55), "tail_tip": (-0.9, 0.0, 0.4),
-    "earL": (0.55, 0.08, 0.97), "earR": (0.55, -0.08, 0.97),
-    "hipL": (-0.3, 0.1, 0.45), "kneeL": (-0.3, 0.1, 0.25), "footL": (-0.3, 0.1, 0.0),
-    "hipR": (-0.3, -0.1, 0.45), "kneeR": (-0.3, -0.1, 0.25), "footR": (-0.3, -0.1, 0.0),
-    "armL": (0.3, 0.1, 0.45), "elbowL": (0.3, 0.1, 0.25), "pawL": (0.3, 0.1, 0.0),
-    "armR": (0.3, -0.1, 0.45), "elbowR": (0.3, -0.1, 0.25), "pawR": (0.3, -0.1, 0.0),
-}  # fmt: skip
-EDGES = [("pelvis", "chest"), ("chest", "neck"), ("neck", "skull"), ("skull", "snout"), ("skull", "earL"), ("skull", "earR"),
-         ("pelvis", "tail"), ("tail", "tail_tip"), ("pelvis", "hipL"), ("hipL", "kneeL"), ("kneeL", "footL"), ("pelvis", "hipR"),
-         ("hipR", "kneeR"), ("kneeR", "footR"), ("chest", "armL"), ("armL", "elbowL"), ("elbowL", "pawL"), ("chest", "armR"),
-         ("armR", "elbowR"), ("elbowR", "pawR")]  # fmt: skip
+    "pelvis": (-0.3, 0.0, 0.5),
+    "chest": (0.3, 0.0, 0.55),
+    "neck": (0.45, 0.0, 0.75),
+    "skull": (0.55, 0.0, 0.85),
+    "snout": (0.7, 0.0, 0.8),
+    "tail": (-0.7, 0.0, 0.55),
+    "tail_tip": (-0.9, 0.0, 0.4),
+    "earL": (0.55, 0.08, 0.97),
+    "earR": (0.55, -0.08, 0.97),
+    "hipL": (-0.3, 0.1, 0.45),
+    "kneeL": (-0.3, 0.1, 0.25),
+    "footL": (-0.3, 0.1, 0.0),
+    "hipR": (-0.3, -0.1, 0.45),
+    "kneeR": (-0.3, -0.1, 0.25),
+    "footR": (-0.3, -0.1, 0.0),
+    "armL": (0.3, 0.1, 0.45),
+    "elbowL": (0.3, 0.1, 0.25),
+    "pawL": (0.3, 0.1, 0.0),
+    "armR": (0.3, -0.1, 0.45),
+    "elbowR": (0.3, -0.1, 0.25),
+    "pawR": (0.3, -0.1, 0.0),
+}
+EDGES = [
+    ("pelvis", "chest"),
+    ("chest", "neck"),
+    ("neck", "skull"),
+    ("skull", "snout"),
+    ("skull", "earL"),
+    ("skull", "earR"),
+    ("pelvis", "tail"),
+    ("tail", "tail_tip"),
+    ("pelvis", "hipL"),
+    ("hipL", "kneeL"),
+    ("kneeL", "footL"),
+    ("pelvis", "hipR"),
+    ("hipR", "kneeR"),
+    ("kneeR", "footR"),
+    ("chest", "armL"),
+    ("armL", "elbowL"),
+    ("elbowL", "pawL"),
+    ("chest", "armR"),
+    ("armR", "elbowR"),
+    ("elbowR", "pawR"),
+]
 NAMES = list(POINTS)
 
 
@@ -47,7 +85,9 @@ def _by_keypoint(skeleton) -> dict[str, str]:
 
 def test_chains_are_named_from_what_they_are():
     k, a = _tree()
-    skeleton = build_skeleton(k, a, root=NAMES.index("pelvis"), volume_weight=0.0, mirror=_mirror(k), naming=Naming(limb_other="leg"))
+    skeleton = build_skeleton(
+        k, a, root=NAMES.index("pelvis"), volume_weight=0.0, mirror=_mirror(k), naming=Naming(limb_other="leg")
+    )
     names = _by_keypoint(skeleton)
     assert names["chest"].startswith("spine") and names["neck"].startswith("neck") and names["snout"].startswith("head")
     assert names["tail"].startswith("tail") and names["tail_tip"].startswith("tail")
@@ -74,13 +114,24 @@ def test_names_do_not_depend_on_how_the_creature_is_turned():
 
 def test_rising_paired_chains_are_wings_and_others_the_presets_limb():
     k, a = _tree()
-    for joint, z in (("armL", 0.75), ("elbowL", 0.95), ("pawL", 1.15), ("armR", 0.75), ("elbowR", 0.95), ("pawR", 1.15)):
+    for joint, z in (
+        ("armL", 0.75),
+        ("elbowL", 0.95),
+        ("pawL", 1.15),
+        ("armR", 0.75),
+        ("elbowR", 0.95),
+        ("pawR", 1.15),
+    ):
         k[NAMES.index(joint), 2] = z
     names = _by_keypoint(build_skeleton(k, a, root=NAMES.index("pelvis"), volume_weight=0.0, mirror=_mirror(k)))
     assert names["pawL"].startswith("wing") and names["pawR"].endswith(".R")
     for joint, y in (("armL", 0.2), ("elbowL", 0.4), ("pawL", 0.6), ("armR", -0.2), ("elbowR", -0.4), ("pawR", -0.6)):
         k[NAMES.index(joint)] = (0.3, y, 0.55)  # level, sideways: an arm
-    names = _by_keypoint(build_skeleton(k, a, root=NAMES.index("pelvis"), volume_weight=0.0, mirror=_mirror(k), naming=Naming(limb_other="arm")))
+    names = _by_keypoint(
+        build_skeleton(
+            k, a, root=NAMES.index("pelvis"), volume_weight=0.0, mirror=_mirror(k), naming=Naming(limb_other="arm")
+        )
+    )
     assert names["pawL"].startswith("arm")
 
 
@@ -94,7 +145,9 @@ def test_a_mirror_that_does_not_fit_the_tree_is_refused():
     i, j = NAMES.index("kneeL"), NAMES.index("footR")
     swapped[[i, j, mirror.mirror[i], mirror.mirror[j]]] = swapped[[j, i, mirror.mirror[j], mirror.mirror[i]]]
     with pytest.raises(SkeletonError):
-        build_skeleton(k, a, root=0, volume_weight=0.0, mirror=Mirror(mirror.normal, mirror.point, swapped, mirror.side, 0.0))
+        build_skeleton(
+            k, a, root=0, volume_weight=0.0, mirror=Mirror(mirror.normal, mirror.point, swapped, mirror.side, 0.0)
+        )
 
 
 def test_without_a_mirror_the_plane_is_searched_on_the_keypoints():

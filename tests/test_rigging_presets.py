@@ -6,9 +6,19 @@ import shutil
 
 import numpy as np
 import pytest
-
 from keydiff3d.paths import PRESETS_DIR
-from keydiff3d_addon.rigcore import CategoryPreset, ExportPreset, PresetError, build_skeleton, compute_skin_weights, list_presets, load_category_preset, load_export_preset, load_preset
+
+from keydiff3d_addon.rigcore import (
+    CategoryPreset,
+    ExportPreset,
+    PresetError,
+    build_skeleton,
+    compute_skin_weights,
+    list_presets,
+    load_category_preset,
+    load_export_preset,
+    load_preset,
+)
 
 
 def test_shipped_presets_load_and_are_usable():
@@ -33,6 +43,9 @@ def test_export_presets_follow_game_engine_rules():
     assert load_export_preset("unity", PRESETS_DIR).apply_scale_options == "FBX_SCALE_ALL"
 
 
+_CATEGORY = '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n'
+
+
 def _write(tmp_path, text: str):
     path = tmp_path / "x.toml"
     path.write_text(text)
@@ -52,9 +65,9 @@ def _write(tmp_path, text: str):
         ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
         ('[preset]\nname="x"\nkind="export"\n[export]\naxis_up="up"\n', "axis_up must be one of"),
         ('[preset]\nname="x"\nkind="export"\n[export]\nmax_influences=8\n', "between 1 and 4"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[rig]\nmethod="mst"\n', "rig.method must be one of chain"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[rig]\nresolution=4\n', "between 16 and 512"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\ncheckpoint=""\n', "a non-empty name"),
+        (_CATEGORY + '[rig]\nmethod="mst"\n', "rig.method must be one of chain"),
+        (_CATEGORY + "[rig]\nresolution=4\n", "between 16 and 512"),
+        (_CATEGORY + 'checkpoint=""\n', "a non-empty name"),
         ("[preset\n", "not valid TOML"),
     ],
 )
@@ -106,11 +119,13 @@ def test_default_and_custom_preset_folders(tmp_path):
 
 
 def test_rig_section_and_checkpoint_reach_the_preset(tmp_path):
-    text = '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\ncheckpoint="mine"\n[rig]\nmethod="fused"\nmax_bone=0\nmirror=false\n'
+    text = _CATEGORY + 'checkpoint="mine"\n[rig]\nmethod="fused"\nmax_bone=0\nmirror=false\n'
     preset = load_category_preset(_write(tmp_path, text))
-    assert preset.checkpoint == "mine" and preset.rig.method == "fused" and preset.rig.max_bone == 0.0 and preset.rig.mirror is False
-    plain = load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n'))
-    assert plain.checkpoint == "default" and plain.rig.method == "chain"  # a preset without [rig] keeps the learned tree
+    assert preset.checkpoint == "mine" and preset.rig.method == "fused"
+    assert preset.rig.max_bone == 0.0 and preset.rig.mirror is False
+    plain = load_category_preset(_write(tmp_path, _CATEGORY))
+    # a preset without [rig] keeps the learned tree
+    assert plain.checkpoint == "default" and plain.rig.method == "chain"
 
 
 def test_every_shipped_preset_names_a_shipped_checkpoint_with_its_keypoint_count():

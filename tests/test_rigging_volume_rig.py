@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from rig_support import toy_quadruped
-
 from keydiff3d.errors import InputError
 from keydiff3d.evaluation.rig_quality import bone_scores, mesh_inside, rig_bones
 from keydiff3d.mesh_io import Y_UP_TO_Z_UP
 from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
 from keydiff3d.rigging.volume_rig import volume_skeleton
+from rig_support import toy_quadruped
+
 from keydiff3d_addon.rigcore import Naming, RigOptions, validate_document
 
 
@@ -50,7 +50,7 @@ def test_fused_rig_puts_joints_at_the_keypoints(toy):
     knees = np.array([[x, y, 0.26] for x in (-0.3, 0.3) for y in (-0.1, 0.1)])
     plain = volume_skeleton(v, f, RigOptions(method="curve", max_bone=0.0, limb_root=0.0))
     fused = volume_skeleton(v, f, RigOptions(method="fused", max_bone=0.0, limb_root=0.0), keypoints=knees)
-    near = lambda s: np.linalg.norm(s.skeleton.keypoints[None] - knees[:, None], axis=-1).min(1)  # noqa: E731
+    near = lambda s: np.linalg.norm(s.skeleton.keypoints[None] - knees[:, None], axis=-1).min(1)
     assert near(fused).max() < 0.03 and near(fused).max() < near(plain).max()
 
 
@@ -68,8 +68,12 @@ def test_the_rig_stage_builds_the_presets_method(toy):
     keypoints = np.array([[0.0, 0.0, 0.5], [0.5, 0.0, 0.7], [-0.5, 0.0, 0.55], [0.3, 0.1, 0.1]])
     adjacency = np.ones((4, 4)) - np.eye(4)
     for method in ("chain", "curve", "fused"):
-        bundle = rig_mesh(MeshArrays(v.astype(np.float32), f.astype(np.int32)), keypoints, adjacency,
-                          replace(preset, rig=replace(preset.rig, method=method)))  # fmt: skip
+        bundle = rig_mesh(
+            MeshArrays(v.astype(np.float32), f.astype(np.int32)),
+            keypoints,
+            adjacency,
+            replace(preset, rig=replace(preset.rig, method=method)),
+        )
         validate_document(bundle.to_json())
         deform = [b.name for b in bundle.skeleton.bones if b.deform]
         assert bundle.skin.bone_names == deform and set(bundle.timings) >= {"skeleton", "skinning"}
@@ -83,7 +87,9 @@ def test_a_posed_creature_gets_left_and_right_names_and_keeps_its_pose():
     from keydiff3d.synthetic import generate_creature
 
     creature = generate_creature("biped", 2)  # posed: arms and legs at different angles
-    rig = volume_skeleton(creature.vertices, creature.faces, RigOptions(method="curve"), naming=Naming(limb_other="arm"))
+    rig = volume_skeleton(
+        creature.vertices, creature.faces, RigOptions(method="curve"), naming=Naming(limb_other="arm")
+    )
     assert rig.symmetry == "paired"
     names = rig.skeleton.bone_names()
     for stem in ("arm", "leg"):

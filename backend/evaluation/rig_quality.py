@@ -73,8 +73,12 @@ def rig_bones(skeleton) -> Bones:
             parent = by_name[parent].parent
         return position.get(parent, -1) if parent is not None else -1
 
-    return Bones(np.array([b.head for b in deform], np.float64), np.array([b.tail for b in deform], np.float64),
-                 np.array([deform_parent(b) for b in deform], np.int64), [b.name for b in deform])  # fmt: skip
+    return Bones(
+        np.array([b.head for b in deform], np.float64),
+        np.array([b.tail for b in deform], np.float64),
+        np.array([deform_parent(b) for b in deform], np.int64),
+        [b.name for b in deform],
+    )
 
 
 @dataclass
@@ -123,7 +127,9 @@ def artist_skeleton(asset) -> ArtistSkeleton:
             joints.append(tails[i])
             edges.append((i, len(joints) - 1))
     names = [asset.bone_names[b] for b in weighted]
-    return ArtistSkeleton(Bones(heads, tails, parents, names), weighted, np.array(joints), np.array(edges, np.int64).reshape(-1, 2))
+    return ArtistSkeleton(
+        Bones(heads, tails, parents, names), weighted, np.array(joints), np.array(edges, np.int64).reshape(-1, 2)
+    )
 
 
 # --------------------------------------------------------------------------- structure
@@ -146,7 +152,9 @@ def euclidean_tree(points: np.ndarray) -> np.ndarray:
     return np.asarray(maximum_spanning_tree(np.ones((len(points), len(points))), points), np.int64).reshape(-1, 2)
 
 
-def structure_scores(joints: np.ndarray, edges: np.ndarray, reference: ArtistSkeleton, surface: np.ndarray, size: float) -> dict[str, float]:
+def structure_scores(
+    joints: np.ndarray, edges: np.ndarray, reference: ArtistSkeleton, surface: np.ndarray, size: float
+) -> dict[str, float]:
     """CD-J2J / J2B / B2B (milli-size) of a skeleton (joints (J, 3), edges (E, 2)) against the
     artist's, and the same for the structure-free baseline with the artist's joint count (`surface`
     (S, 3) samples): keys cd_*, cd_*_baseline and cd_*_ratio."""
@@ -180,7 +188,8 @@ def mesh_inside(vertices: np.ndarray, faces: np.ndarray):
 
 
 def bone_scores(bones: Bones, inside, size: float) -> dict[str, float]:
-    """inside_fraction (length-weighted), long_bones (count longer than LONG_BONE x size), max_bone / size, bones (count)."""
+    """inside_fraction (length-weighted), long_bones (count longer than LONG_BONE x size),
+    max_bone / size, bones (count)."""
     lengths = np.linalg.norm(bones.tails - bones.heads, axis=1)
     samples, weights = [], []
     for h, t, length in zip(bones.heads, bones.tails, lengths):
@@ -199,7 +208,7 @@ def bone_scores(bones: Bones, inside, size: float) -> dict[str, float]:
 
 
 def side_of(name: str) -> str:
-    """"L", "R" or "" from a bone name's side (a .L / _R suffix, also before a .001 copy number, or Left / Right)."""
+    """ "L", "R" or "" from a bone name's side (a .L / _R suffix, also before a .001 copy number, or Left / Right)."""
     m = SIDE_NAME.search(name)
     return "" if m is None else (m.group("side") or m.group("word")[0])
 
@@ -226,9 +235,15 @@ def name_scores(bones: Bones, plane, size: float, tolerance: float = 0.05) -> di
         j = index.get(mirror_name(bones.names[i]))
         if j is None or plane is None:
             continue
-        error = max(np.linalg.norm(plane.reflect(bones.heads[i]) - bones.heads[j]), np.linalg.norm(plane.reflect(bones.tails[i]) - bones.tails[j]))
+        error = max(
+            np.linalg.norm(plane.reflect(bones.heads[i]) - bones.heads[j]),
+            np.linalg.norm(plane.reflect(bones.tails[i]) - bones.tails[j]),
+        )
         good += error <= tolerance * size
-    return {"sided_fraction": len(sided) / max(len(bones.names), 1), "mirrored_fraction": good / len(sided) if sided else 0.0}
+    return {
+        "sided_fraction": len(sided) / max(len(bones.names), 1),
+        "mirrored_fraction": good / len(sided) if sided else 0.0,
+    }
 
 
 def bilateral_pairs(reference: ArtistSkeleton, plane, size: float, tolerance: float = 0.05) -> int:

@@ -64,13 +64,17 @@ def preset_model(preset, checkpoint: str | Path | None, device: torch.device) ->
         model = load_keypoint_model(checkpoint, device)
         count = int(model.model.config.num_keypoints)
         if count != preset.keypoints:
-            log.warning("checkpoint %s predicts %d keypoints; preset %r says %d", model.path, count, preset.name, preset.keypoints)
+            log.warning("checkpoint %s predicts %d keypoints; preset %r says %d",
+                        model.path, count, preset.name, preset.keypoints)
         return model
     model = load_keypoint_model(named_checkpoint(preset.checkpoint), device)
     count = int(model.model.config.num_keypoints)
     if count != preset.keypoints:
-        raise ConfigError(f"preset {preset.name!r} asks for {preset.keypoints} keypoints but its checkpoint {model.path} predicts "
-                          f"{count}; point [model] checkpoint at a model trained with {preset.keypoints} keypoints or set [model] keypoints = {count}")
+        raise ConfigError(
+            f"preset {preset.name!r} asks for {preset.keypoints} keypoints but its checkpoint {model.path} predicts "
+            f"{count}; point [model] checkpoint at a model trained with {preset.keypoints} keypoints or set "
+            f"[model] keypoints = {count}"
+        )
     return model
 
 

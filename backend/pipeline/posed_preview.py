@@ -46,8 +46,12 @@ class PreviewRig:
 
 # --------------------------------------------------------------------------- which bones bend
 
-_ROLE_PATTERNS = {"leg": re.compile(r"leg|thigh", re.I), "neck": re.compile(r"neck", re.I), "tail": re.compile(r"tail", re.I)}
-_NOT_A_BEND = re.compile(r"ik|pole|tip|foot|feet|toe|paw", re.I)  # controls and extremities
+_ROLE_PATTERNS = {
+    "leg": re.compile(r"leg|thigh", re.IGNORECASE),
+    "neck": re.compile(r"neck", re.IGNORECASE),
+    "tail": re.compile(r"tail", re.IGNORECASE),
+}
+_NOT_A_BEND = re.compile(r"ik|pole|tip|foot|feet|toe|paw", re.IGNORECASE)  # controls and extremities
 
 
 def _chain_reach(tails: np.ndarray, parents: np.ndarray, bone: int) -> np.ndarray:
@@ -63,8 +67,15 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
         hits = [i for i, n in enumerate(names) if moving[i] and pattern.search(n) and not _NOT_A_BEND.search(n)]
         # the upper end of the chain, the left one of a pair; in the project's chains ("leg1_01.L", ...)
         # the first bone links the body's centre to where the limb leaves it, so bend the second
-        hits.sort(key=lambda i: (not re.search(r"up", names[i], re.IGNORECASE), not _chain_continues(names, parents, i),
-                                 not names[i].endswith((".L", "_L", "Left")), _depth(parents, i), i))  # fmt: skip
+        hits.sort(
+            key=lambda i: (
+                not re.search(r"up", names[i], re.IGNORECASE),
+                not _chain_continues(names, parents, i),
+                not names[i].endswith((".L", "_L", "Left")),
+                _depth(parents, i),
+                i,
+            )
+        )
         if hits:
             chosen[role] = hits[0]
     candidates = [i for i in range(len(names)) if moving[i] and parents[i] >= 0]
@@ -73,8 +84,13 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
     low = float(np.asarray(rig.vertices)[:, 2].min())
     height = float(np.ptp(np.asarray(rig.vertices)[:, 2])) or 1.0
     if "leg" not in chosen:  # the highest bone whose chain reaches the ground, pointing down
-        legs = [i for i in candidates if _chain_reach(tails, parents, i)[:, 2].min() < low + 0.15 * height
-                and tails[i, 2] < heads[i, 2] and heads[i, 2] < low + 0.8 * height]  # fmt: skip
+        legs = [
+            i
+            for i in candidates
+            if _chain_reach(tails, parents, i)[:, 2].min() < low + 0.15 * height
+            and tails[i, 2] < heads[i, 2]
+            and heads[i, 2] < low + 0.8 * height
+        ]
         if legs:
             chosen["leg"] = max(legs, key=lambda i: (heads[i, 2], -i))
     if "neck" not in chosen:  # the first bone of the chain leading to the highest point
@@ -92,7 +108,7 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
 def _chain_continues(names: list[str], parents: np.ndarray, bone: int) -> bool:
     """Whether `bone` continues its parent's chain of the project's names ("leg1_02.L" under "leg1_01.L")."""
     parent = int(parents[bone])
-    stem = lambda name: re.sub(r"_\d+(\.[LR])?$", "", name)  # noqa: E731
+    stem = lambda name: re.sub(r"_\d+(\.[LR])?$", "", name)
     return parent >= 0 and stem(names[parent]) == stem(names[bone]) != names[bone]
 
 
@@ -103,7 +119,9 @@ def _depth(parents: np.ndarray, bone: int) -> int:
     return depth
 
 
-def bend_pose(heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bones: list[int], degrees: float = POSE_DEGREES) -> np.ndarray:
+def bend_pose(
+    heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bones: list[int], degrees: float = POSE_DEGREES
+) -> np.ndarray:
     """(B, 4, 4) skinning matrices bending each of `bones` (with its subtree) by `degrees` about its
     head, about the horizontal axis perpendicular to it (as the posability measure does); nested
     bends compose (the child's bend first, then its ancestor's)."""
@@ -169,7 +187,9 @@ def view_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
-def render_panels(panels: list[Panel], columns: int, direction: np.ndarray | None = None, tile: int = TILE) -> np.ndarray:
+def render_panels(
+    panels: list[Panel], columns: int, direction: np.ndarray | None = None, tile: int = TILE
+) -> np.ndarray:
     """(H, W, 3) uint8 sheet: the panels rendered with Workbench (studio light, one colour) in rows
     of `columns`, one camera for all (framing the union of the panels' meshes), bones drawn over.
 
@@ -190,7 +210,9 @@ def render_panels(panels: list[Panel], columns: int, direction: np.ndarray | Non
         done = subprocess.run([sys.executable, "-m", __name__, tmp], capture_output=True, text=True, timeout=600)
         if done.returncode != 0 or not (Path(tmp) / "sheet.png").is_file():
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise ConfigError(f"the Workbench render of the posed preview failed ({last}); check that `python -c 'import bpy'` works")
+            raise ConfigError(
+                f"the Workbench render of the posed preview failed ({last}); check that `python -c 'import bpy'` works"
+            )
         return np.asarray(Image.open(Path(tmp) / "sheet.png").convert("RGB"))
 
 
@@ -269,7 +291,9 @@ def _mesh(bpy, vertices: np.ndarray, faces: np.ndarray):
     return mesh
 
 
-def posed_preview_sheet(rigs: list[PreviewRig], degrees: float = POSE_DEGREES, tile: int = TILE) -> tuple[np.ndarray, dict[str, dict[str, str]]]:
+def posed_preview_sheet(
+    rigs: list[PreviewRig], degrees: float = POSE_DEGREES, tile: int = TILE
+) -> tuple[np.ndarray, dict[str, dict[str, str]]]:
     """(sheet (H, W, 3) uint8: one row per rig, rest then posed; rig title -> role -> bent bone name)."""
     panels, bent = [], {}
     for rig in rigs:
@@ -279,7 +303,9 @@ def posed_preview_sheet(rigs: list[PreviewRig], degrees: float = POSE_DEGREES, t
     return render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile), bent
 
 
-def write_posed_preview(rigs: list[PreviewRig], path: str | Path, degrees: float = POSE_DEGREES, tile: int = TILE) -> dict[str, dict[str, str]]:
+def write_posed_preview(
+    rigs: list[PreviewRig], path: str | Path, degrees: float = POSE_DEGREES, tile: int = TILE
+) -> dict[str, dict[str, str]]:
     """PNG at `path` (`posed_preview_sheet`). Returns rig title -> role -> bent bone name."""
     from PIL import Image
 
@@ -296,13 +322,20 @@ def bundle_preview_rig(bundle) -> PreviewRig:
     from ..mesh_io import Y_UP_TO_Z_UP
 
     rotation = np.eye(3) if bundle.up_axis == "Z" else Y_UP_TO_Z_UP
-    to_z_up = lambda p: np.asarray(p, np.float64) @ rotation.T  # noqa: E731
+    to_z_up = lambda p: np.asarray(p, np.float64) @ rotation.T
     bones = rig_bones(bundle.skeleton)
     dense = bundle.skin.dense()
     column = {n: i for i, n in enumerate(bundle.skin.bone_names)}
     weights = dense[:, [column[n] for n in bones.names]]
-    return PreviewRig(to_z_up(bundle.vertices), np.asarray(bundle.faces), weights, to_z_up(bones.heads), to_z_up(bones.tails),
-                      bones.parents, bones.names)  # fmt: skip
+    return PreviewRig(
+        to_z_up(bundle.vertices),
+        np.asarray(bundle.faces),
+        weights,
+        to_z_up(bones.heads),
+        to_z_up(bones.tails),
+        bones.parents,
+        bones.names,
+    )
 
 
 def bundle_posed_preview(bundle, degrees: float = POSE_DEGREES, tile: int = TILE) -> bytes:

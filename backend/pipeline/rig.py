@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keydiff3d_addon.rigcore import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
+from keydiff3d_addon.rigcore import (
+    CategoryPreset,
+    PresetError,
+    RigBundle,
+    SkeletonError,
+    SkinningError,
+    build_skeleton,
+    compute_skin_weights,
+    load_category_preset,
+)
 
 from .. import __version__
 from ..errors import ConfigError, InputError
@@ -97,8 +106,9 @@ def rig_mesh(
         else:
             from ..rigging.volume_rig import volume_skeleton
 
-            skeleton = volume_skeleton(mesh.vertices, mesh.faces, preset.rig, keypoints=keypoints, naming=preset.naming, up_axis=up_axis,
-                                       root_bone=preset.skeleton.root_bone, ground=ground).skeleton  # fmt: skip
+            rig = volume_skeleton(mesh.vertices, mesh.faces, preset.rig, keypoints=keypoints, naming=preset.naming,
+                                  up_axis=up_axis, root_bone=preset.skeleton.root_bone, ground=ground)
+            skeleton = rig.skeleton
         if moved:
             skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
         timings["skeleton"] = time.perf_counter() - start

@@ -20,15 +20,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
+
 from .. import __version__
 from ..errors import ConfigError
 from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
 from .device import resolve_device
-from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views, preset_model
-from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
+from .keypoints import (
+    KeypointPrediction,
+    LoadedModel,
+    load_keypoint_model,
+    predict_from_views,
+    preset_model,
+)
+from .mesh import (  # noqa: F401 (re-exported)
+    RENDER_SIZE,
+    MeshKeypoints,
+    render_mesh_views,
+    upright_rotation,
+    views_in_own_frame,
+)
 from .models import MODELS
 from .options import PipelineOptions
 from .preview import draw_preview, view_files, views_section
@@ -119,8 +132,9 @@ def run_mesh_pipeline(
         provenance["source_mesh"] = source
     arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span, given=keypoints is not None,
-                          views_entry=views_section(views) if views is not None else None, provenance=provenance)
+        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
+                          views_entry=views_section(views) if views is not None else None, provenance=provenance,
+                          given=keypoints is not None)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
@@ -234,7 +248,6 @@ def _versions() -> dict:
 
 def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, glb: bool, progress: Progress) -> Path:
     from ..rigging.io import save_bundle
-
     from .posed_preview import bundle_posed_preview
 
     files: dict[str, bytes] = {}

@@ -67,12 +67,12 @@ class CurveSkeletonOptions:
     thickness where they join are pruned; bend_tolerance: a joint goes where the medial curve strays
     more than this fraction of size from the straight bone.
     Refinements (off in `baseline()`): min_branch: leaf branches shorter than this fraction of size
-    are pruned too (the spurs of thin sheets: wings, fins, whose thickness is a voxel); extend_ends: leaf ends continue to `end_margin` voxels inside
-    the surface; merge_factor: branch points closer than this x their thickness become one joint
-    (0: off); max_bone: longer bones are split evenly (fraction of size; 0: off); limb_root: a joint
-    where a branch leaves a branch point's body, at this x the thickness there (0: off); anchor_spacing:
-    anchors closer than this fraction of size to a branch end or to each other are dropped, and
-    bends that close to an anchor."""
+    are pruned too (the spurs of thin sheets: wings, fins, whose thickness is a voxel); extend_ends:
+    leaf ends continue to `end_margin` voxels inside the surface; merge_factor: branch points closer
+    than this x their thickness become one joint (0: off); max_bone: longer bones are split evenly
+    (fraction of size; 0: off); limb_root: a joint where a branch leaves a branch point's body, at
+    this x the thickness there (0: off); anchor_spacing: anchors closer than this fraction of size
+    to a branch end or to each other are dropped, and bends that close to an anchor."""
 
     resolution: int = 96
     min_component: float = 0.02
@@ -87,7 +87,7 @@ class CurveSkeletonOptions:
     limb_root: float = 1.0
 
     @classmethod
-    def baseline(cls, **changes) -> "CurveSkeletonOptions":
+    def baseline(cls, **changes) -> CurveSkeletonOptions:
         """The plain geometric skeleton: joints at branch points, ends and bends only."""
         return replace(cls(min_branch=0.0, extend_ends=False, merge_factor=0.0, max_bone=0.0, limb_root=0.0), **changes)
 
@@ -168,8 +168,9 @@ def skeleton_voxel_tree(grid: VoxelGrid) -> tuple[np.ndarray, list[list[int]]]:
     n = len(index)
     tree = minimum_spanning_tree(coo_matrix((weights, (rows, cols)), shape=(n, n)).tocsr()).tocoo()
     pairs = [(int(a), int(b)) for a, b in zip(tree.row, tree.col)]
-    count, label = connected_components(coo_matrix((np.ones(len(pairs)), ([p[0] for p in pairs], [p[1] for p in pairs])), shape=(n, n)),
-                                        directed=False)  # fmt: skip
+    count, label = connected_components(
+        coo_matrix((np.ones(len(pairs)), ([p[0] for p in pairs], [p[1] for p in pairs])), shape=(n, n)), directed=False
+    )
     if count > 1:  # join each part to the largest by its closest voxel pair (Prim over parts)
         sizes = np.bincount(label)
         joined = {int(np.argmax(sizes))}
@@ -209,8 +210,14 @@ def _branches(neighbours: list[list[int]], alive: np.ndarray) -> list[list[int]]
     return out
 
 
-def prune_spurs(index: np.ndarray, neighbours: list[list[int]], grid: VoxelGrid, spur_factor: float,
-                protected: np.ndarray | None = None, min_length: float = 0.0) -> np.ndarray:  # fmt: skip
+def prune_spurs(
+    index: np.ndarray,
+    neighbours: list[list[int]],
+    grid: VoxelGrid,
+    spur_factor: float,
+    protected: np.ndarray | None = None,
+    min_length: float = 0.0,
+) -> np.ndarray:
     """(S,) bool: skeleton voxels kept after repeatedly cutting leaf branches shorter than
     `spur_factor` x the thickness at the node where they join or than `min_length` (never the last
     branch, never a branch holding a `protected` (S,) voxel)."""
@@ -282,8 +289,13 @@ class MedialTree:
         return out
 
 
-def medial_tree(vertices: np.ndarray, faces: np.ndarray, options: CurveSkeletonOptions | None = None,
-                grid: VoxelGrid | None = None, protect: np.ndarray | None = None) -> MedialTree:  # fmt: skip
+def medial_tree(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    options: CurveSkeletonOptions | None = None,
+    grid: VoxelGrid | None = None,
+    protect: np.ndarray | None = None,
+) -> MedialTree:
     """The pruned, rooted curve skeleton (see the module docstring). `grid` reuses a voxelisation;
     `protect` (K, 3): points whose nearest skeleton voxel no spur pruning may remove."""
     from scipy.spatial import cKDTree
@@ -309,7 +321,13 @@ def medial_tree(vertices: np.ndarray, faces: np.ndarray, options: CurveSkeletonO
                 parent_of[v] = u
                 order.append(v)
     new = {old: i for i, old in enumerate(order)}
-    tree = MedialTree(points[order].copy(), depth[order].copy(), np.array([new.get(parent_of[o], -1) for o in order], np.int64), grid, size)
+    tree = MedialTree(
+        points[order].copy(),
+        depth[order].copy(),
+        np.array([new.get(parent_of[o], -1) for o in order], np.int64),
+        grid,
+        size,
+    )
     for path in tree.branches():  # smooth the voxel staircase between critical nodes
         tree.points[path] = smooth_polyline(tree.points[path])
     if options.extend_ends:
@@ -331,7 +349,9 @@ def _extend_leaves(tree: MedialTree, margin: float) -> MedialTree:
             depth.append(tree.grid.depth_at(extended[-1:]))
             parent.append(np.array([path[-1]]))
             count += 1
-    return MedialTree(np.concatenate(points), np.concatenate(depth), np.concatenate(parent).astype(np.int64), tree.grid, tree.size)
+    return MedialTree(
+        np.concatenate(points), np.concatenate(depth), np.concatenate(parent).astype(np.int64), tree.grid, tree.size
+    )
 
 
 def smooth_polyline(points: np.ndarray, passes: int = 2) -> np.ndarray:
@@ -439,8 +459,9 @@ def _arc(points: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
 
 
-def _branch_joints(path: np.ndarray, anchors: list[int], options: CurveSkeletonOptions, size: float,
-                   start_depth: float = 0.0) -> list[tuple[int, str]]:  # fmt: skip
+def _branch_joints(
+    path: np.ndarray, anchors: list[int], options: CurveSkeletonOptions, size: float, start_depth: float = 0.0
+) -> list[tuple[int, str]]:
     """(index into path, kind) of the interior joints of one branch (P, 3): where it leaves the
     body at its start (arc length limb_root x `start_depth`, the thickness at a branch point), anchors
     (path indices) away from the ends and from each other, bends (Ramer-Douglas-Peucker between
@@ -474,7 +495,9 @@ def _branch_joints(path: np.ndarray, anchors: list[int], options: CurveSkeletonO
     return sorted(joints.items())
 
 
-def place_joints(tree: MedialTree, options: CurveSkeletonOptions | None = None, anchors: np.ndarray | None = None) -> CurveSkeleton:
+def place_joints(
+    tree: MedialTree, options: CurveSkeletonOptions | None = None, anchors: np.ndarray | None = None
+) -> CurveSkeleton:
     """Joints on a medial tree (see the module docstring); anchors (K, 3): points (e.g. learned
     keypoints) that get a joint where they snap onto the curves (the nearest medial point)."""
     options = options or CurveSkeletonOptions()
@@ -506,12 +529,20 @@ def place_joints(tree: MedialTree, options: CurveSkeletonOptions | None = None, 
             i = int(np.argmin(np.linalg.norm(every - point, axis=1)))
             anchored[owner[i]].append(int(offset[i]))
     starts = {start for start, _, _ in paths}
-    joints, parents, kinds, curves = [position[0]], [-1], ["branch" if len(children[0]) > 1 else "end"], [position[0][None]]
+    joints, parents, kinds, curves = (
+        [position[0]],
+        [-1],
+        ["branch" if len(children[0]) > 1 else "end"],
+        [position[0][None]],
+    )
     joint_of = {0: 0}
     for (start, end, p), own in zip(paths, anchored):  # paths are parent-first: start has its joint
         parent, previous = joint_of[start], 0
         start_depth = float(tree.grid.depth_at(p[:1])[0]) if sum(s == start for s, _, _ in paths) > 1 else 0.0
-        for i, kind in [*_branch_joints(p, own, options, size, start_depth), (len(p) - 1, "branch" if end in starts else "end")]:
+        for i, kind in [
+            *_branch_joints(p, own, options, size, start_depth),
+            (len(p) - 1, "branch" if end in starts else "end"),
+        ]:
             joints.append(p[i])
             parents.append(parent)
             kinds.append(kind)
@@ -519,12 +550,20 @@ def place_joints(tree: MedialTree, options: CurveSkeletonOptions | None = None, 
             parent, previous = len(joints) - 1, i
         joint_of[end] = parent
     joints = np.array(joints)
-    return CurveSkeleton(joints, np.array(parents, np.int64), tree.grid.depth_at(joints), kinds, curves, size, tree.grid)
+    return CurveSkeleton(
+        joints, np.array(parents, np.int64), tree.grid.depth_at(joints), kinds, curves, size, tree.grid
+    )
 
 
-def curve_skeleton(vertices: np.ndarray, faces: np.ndarray, options: CurveSkeletonOptions | None = None, *,
-                   grid: VoxelGrid | None = None, anchors: np.ndarray | None = None,
-                   protect_anchored_spurs: bool = False) -> CurveSkeleton:  # fmt: skip
+def curve_skeleton(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    options: CurveSkeletonOptions | None = None,
+    *,
+    grid: VoxelGrid | None = None,
+    anchors: np.ndarray | None = None,
+    protect_anchored_spurs: bool = False,
+) -> CurveSkeleton:
     """`medial_tree` then `place_joints`; `protect_anchored_spurs`: no spur holding an anchor's
     nearest skeleton voxel is pruned."""
     options = options or CurveSkeletonOptions()

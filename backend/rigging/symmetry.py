@@ -117,7 +117,9 @@ def side_parts(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03) -> 
     while stack:
         for v in children[stack.pop()]:
             sub = below(v)
-            one_side = (np.sign(signed[sub]) == np.sign(signed[v])).all() and (np.abs(signed[sub]) > 0.5 * tolerance).all()
+            one_side = (np.sign(signed[sub]) == np.sign(signed[v])).all() and (
+                np.abs(signed[sub]) > 0.5 * tolerance
+            ).all()
             if abs(signed[v]) > tolerance and one_side:
                 parts.append(sub)
             else:
@@ -126,8 +128,13 @@ def side_parts(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03) -> 
     return centre, parts
 
 
-def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, match_tolerance: float = 0.08,
-                    inside_needed: float = 0.9):  # fmt: skip
+def mirror_skeleton(
+    skeleton,
+    plane: MirrorPlane,
+    centre_tolerance: float = 0.03,
+    match_tolerance: float = 0.08,
+    inside_needed: float = 0.9,
+):
     """A rigging.curve_skeleton.CurveSkeleton made mirror symmetric in `plane`.
 
     Joints within `centre_tolerance` x size of the plane (or whose subtree crosses it) form the centre
@@ -136,10 +143,10 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
     other's within `match_tolerance` x size one way, three times that the other way: one of them may
     hold a spur the other lacks) become one: when both have the same joints, each pair of joints
     moves to the mean of one and the other's reflection; otherwise the one whose every piece the
-    other confirms is kept and its reflection replaces the twin. A part without a twin gets its reflection added when that lies
-    inside the body (at least `inside_needed` of its curve: thinning missed it) and no part of the
-    other side is there already, else it stays as it is (no side). Returns a new CurveSkeleton with side (+1 / -1 for
-    the two halves) and mirror (joint -> its image)."""
+    other confirms is kept and its reflection replaces the twin. A part without a twin gets its
+    reflection added when that lies inside the body (at least `inside_needed` of its curve: thinning
+    missed it) and no part of the other side is there already, else it stays as it is (no side).
+    Returns a new CurveSkeleton with side (+1 / -1 for the two halves) and mirror (joint -> its image)."""
     from scipy.spatial import cKDTree
 
     from .curve_skeleton import CurveSkeleton
@@ -219,7 +226,9 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
     grid = skeleton.grid
     for i in lone:
         reflected = plane.reflect(curve(parts[i]))
-        others = [curve(parts[j]) for j in range(len(parts)) if np.sign(signed[parts[j][0]]) != np.sign(signed[parts[i][0]])]
+        others = [
+            curve(parts[j]) for j in range(len(parts)) if np.sign(signed[parts[j][0]]) != np.sign(signed[parts[i][0]])
+        ]
         covered = bool(others) and one_way(reflected, np.concatenate(others)) <= match_tolerance
         if grid.contains(reflected).mean() >= inside_needed and not covered:
             twin(parts[i])
@@ -228,7 +237,9 @@ def mirror_skeleton(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03
                 mirror[j] = j
     joints = np.array(joints)
     side, mirror = np.array(side, np.int64), np.array(mirror, np.int64)
-    return CurveSkeleton(joints, np.array(new_parents, np.int64), grid.depth_at(joints), kinds, paths, size, grid, side, mirror)
+    return CurveSkeleton(
+        joints, np.array(new_parents, np.int64), grid.depth_at(joints), kinds, paths, size, grid, side, mirror
+    )
 
 
 def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.03, length_tolerance: float = 0.35):
@@ -285,8 +296,17 @@ def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.0
             mirror.append(index[j])
             side[index[j]], mirror[index[j]] = 1, parent
     joints = np.array(joints)
-    return CurveSkeleton(joints, np.array(new_parents, np.int64), skeleton.grid.depth_at(joints), kinds, paths, size,
-                         skeleton.grid, np.array(side, np.int64), np.array(mirror, np.int64))  # fmt: skip
+    return CurveSkeleton(
+        joints,
+        np.array(new_parents, np.int64),
+        skeleton.grid.depth_at(joints),
+        kinds,
+        paths,
+        size,
+        skeleton.grid,
+        np.array(side, np.int64),
+        np.array(mirror, np.int64),
+    )
 
 
 def _arc_fractions(curve: np.ndarray, ends: list[int]) -> np.ndarray:

@@ -16,15 +16,36 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from keydiff3d_addon.rigcore import (
+    Mirror,
+    Naming,
+    RigOptions,
+    Skeleton,
+    SkeletonError,
+    build_skeleton,
+)
+
 from ..errors import InputError
 from ..mesh_io import Y_UP_TO_Z_UP
 from ..progress import Progress
-from .curve_skeleton import CurveSkeleton, CurveSkeletonOptions, VoxelGrid, curve_skeleton
-from .symmetry import MirrorPlane, mirror_skeleton, pair_posed_sides, surface_mirror, torso_mirror
-from keydiff3d_addon.rigcore import Mirror, Naming, RigOptions, Skeleton, SkeletonError, build_skeleton
+from .curve_skeleton import (
+    CurveSkeleton,
+    CurveSkeletonOptions,
+    VoxelGrid,
+    curve_skeleton,
+)
+from .symmetry import (
+    MirrorPlane,
+    mirror_skeleton,
+    pair_posed_sides,
+    surface_mirror,
+    torso_mirror,
+)
 
 SYMMETRIC = 0.01  # a surface whose asymmetry (rigging.symmetry) is at most this fraction of size is mirrored
-POSED = 0.02  # up to this asymmetry of the torso (a posed bilateral creature) left / right chains are paired for names only
+POSED = (
+    0.02  # up to this asymmetry of the torso (a posed bilateral creature) left / right chains are paired for names only
+)
 TORSO = 2.0  # the torso: faces within this x the root joint's thickness
 
 
@@ -48,10 +69,21 @@ def curve_options(rig: RigOptions) -> CurveSkeletonOptions:
     return CurveSkeletonOptions(**{f.name: getattr(rig, f.name) for f in fields(rig) if f.name in names})
 
 
-def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *, keypoints: np.ndarray | None = None,
-                    naming: Naming | None = None, up_axis: str = "Z", root_bone: bool = False, ground: float | None = None,
-                    options: CurveSkeletonOptions | None = None, grid: VoxelGrid | None = None, plane: MirrorPlane | None = None,
-                    progress: Progress | None = None) -> VolumeRig:  # fmt: skip
+def volume_skeleton(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    rig: RigOptions,
+    *,
+    keypoints: np.ndarray | None = None,
+    naming: Naming | None = None,
+    up_axis: str = "Z",
+    root_bone: bool = False,
+    ground: float | None = None,
+    options: CurveSkeletonOptions | None = None,
+    grid: VoxelGrid | None = None,
+    plane: MirrorPlane | None = None,
+    progress: Progress | None = None,
+) -> VolumeRig:
     """A skeleton on the mesh's curve skeleton (rig.method "curve" or "fused"; "fused" needs
     `keypoints` (N, 3), which become joints where they snap onto the curves). `options` overrides
     the curve settings taken from `rig`; `grid` and `plane` reuse a voxelisation and a mirror plane
@@ -70,7 +102,14 @@ def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *,
     options = options or curve_options(rig)
     anchors = keypoints if rig.method == "fused" else None
     progress.update(0.0, "curve skeleton", stage="skeleton")
-    curve = curve_skeleton(vertices, faces, options, grid=grid, anchors=anchors, protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None)
+    curve = curve_skeleton(
+        vertices,
+        faces,
+        options,
+        grid=grid,
+        anchors=anchors,
+        protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None,
+    )
     progress.update(0.6, "mirror plane")
     plane = plane or surface_mirror(vertices, faces)
     symmetry = "none"
@@ -84,11 +123,24 @@ def volume_skeleton(vertices: np.ndarray, faces: np.ndarray, rig: RigOptions, *,
     edges = curve.edges
     adjacency = np.zeros((len(curve.joints),) * 2)
     adjacency[edges[:, 0], edges[:, 1]] = adjacency[edges[:, 1], edges[:, 0]] = 1.0
-    mirror = Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if symmetry != "none" else None
+    mirror = (
+        Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if symmetry != "none" else None
+    )
     progress.update(0.8, "bones")
     try:
-        skeleton = build_skeleton(curve.joints @ rotation, adjacency, root=0, volume_weight=0.0, length_weight=0.0, naming=naming,
-                                  mirror=mirror, thickness=curve.radius, up_axis=up_axis, root_bone=root_bone, ground=ground)  # fmt: skip
+        skeleton = build_skeleton(
+            curve.joints @ rotation,
+            adjacency,
+            root=0,
+            volume_weight=0.0,
+            length_weight=0.0,
+            naming=naming,
+            mirror=mirror,
+            thickness=curve.radius,
+            up_axis=up_axis,
+            root_bone=root_bone,
+            ground=ground,
+        )
     except SkeletonError as error:
         raise InputError(f"the skeleton could not be built: {error}") from None
     progress.update(1.0, "skeleton built")

@@ -37,7 +37,7 @@ class Mirror:
     side: np.ndarray
     error: float  # mean mismatch / skeleton extent
 
-    def oriented(self) -> "Mirror":
+    def oriented(self) -> Mirror:
         """The same plane with the normal turned so that .L is +X (Blender's left for a character
         facing -Y); sides follow."""
         n = np.asarray(self.normal, np.float64)
@@ -62,7 +62,9 @@ def find_mirror(keypoints_zup, parents, tolerance: float = 0.05) -> Mirror | Non
         match = dist.argmin(1)
         return float(dist[np.arange(len(k)), match].mean()) / extent, normal, match, signed
 
-    coarse = min((evaluate(math.radians(a)) + (math.radians(a),) for a in np.arange(0.0, 180.0, 2.0)), key=lambda r: r[0])
+    coarse = min(
+        (evaluate(math.radians(a)) + (math.radians(a),) for a in np.arange(0.0, 180.0, 2.0)), key=lambda r: r[0]
+    )
     fine = min((evaluate(coarse[4] + math.radians(a)) for a in np.arange(-2.0, 2.01, 0.1)), key=lambda r: r[0])
     error, normal, match, signed = fine
     reflected = k - 2.0 * signed[:, None] * normal
@@ -125,8 +127,14 @@ def chains(children: list[list[int]], root: int) -> list[list[int]]:
     return out
 
 
-def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, mirror: Mirror | None = None,
-                thickness: np.ndarray | None = None) -> dict[int, str] | None:  # fmt: skip
+def chain_names(
+    k: np.ndarray,
+    parents: np.ndarray,
+    root: int,
+    naming: Naming,
+    mirror: Mirror | None = None,
+    thickness: np.ndarray | None = None,
+) -> dict[int, str] | None:
     """Bone name ("<label><n>_<jj>[.L|.R]") per child keypoint of the tree over z-up keypoints
     k (N, 3), or None when there is no mirror symmetry (`mirror` None: `find_mirror` on k).
     `thickness` (N,): the body's local thickness at each keypoint (optional)."""
@@ -143,9 +151,13 @@ def chain_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming, m
     body_axis = np.cross([0.0, 0.0, 1.0], mirror.normal)  # horizontal, in the mirror plane
     side = np.asarray(mirror.side)
     size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
-    off = (side != 0) | (np.abs((k - mirror.point) @ mirror.normal) > 0.12 * size)  # a lateral part without a twin is off too
+    off = (side != 0) | (
+        np.abs((k - mirror.point) @ mirror.normal) > 0.12 * size
+    )  # a lateral part without a twin is off too
     labels = _chain_labels(k, parents, root, children, parts, off, naming, thickness)
-    front = [parts[ci][-1] for ci, label in labels.items() if label == "head"] or [parts[ci][-1] for ci, label in labels.items() if label == "neck"]
+    front = [parts[ci][-1] for ci, label in labels.items() if label == "head"] or [
+        parts[ci][-1] for ci, label in labels.items() if label == "neck"
+    ]
     if front:  # the head end is the front: .L is the creature's own left, however it is turned
         if float((k[front[-1]] - k.mean(0)) @ body_axis) < 0:
             body_axis = -body_axis
@@ -202,7 +214,9 @@ def _chain_labels(k, parents, root, children, parts, off, naming: Naming, thickn
     rise = {ci: float(k[parts[ci][-1], 2] - k[root, 2]) for ci in centre_leaves}
     head = max((ci for ci in centre_leaves if rise[ci] > 0.1 * size), key=lambda ci: (rise[ci], -ci), default=None)
     if head is None and thickness is not None and len(centre_leaves) > 1:
-        head = max(centre_leaves, key=lambda ci: (float(np.mean(thickness[parts[ci]])), -ci))  # the head end is the thick one
+        head = max(
+            centre_leaves, key=lambda ci: (float(np.mean(thickness[parts[ci]])), -ci)
+        )  # the head end is the thick one
     path = [parts[head][-1]] if head is not None else []
     while path and parents[path[-1]] >= 0:
         path.append(int(parents[path[-1]]))
@@ -236,7 +250,9 @@ def _chain_labels(k, parents, root, children, parts, off, naming: Naming, thickn
             labels[ci] = ("head" if c[0] in head_part else "tail") if not children[c[-1]] else "spine"
         else:  # a paired chain ending in a branch: what hangs below decides
             below = _leaf_chains_below(c[-1], children, {parts[j][-1]: j for j in range(len(parts))})
-            if below and all(k[parts[j], 2].max() < ground + 0.15 * height for j in below):  # a foot: the leaves are toes
+            if below and all(
+                k[parts[j], 2].max() < ground + 0.15 * height for j in below
+            ):  # a foot: the leaves are toes
                 labels[ci] = naming.limb_down
                 labels.update({j: "toe" for j in below})
             elif below and all(labels.get(j) == naming.limb_down for j in below):

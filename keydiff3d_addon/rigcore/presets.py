@@ -122,7 +122,10 @@ _FINITE_NONNEG = (lambda v: math.isfinite(v) and v >= 0, "a finite number, zero 
 # section -> key -> (type, (check, description) or None)
 _CATEGORY_SCHEMA = {
     "preset": {"name": (str, None), "kind": (str, _choice("category")), "description": (str, None)},
-    "model": {"keypoints": (int, (lambda v: v >= 2, "at least 2")), "checkpoint": (str, (lambda v: bool(v.strip()), "a non-empty name"))},
+    "model": {
+        "keypoints": (int, (lambda v: v >= 2, "at least 2")),
+        "checkpoint": (str, (lambda v: bool(v.strip()), "a non-empty name")),
+    },
     "rig": {
         "method": (str, _choice(*RIG_METHODS)),
         "mirror": (bool, None),

@@ -66,3 +66,17 @@ def test_a_bundle_gets_a_rest_and_a_posed_picture():
     rest, posed = image[:, :TILE].astype(int), image[:, TILE:].astype(int)
     assert (rest.sum(-1) < 600).mean() > 0.02  # the creature is there, not a blank frame
     assert np.abs(rest - posed).sum(-1).astype(bool).mean() > 0.01  # and bent in the second picture
+
+
+def test_the_pipeline_writes_the_posed_preview_unless_asked_not_to(tmp_path):
+    from pipeline_support import creature_render_mesh
+
+    from keydiff3d.pipeline.options import PipelineOptions
+    from keydiff3d.pipeline.run import GivenKeypoints, run_mesh_pipeline
+
+    mesh = creature_render_mesh("quadruped", 1)
+    given = GivenKeypoints(np.array([[0.0, 0.0, 0.1], [0.3, 0.0, 0.1], [-0.3, 0.0, 0.1]]), np.ones((3, 3)) - np.eye(3))
+    for posed in (True, False):
+        options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=posed)
+        result = run_mesh_pipeline(mesh, options, out_dir=tmp_path / str(posed), keypoints=given)
+        assert (result.bundle_dir / "preview_posed.png").is_file() == posed

@@ -137,7 +137,7 @@ def run_mesh_pipeline(
                           given=keypoints is not None)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
-        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+        bundle_dir = _write(bundle, views, Path(out_dir), options, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
@@ -169,7 +169,7 @@ def run_views_pipeline(
                           views_entry=views_section(views), provenance=_provenance(options, model, device, source, None))
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
-        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+        bundle_dir = _write(bundle, views, Path(out_dir), options, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
@@ -246,7 +246,8 @@ def _versions() -> dict:
     return {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, glb: bool, progress: Progress) -> Path:
+def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, options: PipelineOptions,
+           progress: Progress) -> Path:
     from ..rigging.io import save_bundle
     from .posed_preview import bundle_posed_preview
 
@@ -255,8 +256,9 @@ def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, glb:
         files = view_files(views)
         progress.update(0.3, "drawing the preview")
         files["preview.png"] = draw_preview(views, bundle.skeleton)
-    progress.update(0.4, "rendering the posed preview")
-    files["preview_posed.png"] = bundle_posed_preview(bundle)
+    if options.posed_preview:
+        progress.update(0.4, "rendering the posed preview")
+        files["preview_posed.png"] = bundle_posed_preview(bundle)
     progress.update(0.5, "writing files")
-    save_bundle(out_dir, bundle, glb=glb, files=files)
+    save_bundle(out_dir, bundle, glb=options.export_glb, files=files)
     return out_dir

@@ -521,23 +521,24 @@ def score_curve_variants(data, predictions, count: int, progress=None) -> dict[s
     return {label: {m: np.array(v) for m, v in metrics.items()} for label, metrics in out.items()}
 
 
+KEYPOINTS_OFF = "refined (curve only)"  # the fused rig without the learned keypoints
+
+
 def curve_choices(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[float, float, bool]]:
-    """variant row ("fused, no X": X switched off; "fused, X ...": an option switched on) -> (change
-    of the mean CD-J2J ratio + CD-B2B ratio against the shipped refinement, its paired standard
-    error, whether the shipped setting is the better one: X stays on when switching it off raises the
-    sum, an extra option stays off unless switching it on lowers it)."""
+    """variant row ("fused, no X": X switched off; the curve-only rig: the keypoints switched off;
+    "fused, X ...": an option switched on) -> (change of the mean CD-J2J ratio + CD-B2B ratio against
+    `refined (fused)`, its paired standard error, whether the fused setting is the better one: X
+    stays on when switching it off raises the sum, an extra option stays off unless switching it on
+    lowers it)."""
     reference = "refined (fused)"
     base = curves[reference]["cd_j2j_ratio"] + curves[reference]["cd_b2b_ratio"]
     out = {}
     for label, metrics in curves.items():
-        if label.startswith("fused, "):
+        if label.startswith("fused, ") or label == KEYPOINTS_OFF:
             diff = metrics["cd_j2j_ratio"] + metrics["cd_b2b_ratio"] - base
             error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-            out[label] = (
-                float(diff.mean()),
-                error,
-                bool(diff.mean() > 0) if label.startswith("fused, no ") else bool(diff.mean() >= 0),
-            )
+            switched_off = label.startswith("fused, no ") or label == KEYPOINTS_OFF
+            out[label] = (float(diff.mean()), error, bool(diff.mean() > 0) if switched_off else bool(diff.mean() >= 0))
     return out
 
 
@@ -562,7 +563,7 @@ def _curve_markdown(curves: dict[str, dict[str, np.ndarray]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Against `refined (fused)`: change of the mean CD-J2J + CD-B2B ratio (+- paired s.e.) -> choice:", ""]
     for label, (change, error, shipped_better) in curve_choices(curves).items():
-        if label.startswith("fused, no "):
+        if label.startswith("fused, no ") or label == KEYPOINTS_OFF:
             verdict = "keep it on" if shipped_better else "off is no worse"
         else:
             verdict = "keep it off" if shipped_better else "switching it on is better"

@@ -219,6 +219,10 @@ def render_panels(
 def _render_in_this_process(panels: list[Panel], columns: int, direction: np.ndarray, tile: int) -> np.ndarray:
     """render_panels' work, in the bpy module of this process."""
     import bpy
+
+    from ..export import addon_module
+
+    importer = addon_module("importer")  # the add-on's own mesh builder
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
     from PIL import Image, ImageDraw
@@ -253,7 +257,8 @@ def _render_in_this_process(panels: list[Panel], columns: int, direction: np.nda
     sheet = Image.new("RGB", (tile * columns, tile * rows), "white")
     with tempfile.TemporaryDirectory() as tmp:
         for n, panel in enumerate(panels):
-            mesh = _mesh(bpy, panel.vertices, panel.faces)
+            mesh = importer.create_mesh("creature", panel.vertices, panel.faces)
+            mesh.shade_flat()  # game meshes are often flat shaded; facets read better
             obj = bpy.data.objects.new("creature", mesh)
             scene.collection.objects.link(obj)
             scene.render.filepath = str(Path(tmp) / f"{n}.png")
@@ -275,20 +280,6 @@ def _render_in_this_process(panels: list[Panel], columns: int, direction: np.nda
 def _pixel(normalised, tile: int) -> tuple[float, float]:
     """Camera-view coordinates (x, y in [0, 1], y up) -> pixel (x right, y down)."""
     return float(normalised[0]) * tile, (1.0 - float(normalised[1])) * tile
-
-
-def _mesh(bpy, vertices: np.ndarray, faces: np.ndarray):
-    faces = np.asarray(faces, np.int32)
-    mesh = bpy.data.meshes.new("creature")
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", np.asarray(vertices, np.float32).ravel())
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", faces.ravel())
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    mesh.polygons.foreach_set("use_smooth", np.zeros(len(faces), bool))
-    mesh.update()
-    return mesh
 
 
 def posed_preview_sheet(

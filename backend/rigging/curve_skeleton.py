@@ -254,6 +254,15 @@ def prune_spurs(
 # --------------------------------------------------------------------------- medial tree
 
 
+def children_of(parents: np.ndarray) -> list[list[int]]:
+    """Children of every node of a tree given by parents (-1 at the root), in index order."""
+    out: list[list[int]] = [[] for _ in range(len(parents))]
+    for i, p in enumerate(parents):
+        if p >= 0:
+            out[int(p)].append(i)
+    return out
+
+
 @dataclass
 class MedialTree:
     """The pruned curve skeleton as a dense tree of points (about one per voxel): points (M, 3),
@@ -267,11 +276,7 @@ class MedialTree:
     size: float
 
     def children(self) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in range(len(self.parent))]
-        for i, p in enumerate(self.parent):
-            if p >= 0:
-                out[p].append(i)
-        return out
+        return children_of(self.parent)
 
     def branches(self) -> list[list[int]]:
         """Node paths [c, ..., c'] between consecutive critical nodes (the root, branch points,
@@ -423,11 +428,7 @@ class CurveSkeleton:
         return np.stack([self.parents[child], child], 1)
 
     def children(self) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in range(len(self.parents))]
-        for i, p in enumerate(self.parents):
-            if p >= 0:
-                out[p].append(i)
-        return out
+        return children_of(self.parents)
 
 
 def simplify(points: np.ndarray, tolerance: float) -> list[int]:

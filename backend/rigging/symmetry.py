@@ -132,7 +132,8 @@ def mirror_skeleton(
     skeleton,
     plane: MirrorPlane,
     centre_tolerance: float = 0.03,
-    match_tolerance: float = 0.08,
+    match_tolerance: float = 0.03,
+    cover_tolerance: float = 0.08,
     inside_needed: float = 0.9,
 ):
     """A rigging.curve_skeleton.CurveSkeleton made mirror symmetric in `plane`.
@@ -143,9 +144,11 @@ def mirror_skeleton(
     other's within `match_tolerance` x size one way, three times that the other way: one of them may
     hold a spur the other lacks) become one: when both have the same joints, each pair of joints
     moves to the mean of one and the other's reflection; otherwise the one whose every piece the
-    other confirms is kept and its reflection replaces the twin. A part without a twin gets its
-    reflection added when that lies inside the body (at least `inside_needed` of its curve: thinning
-    missed it) and no part of the other side is there already, else it stays as it is (no side).
+    other confirms is kept and its reflection replaces the twin. A part whose twin is there but
+    posed differently (farther than that) stays as it is. A part without a twin gets its reflection
+    added when that lies inside the body (at least `inside_needed` of its curve: thinning missed it)
+    and no part of the other side is within `cover_tolerance` x size of it, else it stays as it is
+    (no side; `pair_posed_sides` can still pair it for names).
     Returns a new CurveSkeleton with side (+1 / -1 for the two halves) and mirror (joint -> its image)."""
     from scipy.spatial import cKDTree
 
@@ -229,7 +232,7 @@ def mirror_skeleton(
         others = [
             curve(parts[j]) for j in range(len(parts)) if np.sign(signed[parts[j][0]]) != np.sign(signed[parts[i][0]])
         ]
-        covered = bool(others) and one_way(reflected, np.concatenate(others)) <= match_tolerance
+        covered = bool(others) and one_way(reflected, np.concatenate(others)) <= cover_tolerance
         if grid.contains(reflected).mean() >= inside_needed and not covered:
             twin(parts[i])
         else:
@@ -255,7 +258,11 @@ def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.0
     k, parents, size = skeleton.joints, skeleton.parents, skeleton.size
     signed = plane.signed_distance(k)
     children = skeleton.children()
-    chains = [p for p in side_parts(skeleton, plane, centre_tolerance)[1] if all(len(children[j]) <= 1 for j in p)]
+    chains = [
+        p
+        for p in side_parts(skeleton, plane, centre_tolerance)[1]
+        if all(len(children[j]) <= 1 for j in p) and not skeleton.side[p].any()  # not paired already
+    ]
     curves = [np.concatenate([k[parents[p[0]]][None], *(skeleton.paths[j][1:] for j in p)]) for p in chains]
     lengths = [float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum()) for c in curves]
     candidates = []
@@ -282,8 +289,9 @@ def pair_posed_sides(skeleton, plane: MirrorPlane, centre_tolerance: float = 0.0
         new_parents.append(index[parents[j]] if parents[j] >= 0 else -1)
         kinds.append(skeleton.kinds[j])
         paths.append(skeleton.paths[j])
-        side.append(0)
-        mirror.append(index[j])
+        side.append(int(skeleton.side[j]))
+        mirror.append(int(skeleton.mirror[j]))  # pairs made before: renumbered below
+    mirror = [index[m] for m in mirror]
     for chain_a, _, bones in pairs:
         parent = index[parents[chain_a[0]]]
         for j, (point, path) in zip(chain_a, bones):

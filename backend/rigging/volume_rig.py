@@ -113,8 +113,8 @@ def volume_skeleton(
     progress.update(0.6, "mirror plane")
     plane = plane or surface_mirror(vertices, faces)
     symmetry = "none"
-    if rig.mirror and plane.asymmetry <= SYMMETRIC:
-        curve, symmetry = mirror_skeleton(curve, plane), "mirrored"
+    if rig.mirror and plane.asymmetry <= SYMMETRIC:  # mirror images where they match, names for the rest
+        curve, symmetry = pair_posed_sides(mirror_skeleton(curve, plane), plane), "mirrored"
     elif rig.mirror:  # posed: the torso (twice its thickness around the root joint) keeps the symmetry
         torso = torso_mirror(vertices, faces, curve.joints[0], TORSO * float(curve.radius[0]))
         if torso is not None and torso.asymmetry <= POSED:

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("keydiff3d.evaluation.cli", "Evaluate a checkpoint with the paper's protocol."),
     "bench": ("keydiff3d.bench", "Run a benchmark from benchmarks/ (`keydiff3d bench --help` lists them)."),
     "cache": ("keydiff3d.multiview.cache_cli", "Cache SV3D views and features for a folder of images."),
-    "weights": ("keydiff3d.weights", "List expected weight files, where they are looked for and which exist."),
+    "weights": ("keydiff3d.weights_cli", "List expected weight files, where they are looked for and which exist."),
     "serve": ("keydiff3d.service.cli", "Run the local HTTP backend the Blender add-on talks to."),
 }
 
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.run(args) or 0)
     except KeyDiff3DError as error:

@@ -22,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
     parser.add_argument("--preset", default=None, help="category preset (default: the sample's category)")
-    parser.add_argument("--target", choices=("unity", "unreal", "godot"), default="unity", help="FBX export preset (default unity)")
+    from keydiff3d_addon.rigcore.presets import default_preset_name, list_presets
+
+    default = default_preset_name("export")
+    parser.add_argument("--target", choices=list_presets(kind="export"), default=default, help=f"export preset (default {default})")
 
 
 def sample_mesh():
@@ -38,7 +41,7 @@ def sample_mesh():
     return mesh, category
 
 
-def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str = "unity", progress=None) -> dict[str, Path]:
+def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str | None = None, progress=None) -> dict[str, Path]:
     """Run the demo into `out`; returns the written files by role (bundle, glb, fbx, blend, preview)."""
     import torch
 

@@ -3,6 +3,8 @@
 Builds the Blender scene from a rig bundle in the bpy module with the add-on's own import code
 (`keydiff3d_addon.importer.import_bundle`) and writes it with the add-on's Export function
 (`keydiff3d_addon.exporter.export_rig`), so the command and the Export button give the same files.
+The targets are the export presets in presets/; the default is the one marked `default = true`
+there, as in the add-on.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from keydiff3d_addon.rigcore.presets import PresetError, load_export_preset
+from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, list_presets, load_export_preset
 
 from .errors import ConfigError, InputError
 from .progress import Progress
 
-TARGETS = ("unity", "unreal", "godot")
 
 
 @dataclass
@@ -47,17 +48,18 @@ def export_bundle(
     fbx: Path | None = None,
     glb: Path | None = None,
     blend: Path | None = None,
-    target: str = "unity",
+    target: str | None = None,
     height: float = 1.0,
     progress: Progress | None = None,
 ) -> ExportRun:
-    """Import `bundle` into an empty Blender scene and write the requested files."""
+    """Import `bundle` into an empty Blender scene and write the requested files.
+    target: an export preset (default: the presets' default); height: metres."""
     import bpy
 
     importer, exporter = addon_module("importer"), addon_module("exporter")
     progress = progress or Progress()
     try:
-        preset = load_export_preset(target)
+        preset = load_export_preset(target or default_preset_name("export"))
     except PresetError as error:
         raise ConfigError(str(error)) from error
     run = ExportRun()
@@ -120,7 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fbx", type=Path, help="write an FBX file")
     parser.add_argument("--glb", type=Path, help="write a binary glTF file")
     parser.add_argument("--blend", type=Path, help="save the scene as a .blend file")
-    parser.add_argument("--target", choices=TARGETS, default="unity", help="game-engine export preset (default unity)")
+    targets, default = list_presets(kind="export"), default_preset_name("export")
+    parser.add_argument("--target", choices=targets, default=default, help=f"game-engine export preset (default {default})")
     parser.add_argument("--height", type=float, default=1.0, help="rig height in metres (0 keeps the bundle's scale; default 1)")
     parser.add_argument("--import-only", action="store_true", help="only time the import into Blender (no files written)")
     parser.add_argument("--repeats", type=int, default=3, help="imports to time with --import-only (median; default 3)")

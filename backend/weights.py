@@ -1,7 +1,9 @@
-"""Weight files the user supplies: where they are looked for, whether they are the right files.
+"""Weight files: where they are looked for, whether they are the right files, and where they come from.
 
-`keydiff3d weights [--json]` lists every expected file; `require(name)` returns a validated path or
-raises `MissingWeightsError` with one actionable sentence. Validation reads headers only (safetensors
+`keydiff3d weights [--json]` (weights_cli.py) lists every expected file; `keydiff3d weights --download
+NAME...` fetches the entries whose publishers host them on the Hugging Face Hub into the weights folder
+(`weights_download`); `require(name)` returns a validated path or raises `MissingWeightsError` with
+one actionable sentence. Validation reads headers only (safetensors
 header, zip directory, config.json, tensor shapes), so a truncated download, a different model or a
 wrong key set is caught in well under a second, before any long work starts.
 
@@ -13,7 +15,6 @@ file names > the Hugging Face / torch hub caches of the official downloads.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -35,7 +36,8 @@ SAFETENSORS_MAX_HEADER = 100 * 2**20
 
 
 def safetensors_header(path: Path) -> dict[str, list[int]]:
-    """{tensor name: shape} from a safetensors header; MissingWeightsError if the file is cut short or not safetensors."""
+    """{tensor name: shape} from a safetensors header; MissingWeightsError if the file is cut short or not
+    safetensors."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(8)
@@ -65,7 +67,9 @@ def torch_zip_shapes(path: Path) -> dict[str, list[int]]:
                 raise MissingWeightsError(f"{path} is not a PyTorch checkpoint; download it again")
         state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
-        raise MissingWeightsError(f"{path} is truncated or corrupt ({type(error).__name__}); download it again") from error
+        raise MissingWeightsError(
+            f"{path} is truncated or corrupt ({type(error).__name__}); download it again"
+        ) from error
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -73,10 +77,14 @@ def torch_zip_shapes(path: Path) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in state.items() if hasattr(v, "shape")}
 
 
-def _expect_shape(path: Path, shapes: dict[str, list[int]], key: str, check: Callable[[list[int]], bool], what: str) -> list[int]:
+def _expect_shape(
+    path: Path, shapes: dict[str, list[int]], key: str, check: Callable[[list[int]], bool], what: str
+) -> list[int]:
     shape = shapes.get(key)
     if shape is None or not check(shape):
-        raise MissingWeightsError(f"{path} is not {what} (tensor {key} {'missing' if shape is None else f'has shape {shape}'})")
+        raise MissingWeightsError(
+            f"{path} is not {what} (tensor {key} {'missing' if shape is None else f'has shape {shape}'})"
+        )
     return shape
 
 
@@ -89,20 +97,28 @@ def validate_sv3d(path: Path) -> str:
         unet = path / "unet" if (path / "unet").is_dir() else path
         config = _read_config(unet, "the SV3D-p U-Net")
         if config.get("in_channels") != 8 or config.get("projection_class_embeddings_input_dim") != 1280:
-            raise MissingWeightsError(f"{unet}/config.json is not an SV3D-p U-Net (needs 8 input channels and 1280-d camera conditioning)")
+            raise MissingWeightsError(
+                f"{unet}/config.json is not an SV3D-p U-Net (needs 8 input channels and 1280-d camera conditioning)"
+            )
         _check_weight_files(unet, "the SV3D-p U-Net")
         return "diffusers folder"
     import torch
 
-    from .multiview.sv3d.convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
+    from .networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
 
     shapes = safetensors_header(path)
     what = "SV3D-p (sv3d_p.safetensors)"
-    unet = {k[len(SGM_UNET_PREFIX):]: v for k, v in shapes.items() if k.startswith(SGM_UNET_PREFIX)}
+    unet = {k[len(SGM_UNET_PREFIX) :]: v for k, v in shapes.items() if k.startswith(SGM_UNET_PREFIX)}
     if not unet:
         raise MissingWeightsError(f"{path} holds no `model.diffusion_model.` tensors, so it is not {what}")
     _expect_shape(path, shapes, SGM_UNET_PREFIX + "input_blocks.0.0.weight", lambda s: len(s) == 4 and s[1] == 8, what)
-    _expect_shape(path, shapes, SGM_UNET_PREFIX + "label_emb.0.0.weight", lambda s: len(s) == 2 and s[1] == 1280, what + " (SVD has 768-d conditioning)")
+    _expect_shape(
+        path,
+        shapes,
+        SGM_UNET_PREFIX + "label_emb.0.0.weight",
+        lambda s: len(s) == 2 and s[1] == 1280,
+        what + " (SVD has 768-d conditioning)",
+    )
     meta = {k: torch.empty(s, device="meta") for k, s in unet.items()}
     try:
         config = unet_config_from_sgm(meta)
@@ -111,7 +127,7 @@ def validate_sv3d(path: Path) -> str:
         raise MissingWeightsError(f"{path} is not {what}: {error.args[0]}") from error
     from accelerate import init_empty_weights
 
-    from .multiview.sv3d.unet import SV3DUNet
+    from .networks.sv3d_unet import SV3DUNet
 
     with init_empty_weights():
         expected = {k: list(v.shape) for k, v in SV3DUNet.from_config(config).state_dict().items()}
@@ -126,11 +142,15 @@ def validate_svd_xt(path: Path) -> str:
     """A diffusers SVD-xt folder: vae/ (AutoencoderKLTemporalDecoder) and image_encoder/ (CLIP vision + projection)."""
     vae = _read_config(path / "vae", "SVD-xt's VAE")
     if vae.get("_class_name") != "AutoencoderKLTemporalDecoder":
-        raise MissingWeightsError(f"{path}/vae is a {vae.get('_class_name')}, not SVD-xt's AutoencoderKLTemporalDecoder")
+        raise MissingWeightsError(
+            f"{path}/vae is a {vae.get('_class_name')}, not SVD-xt's AutoencoderKLTemporalDecoder"
+        )
     _check_weight_files(path / "vae", "SVD-xt's VAE")
     encoder = _read_config(path / "image_encoder", "SVD-xt's image encoder")
     if "CLIPVisionModelWithProjection" not in encoder.get("architectures", []):
-        raise MissingWeightsError(f"{path}/image_encoder is not a CLIPVisionModelWithProjection (SVD-xt's image encoder)")
+        raise MissingWeightsError(
+            f"{path}/image_encoder is not a CLIPVisionModelWithProjection (SVD-xt's image encoder)"
+        )
     _check_weight_files(path / "image_encoder", "SVD-xt's image encoder")
     return f"image embedding {encoder.get('projection_dim')}-d"
 
@@ -141,7 +161,9 @@ SAM_WIDTHS = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
 def validate_sam(path: Path) -> str:
     """A segment-anything checkpoint; returns the variant (vit_h / vit_l / vit_b) or `vit_custom` for test models."""
     shapes = torch_zip_shapes(path)
-    shape = _expect_shape(path, shapes, "image_encoder.patch_embed.proj.weight", lambda s: len(s) == 4, "a SAM checkpoint")
+    shape = _expect_shape(
+        path, shapes, "image_encoder.patch_embed.proj.weight", lambda s: len(s) == 4, "a SAM checkpoint"
+    )
     for key in ("prompt_encoder.point_embeddings.0.weight", "mask_decoder.iou_token.weight"):
         _expect_shape(path, shapes, key, lambda s: True, "a SAM checkpoint")
     return SAM_WIDTHS.get(shape[0], "vit_custom")
@@ -153,7 +175,9 @@ def validate_grounding_dino(path: Path) -> str:
         raise MissingWeightsError(f"{path}/config.json is a {config.get('model_type')!r} model, not Grounding DINO")
     _check_weight_files(path, "Grounding DINO")
     if not any((path / n).exists() for n in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        raise MissingWeightsError(f"{path} has no tokenizer files; download the whole IDEA-Research/grounding-dino-tiny repository")
+        raise MissingWeightsError(
+            f"{path} has no tokenizer files; download the whole IDEA-Research/grounding-dino-tiny repository"
+        )
     return "grounding-dino"
 
 
@@ -186,6 +210,22 @@ def _check_weight_files(folder: Path, what: str) -> None:
 
 
 @dataclass(frozen=True)
+class HubFiles:
+    """Files of one Hub repository that make up a weight entry, saved under `folder` in the weights
+    folder (the entry's first candidate name; "" when the entry is a single file at its top level)."""
+
+    repo_id: str
+    files: tuple[str, ...]
+    folder: str = ""
+    revision: str = "main"
+    gated: bool = False
+
+    @property
+    def page(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}"
+
+
+@dataclass(frozen=True)
 class WeightSpec:
     name: str
     title: str
@@ -195,43 +235,88 @@ class WeightSpec:
     licence: str
     validate: Callable[[Path], str]
     hub_globs: tuple[str, ...] = ()  # relative to the user's cache dir (~/.cache)
+    download: HubFiles | None = None  # where `keydiff3d weights --download` gets it (None: not on the Hub)
 
 
 SPECS: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in (
         WeightSpec(
-            "sv3d_p", "SV3D-p U-Net (sv3d_p.safetensors or a diffusers SV3D folder)", "KEYDIFF3D_SV3D",
+            "sv3d_p",
+            "SV3D-p U-Net (sv3d_p.safetensors or a diffusers SV3D folder)",
+            "KEYDIFF3D_SV3D",
             ("sv3d_p.safetensors", "sv3d-diffusers"),
             "https://huggingface.co/stabilityai/sv3d (gated: accept the licence, then download sv3d_p.safetensors)",
-            "Stability AI Community License (free below USD 1M annual revenue)", validate_sv3d,
+            "Stability AI Community License (free below USD 1M annual revenue)",
+            validate_sv3d,
             ("huggingface/hub/models--stabilityai--sv3d/snapshots/*/sv3d_p.safetensors",),
+            HubFiles("stabilityai/sv3d", ("sv3d_p.safetensors",), gated=True),
         ),
         WeightSpec(
-            "svd_xt", "SVD-xt VAE + CLIP image encoder (diffusers folder with vae/ and image_encoder/)", "KEYDIFF3D_SVD_XT",
+            "svd_xt",
+            "SVD-xt VAE + CLIP image encoder (diffusers folder with vae/ and image_encoder/)",
+            "KEYDIFF3D_SVD_XT",
             ("stable-video-diffusion-img2vid-xt", "svd-xt"),
             "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt (folders vae/ and image_encoder/)",
-            "Stability AI Community License", validate_svd_xt,
+            "Stability AI Community License",
+            validate_svd_xt,
             ("huggingface/hub/models--stabilityai--stable-video-diffusion-img2vid-xt/snapshots/*",),
+            HubFiles(
+                "stabilityai/stable-video-diffusion-img2vid-xt",
+                (
+                    "vae/config.json",
+                    "vae/diffusion_pytorch_model.safetensors",
+                    "image_encoder/config.json",
+                    "image_encoder/model.safetensors",
+                ),
+                folder="stable-video-diffusion-img2vid-xt",
+                gated=True,
+            ),
         ),
         WeightSpec(
-            "sam", "Segment Anything checkpoint (vit_h, vit_l or vit_b)", "KEYDIFF3D_SAM",
+            "sam",
+            "Segment Anything checkpoint (vit_h, vit_l or vit_b)",
+            "KEYDIFF3D_SAM",
             ("sam_vit_h_4b8939.pth", "sam_vit_l_0b3195.pth", "sam_vit_b_01ec64.pth"),
             "https://github.com/facebookresearch/segment-anything#model-checkpoints",
-            "Apache-2.0", validate_sam,
+            "Apache-2.0",
+            validate_sam,
         ),
         WeightSpec(
-            "grounding_dino", "Grounding DINO (transformers folder)", "KEYDIFF3D_GROUNDING_DINO",
+            "grounding_dino",
+            "Grounding DINO (transformers folder)",
+            "KEYDIFF3D_GROUNDING_DINO",
             ("grounding-dino-tiny", "grounding-dino-base"),
             "https://huggingface.co/IDEA-Research/grounding-dino-tiny (whole repository)",
-            "Apache-2.0", validate_grounding_dino,
-            ("huggingface/hub/models--IDEA-Research--grounding-dino-tiny/snapshots/*", "huggingface/hub/models--IDEA-Research--grounding-dino-base/snapshots/*"),
+            "Apache-2.0",
+            validate_grounding_dino,
+            (
+                "huggingface/hub/models--IDEA-Research--grounding-dino-tiny/snapshots/*",
+                "huggingface/hub/models--IDEA-Research--grounding-dino-base/snapshots/*",
+            ),
+            HubFiles(
+                "IDEA-Research/grounding-dino-tiny",
+                (
+                    "config.json",
+                    "model.safetensors",
+                    "preprocessor_config.json",
+                    "tokenizer.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                    "added_tokens.json",
+                    "vocab.txt",
+                ),
+                folder="grounding-dino-tiny",
+            ),
         ),
         WeightSpec(
-            "vgg16", "VGG16 ImageNet weights (perceptual loss in training)", "KEYDIFF3D_VGG16",
+            "vgg16",
+            "VGG16 ImageNet weights (perceptual loss in training)",
+            "KEYDIFF3D_VGG16",
             ("vgg16-397923af.pth",),
             "https://download.pytorch.org/models/vgg16-397923af.pth (torchvision)",
-            "BSD-3-Clause (torchvision); trained on ImageNet", validate_vgg16,
+            "BSD-3-Clause (torchvision); trained on ImageNet",
+            validate_vgg16,
             ("torch/hub/checkpoints/vgg16-397923af.pth",),
         ),
     )
@@ -285,7 +370,9 @@ def locate(name: str, explicit: str | Path | None = None) -> Located:
         options.append(("config file", Path(configured[name]).expanduser()))
     options += [("weights folder", weights_dir() / c) for c in spec.candidates]
     for pattern in spec.hub_globs:
-        options += [("hub cache", p) for p in sorted(user_cache_dir().glob(pattern))] or [("hub cache", user_cache_dir() / pattern)]
+        options += [("hub cache", p) for p in sorted(user_cache_dir().glob(pattern))] or [
+            ("hub cache", user_cache_dir() / pattern)
+        ]
     for origin, path in options:
         searched.append(str(path))
         if path.exists():
@@ -302,7 +389,8 @@ def require(name: str, explicit: str | Path | None = None, validate: bool = True
     if found.path is None:
         where = found.searched[0] if found.origin != "missing" else f"{weights_dir()}/{spec.candidates[0]}"
         raise MissingWeightsError(
-            f"{spec.title} not found at {where}: get it from {spec.source} and put it there or set {spec.env}=/path/to/it"
+            f"{spec.title} not found at {where}: get it from {spec.source} and put it there "
+            f"or set {spec.env}=/path/to/it"
         )
     if validate:
         spec.validate(found.path)
@@ -311,7 +399,9 @@ def require(name: str, explicit: str | Path | None = None, validate: bool = True
 
 def sv3d_has_components(path: Path) -> bool:
     """True when an SV3D folder carries its own vae/ and image_encoder/ (then SVD-xt is not needed)."""
-    return path.is_dir() and (path / "vae" / "config.json").exists() and (path / "image_encoder" / "config.json").exists()
+    return (
+        path.is_dir() and (path / "vae" / "config.json").exists() and (path / "image_encoder" / "config.json").exists()
+    )
 
 
 # -- checksums (cached by path, size and mtime) -----------------------------------------------------
@@ -324,7 +414,9 @@ def _hash_cache_file() -> Path:
 def sha256_of(path: Path) -> str:
     """sha256 of a file, or of a folder's weight files (sorted relative names and their hashes)."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".pth", ".json"))
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".pth", ".json")
+        )
         digest = hashlib.sha256()
         for file in files:
             digest.update(f"{file.relative_to(path)}:{sha256_of(file)}\n".encode())
@@ -356,14 +448,28 @@ def _size_of(path: Path) -> int:
 
 
 def report(checksums: bool = True) -> list[dict]:
-    """One row per entry: name, title, present, valid, problem, path, origin, size, sha256, searched, env, source, licence."""
+    """One row per entry: name, title, present, valid, problem, path, origin, size, sha256, searched, env,
+    source, licence, downloadable, gated."""
     rows = []
     for name, spec in SPECS.items():
         found = locate(name)
         row = {
-            "name": name, "title": spec.title, "present": found.path is not None, "valid": False, "detail": None,
-            "problem": None, "path": str(found.path) if found.path else None, "origin": found.origin,
-            "size": None, "sha256": None, "env": spec.env, "searched": found.searched, "source": spec.source, "licence": spec.licence,
+            "name": name,
+            "title": spec.title,
+            "present": found.path is not None,
+            "valid": False,
+            "detail": None,
+            "problem": None,
+            "path": str(found.path) if found.path else None,
+            "origin": found.origin,
+            "size": None,
+            "sha256": None,
+            "env": spec.env,
+            "searched": found.searched,
+            "source": spec.source,
+            "licence": spec.licence,
+            "downloadable": spec.download is not None,
+            "gated": bool(spec.download and spec.download.gated),
         }
         if found.path is not None:
             row["size"] = _size_of(found.path)
@@ -376,29 +482,3 @@ def report(checksums: bool = True) -> list[dict]:
                 row["sha256"] = sha256_of(found.path)
         rows.append(row)
     return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--no-checksums", action="store_true", help="skip sha256 (hashing large files takes a while the first time)")
-
-
-def run(args: argparse.Namespace) -> int:
-    rows = report(checksums=not args.no_checksums)
-    if args.json:
-        print(json.dumps({"config_file": str(config_file()), "weights_dir": str(weights_dir()), "weights": rows}, indent=1))
-        return 0
-    print(f"config file: {config_file()}\nweights folder: {weights_dir()}\n")
-    for row in rows:
-        mark = "ok" if row["valid"] else ("WRONG" if row["present"] else "missing")
-        print(f"[{mark:7}] {row['name']:15} {row['title']}")
-        if row["present"]:
-            print(f"          {row['path']} ({row['origin']}, {row['size'] / 2**20:.1f} MiB{', ' + row['detail'] if row['detail'] else ''})")
-            if row["sha256"]:
-                print(f"          sha256 {row['sha256']}")
-            if row["problem"]:
-                print(f"          problem: {row['problem']}")
-        else:
-            print(f"          looked in: {', '.join(row['searched'][:3])}{' ...' if len(row['searched']) > 3 else ''}")
-            print(f"          get it from {row['source']} ({row['licence']}); or set {row['env']}")
-    return 0

@@ -125,7 +125,7 @@ def _time_writers(bundle_dir: Path, per_weight_limit: int) -> dict[str, float]:
     rig = importer.import_bundle(bundle_dir)
     context.view_layer.update()
     t = time.perf_counter()
-    weights_module.recompute_weights(context, rig.mesh, sigma=0.05, k=4)
+    weights_module.recompute_weights(context, rig.mesh, method="gaussian", params={"sigma": 0.05}, k=4)
     out["recompute_weights"] = time.perf_counter() - t
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return out

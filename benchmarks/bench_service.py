@@ -27,8 +27,15 @@ CATEGORIES = ("quadruped", "biped", "bird", "limbtree")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=8, help="mesh jobs per side (default 8)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one, else a tiny random one)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="pipeline device (default cpu)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="keypoint checkpoint (default: the shipped one, else a tiny random one)",
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="cpu", help="pipeline device (default cpu)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for service.json and service.png")
 
 
@@ -44,7 +51,8 @@ def _creature_glbs(count: int) -> list[bytes]:
 
 
 def _checkpoint(path: Path | None, scratch: Path) -> tuple[str, str]:
-    from keydiff3d.training.checkpoint import DEFAULT_CHECKPOINT, build_model, save_checkpoint
+    from keydiff3d.model.checkpoint import DEFAULT_CHECKPOINT
+    from keydiff3d.training.checkpoint import build_model, save_checkpoint
     from keydiff3d.training.config import load_config
 
     if path is not None:
@@ -120,7 +128,11 @@ def _service_side(url: str, glbs: list[bytes]) -> dict:
         "wall_s": wall,
         "jobs_per_minute": 60 * len(glbs) / wall,
         "run_s_mean": float(np.mean(run_s)),
-        "latency_s": {"first": min(latencies.values()), "median": float(np.median(list(latencies.values()))), "max": max(latencies.values())},
+        "latency_s": {
+            "first": min(latencies.values()),
+            "median": float(np.median(list(latencies.values()))),
+            "max": max(latencies.values()),
+        },
         "stages_s": stages,
         "health_ms_median": float(np.median(health_ms)),
     }
@@ -137,7 +149,12 @@ def _direct_side(glbs: list[bytes], checkpoint: str, device: str, scratch: Path)
         result = run_mesh_pipeline(load_mesh(data, "glb"), options, out_dir=scratch / f"direct{i}")
         timings.append(result.timings)
     wall = time.perf_counter() - began
-    return {"jobs": len(glbs), "wall_s": wall, "jobs_per_minute": 60 * len(glbs) / wall, "stages_s": _mean_stages(timings)}
+    return {
+        "jobs": len(glbs),
+        "wall_s": wall,
+        "jobs_per_minute": 60 * len(glbs) / wall,
+        "stages_s": _mean_stages(timings),
+    }
 
 
 def _mean_stages(timings: list[dict]) -> dict[str, float]:
@@ -161,7 +178,13 @@ def _plot(result: dict, path: Path) -> None:
             left.bar(x, value, bottom=bottom, color=f"C{i}", label=stage if x == 0 else None)
             bottom += value
         if label == "service":
-            left.bar(x, service["run_s_mean"] - bottom, bottom=bottom, color="0.6", label="bundle files + zip + job bookkeeping")
+            left.bar(
+                x,
+                service["run_s_mean"] - bottom,
+                bottom=bottom,
+                color="0.6",
+                label="bundle files + zip + job bookkeeping",
+            )
     left.set_xticks([0, 1], ["direct call", "through the service"])
     left.set_ylabel("seconds per mesh job (mean)")
     left.set_title("mesh path: per-stage time")
@@ -196,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         direct = _direct_side(glbs, checkpoint, args.device, scratch)
     result = {
         "command": "keydiff3d bench service " + " ".join(sys.argv[3:]),
-        "machine": f"{os.cpu_count()} CPU cores" + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+        "machine": f"{os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "device": args.device,
         "checkpoint": origin,
         "service": service,

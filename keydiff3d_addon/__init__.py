@@ -5,7 +5,7 @@ Importing this package does not import bpy: the backend reuses `keydiff3d_addon.
 `keydiff3d_addon.importer` in the bpy module without the UI. `register()` imports the UI modules
 listed in `UI_MODULES`; each module exposes `CLASSES` (registered in order) and may define
 `register_extra()` / `unregister_extra()` for what is not a class (scene properties, handlers).
-A new UI module (e.g. the backend job flow in `remote.py`) joins by being added to the list.
+A new UI module joins by being added to the list. The backend client (`client/`) is bpy-free.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-UI_MODULES: tuple[str, ...] = ("preferences", "properties", "operators", "remote", "panels")
+UI_MODULES: tuple[str, ...] = ("preferences", "properties", "operators", "backend_operators", "panels")
 
 _registered: list[ModuleType] = []
 

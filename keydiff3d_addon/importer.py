@@ -23,7 +23,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .rigcore.bundle import RigBundle, read_bundle
+from .rigcore import frames
+from .rigcore.bundle import BundleError, RigBundle, read_bundle
 from .rigcore.skinning import SkinWeights
 
 PROP_RIG = "keydiff3d_rig"  # JSON on the armature object: source, placement, keypoints, parents
@@ -67,6 +68,8 @@ class Placement:
 
 @dataclass
 class ImportedRig:
+    """What `build_rig` made (`mesh` is the given object when it rigged one)."""
+
     armature: bpy.types.Object
     mesh: bpy.types.Object
     empties: list[bpy.types.Object]
@@ -75,13 +78,11 @@ class ImportedRig:
 
 
 def to_z_up(points: np.ndarray, up_axis: str) -> np.ndarray:
-    """Bundle frame -> Blender's z-up frame ((x, y, z) -> (x, -z, y) for a y-up bundle, as glTF)."""
-    p = np.asarray(points, np.float64)
-    if up_axis.upper() == "Z":
-        return p
-    if up_axis.upper() == "Y":
-        return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-    raise RigImportError(f"the bundle's up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    """Bundle frame -> Blender's z-up frame (`rigcore.frames`: (x, y, z) -> (x, -z, y) for a y-up bundle)."""
+    try:
+        return frames.to_z_up(points, str(up_axis).upper())
+    except frames.FrameError as error:
+        raise RigImportError(f"the bundle's {error}") from None
 
 
 class _Created:
@@ -303,6 +304,12 @@ def rig_record(bundle: RigBundle, source: str, placement: Placement, up_axis: st
     )
 
 
+def units_per_metre(context: bpy.types.Context) -> float:
+    """Blender units in one metre for the scene's unit settings (1 unless the unit scale is changed)."""
+    units = context.scene.unit_settings
+    return 1.0 if units.system == "NONE" or units.scale_length <= 0 else 1.0 / units.scale_length
+
+
 def build_rig(
     bundle: RigBundle,
     *,
@@ -313,50 +320,73 @@ def build_rig(
     name: str | None = None,
     source: str = "",
     progress=None,
+    onto: bpy.types.Object | None = None,
+    skin: SkinWeights | None = None,
 ) -> ImportedRig:
     """Create mesh + armature + weights for `bundle` in `context.collection`; all or nothing.
 
+    target_height: metres (converted with the scene's unit scale); 0 keeps the bundle's coordinates.
+    onto: rig this existing mesh object instead of creating one from the bundle's mesh ("Rig Selected
+        Mesh": the bundle's frame is Blender's world, so the placement is the identity); `skin` then
+        holds the weights of its own vertices. The object is parented to the new armature without
+        moving; its vertex groups of the deform bones' names are replaced.
     progress: anything with `update(fraction, message)` (keydiff3d.progress.Progress); an exception
-    it raises (cancellation) removes what was created and propagates unchanged. Blender and numpy
-    failures are re-raised as `RigImportError`."""
+        it raises (cancellation) removes what was created and propagates unchanged. Blender and numpy
+        failures are re-raised as `RigImportError`."""
     context = context or bpy.context
     check_names(bundle)
+    if onto is not None and skin is None:
+        raise RigImportError("rigging an existing mesh needs the skin weights of its own vertices")
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
-    name = name or "KeyDiff3D"
+    name = name or (onto.name if onto is not None else "KeyDiff3D")
     timings: dict[str, float] = {}
     created = _Created()
     report = progress.update if progress is not None else (lambda fraction, message: None)
+    up_axis = bundle.up_axis
+    rollback = _Rollback(onto) if onto is not None else None
     try:
         report(0.0, "building the mesh")
         t = time.perf_counter()
-        up_axis = bundle.up_axis
-        vertices = to_z_up(bundle.vertices, up_axis)
-        placement = Placement.for_height(vertices, target_height)
-        mesh = created.add(create_mesh(name, placement.apply(vertices), bundle.faces, bundle.colors))
-        if bundle.colors is not None:
-            mesh.materials.append(created.add(vertex_color_material(f"{name}_vertex_color")))
-        mesh_obj = created.add(bpy.data.objects.new(name, mesh))
-        timings["mesh"] = time.perf_counter() - t
+        if onto is None:
+            vertices = to_z_up(bundle.vertices, up_axis)
+            placement = Placement.for_height(vertices, target_height * units_per_metre(context))
+            mesh = created.add(create_mesh(name, placement.apply(vertices), bundle.faces, bundle.colors))
+            if bundle.colors is not None:
+                mesh.materials.append(created.add(vertex_color_material(f"{name}_vertex_color")))
+            mesh_obj = created.add(bpy.data.objects.new(name, mesh))
+            timings["mesh"] = time.perf_counter() - t
+            report(0.4, "writing vertex groups")
+            t = time.perf_counter()
+            write_vertex_groups(context, mesh_obj, bundle.skin)  # before linking: see write_vertex_groups
+            timings["weights"] = time.perf_counter() - t
+            collection = context.collection
+        else:
+            placement, mesh_obj = Placement.identity(), onto
+            collection = onto.users_collection[0] if onto.users_collection else context.collection
 
-        report(0.4, "writing vertex groups")
-        t = time.perf_counter()
-        write_vertex_groups(context, mesh_obj, bundle.skin)  # before linking: see write_vertex_groups
-        timings["weights"] = time.perf_counter() - t
-
-        report(0.8, "building the armature")
+        report(0.6, "building the armature")
         t = time.perf_counter()
         armature = created.add(bpy.data.armatures.new(f"{name}_armature"))
         armature_obj = created.add(bpy.data.objects.new(f"{name}_rig", armature))
         armature_obj.show_in_front = True
-        context.collection.objects.link(armature_obj)
-        context.collection.objects.link(mesh_obj)
+        collection.objects.link(armature_obj)
+        if onto is None:
+            collection.objects.link(mesh_obj)
         build_armature_bones(context, armature_obj, bundle.skeleton.bones, placement, up_axis)
         if root_bone:
             ensure_root_bone(context, armature_obj)
         timings["armature"] = time.perf_counter() - t
 
+        if onto is not None:  # last, so that a failure above leaves the user's mesh as it was
+            report(0.8, "writing vertex groups")
+            t = time.perf_counter()
+            rollback.note_groups(skin.bone_names)
+            write_vertex_groups(context, onto, skin)
+            timings["weights"] = time.perf_counter() - t
+        world = mesh_obj.matrix_world.copy()
         mesh_obj.parent = armature_obj
+        mesh_obj.matrix_world = world  # the mesh stays where it was (the armature sits at the origin)
         modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
         modifier.object = armature_obj
         modifier.use_deform_preserve_volume = False  # linear blend skinning, as game engines do
@@ -374,11 +404,37 @@ def build_rig(
         context.view_layer.objects.active = armature_obj
         report(1.0, "imported")
     except BaseException as error:
+        if rollback is not None:
+            rollback.restore()
         created.remove_all()
         if isinstance(error, (RuntimeError, ValueError, KeyError, TypeError, AttributeError)) and not isinstance(error, RigImportError):
             raise RigImportError(f"importing the rig failed and nothing was added to the scene: {error}") from error
         raise
     return ImportedRig(armature_obj, mesh_obj, empties, placement, timings)
+
+
+class _Rollback:
+    """What `build_rig(onto=...)` changes on an existing mesh, undone on failure: its parent and
+    world matrix, the modifiers and the vertex groups it added (groups it replaced stay replaced)."""
+
+    def __init__(self, mesh_obj: bpy.types.Object) -> None:
+        self.mesh_obj = mesh_obj
+        self.parent, self.world = mesh_obj.parent, mesh_obj.matrix_world.copy()
+        self.modifiers = {m.name for m in mesh_obj.modifiers}
+        self.new_groups: list[str] = []
+
+    def note_groups(self, names: list[str]) -> None:
+        self.new_groups = [n for n in names if n not in self.mesh_obj.vertex_groups]
+
+    def restore(self) -> None:
+        obj = self.mesh_obj
+        for modifier in [m for m in obj.modifiers if m.name not in self.modifiers]:
+            obj.modifiers.remove(modifier)
+        for name in self.new_groups:
+            if name in obj.vertex_groups:
+                obj.vertex_groups.remove(obj.vertex_groups[name])
+        obj.parent = self.parent
+        obj.matrix_world = self.world
 
 
 def import_bundle(
@@ -391,14 +447,11 @@ def import_bundle(
     name: str | None = None,
     progress=None,
 ) -> ImportedRig:
-    """Read a rig bundle (directory, rig.json or .zip) and build it in Blender (see `build_rig`).
-    `timings` gets "read" plus the build stages, in seconds."""
+    """Read a rig bundle (directory, rig.json or .zip) and build it in Blender (see `build_rig`;
+    `target_height` in metres). `timings` gets "read" plus the build stages, in seconds."""
     path = Path(path)
     t = time.perf_counter()
-    try:
-        bundle = read_bundle(path)
-    except Exception as error:  # any reader failure (bad zip, bad npz, ...) is the bundle's fault
-        raise RigImportError(f"cannot read the rig bundle {path}: {error}") from error
+    bundle = read_rig_bundle(path)
     read_s = time.perf_counter() - t
     default_name = path.parent.name if path.name == "rig.json" else path.stem
     rig = build_rig(
@@ -413,3 +466,13 @@ def import_bundle(
     )
     rig.timings = {"read": read_s, **rig.timings}
     return rig
+
+
+def read_rig_bundle(path: str | Path) -> RigBundle:
+    """`read_bundle` with its failures (always a `BundleError` whose sentence names the damaged file,
+    e.g. a truncated mesh.ply) as a `RigImportError` that also names the bundle."""
+    path = Path(path)
+    try:
+        return read_bundle(path)
+    except BundleError as error:
+        raise RigImportError(f"cannot read the rig bundle {path}: {error}") from error

@@ -1,23 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Operators of the KeyDiff3D sidebar (the backend job operators live in `remote.py`). Each is a
-thin shell over a plain function (`importer.import_bundle`, `weights.recompute_weights`,
-`exporter.export_rig`, `health.check_backend`) so the same code runs in tests and in
-`keydiff3d export`; `selected_image_path` is shared with `remote.py`."""
+"""Operators that work without the backend: Import Rig Bundle, Recompute Weights, Export Rig. Each is
+a thin shell over a plain function (`importer.import_bundle`, `weights.recompute_weights`,
+`exporter.export_rig`) so the same code runs in tests and in `keydiff3d export`. Each changes the
+scene as one undo step; a button that cannot run says why (`poll_message_set`). The backend's
+operators are in `backend_operators.py`."""
 
-from pathlib import Path
+import json
 
 import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import preset_choices
 from .exporter import FORMATS, RigExportError, export_rig
-from .health import BackendUnreachable, check_backend
 from .importer import RigImportError, import_bundle
-from .preferences import allowed_backend_url, get_preferences
+from .properties import SKIN_METHOD_ITEMS, skin_params
 from .rigcore.presets import PresetError
-from .rigcore.skinning import METHODS, SkinningError
-from .weights import RigNotFound, recompute_weights
-
+from .rigcore.skinning import MAX_INFLUENCES, SkinningError
+from .weights import BUNDLE_METHOD, RigNotFound, find_rig, recompute_weights
 
 
 class WindowProgress:
@@ -38,48 +37,14 @@ class WindowProgress:
         self.window_manager.progress_update(100.0 * min(max(fraction, 0.0), 1.0))
 
 
-def selected_image_path(context: bpy.types.Context) -> Path:
-    """The image file chosen in the sidebar (a path, or the file behind an image loaded in Blender)."""
-    settings = context.scene.keydiff3d
-    if settings.image_source == "LOADED":
-        image = settings.image
-        if image is None:
-            raise ValueError("choose an image loaded in Blender, or switch the image source to File")
-        raw = image.filepath_from_user() if image.filepath else ""
-        if not raw or not Path(bpy.path.abspath(raw)).is_file():
-            raise ValueError(f"the image {image.name!r} has no file on disk; save it first or pick a file")
-        return Path(bpy.path.abspath(raw))
-    if not settings.image_path:
-        raise ValueError("choose an image file first")
-    path = Path(bpy.path.abspath(settings.image_path))
-    if not path.is_file():
-        raise ValueError(f"the image file {path} does not exist")
-    return path
-
-
-def backend_health_message(context: bpy.types.Context) -> str:
-    """One sentence about the configured backend; raises `BackendUnreachable` when there is none."""
-    url = allowed_backend_url(context)
-    prefs = get_preferences(context)
-    health = check_backend(url, token=prefs.token, start_command=prefs.start_command)
-    return f"KeyDiff3D backend at {health.url} is {health.status} (device {health.device})."
-
-
-class KEYDIFF3D_OT_check_backend(bpy.types.Operator):
-    """Check that the KeyDiff3D backend set in the add-on preferences answers"""
-
-    bl_idname = "keydiff3d.check_backend"
-    bl_label = "Check Backend"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        try:
-            message = backend_health_message(context)
-        except (BackendUnreachable, RuntimeError) as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        self.report({"INFO"}, message)
-        return {"FINISHED"}
+def rig_poll(cls, context) -> bool:
+    """Poll of operators that need a selected rig; the reason is shown on the greyed-out button."""
+    try:
+        find_rig(context.active_object)
+    except RigNotFound as error:
+        cls.poll_message_set(f"Select a rig first: {error}")
+        return False
+    return True
 
 
 class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
@@ -92,11 +57,15 @@ class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
     filename_ext = ".json"
     filter_glob: bpy.props.StringProperty(default="*.json;*.zip", options={"HIDDEN"})
     target_height: bpy.props.FloatProperty(
-        name="Target height", default=1.0, min=0.0, unit="LENGTH",
-        description="Height in Blender units (0 keeps the bundle's own scale and position)",
-    )  # fmt: skip
+        name="Target height (m)",
+        default=1.0,
+        min=0.0,
+        description="Height in metres, whatever the scene's unit scale (0 keeps the bundle's coordinates)",
+    )
     keypoint_empties: bpy.props.BoolProperty(name="Keypoint empties", default=False)
-    root_bone: bpy.props.BoolProperty(name="Root bone", default=False, description="Add a non-deforming root bone at the origin")
+    root_bone: bpy.props.BoolProperty(
+        name="Root bone", default=False, description="Add a non-deforming root bone at the origin"
+    )
 
     def invoke(self, context, event):
         settings = context.scene.keydiff3d
@@ -120,45 +89,83 @@ class KEYDIFF3D_OT_import_bundle(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         bones = len(rig.armature.data.bones)
         seconds = sum(rig.timings.values())
-        self.report({"INFO"}, f"Imported {rig.armature.name}: {bones} bones, {len(rig.mesh.data.vertices)} vertices in {seconds:.2f} s")
+        self.report(
+            {"INFO"},
+            f"Imported {rig.armature.name}: {bones} bones, {len(rig.mesh.data.vertices)} vertices in {seconds:.2f} s",
+        )
         return {"FINISHED"}
 
 
+def recompute_arguments(settings) -> dict:
+    """The Weights panel's choice as the operator's properties (what the button runs)."""
+    own = settings.skin_method == BUNDLE_METHOD
+    return {
+        "method": settings.skin_method,
+        "params": json.dumps(skin_params(settings)) if settings.skin_params else "",
+        "k": 0 if own else settings.skin_k,
+    }
+
+
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
-    """Recompute the rig's skinning weights from its current bones (Gaussian distance, in Blender)"""
+    """Recompute the rig's skin weights from its current bones: its own method, another rigcore method or Blender's automatic weights"""
 
     bl_idname = "keydiff3d.recompute_weights"
     bl_label = "Recompute Weights"
     bl_options = {"REGISTER", "UNDO"}
 
-    method: bpy.props.EnumProperty(name="Method", items=[(m, m.replace("_", " ").title(), "") for m in METHODS])
-    sigma: bpy.props.FloatProperty(name="Sigma", default=0.08, min=1e-4, soft_max=0.5)
-    k: bpy.props.IntProperty(name="Influences", default=4, min=1, max=4)
+    method: bpy.props.EnumProperty(name="Method", items=SKIN_METHOD_ITEMS, default=BUNDLE_METHOD)
+    params: bpy.props.StringProperty(
+        name="Parameters",
+        default="",
+        description="JSON object of the method's parameters; missing ones take the rig's own values or the method's defaults",
+    )
+    k: bpy.props.IntProperty(
+        name="Influences", default=0, min=0, max=MAX_INFLUENCES, description="Bones per vertex (0: the rig's own)"
+    )
 
-    @classmethod
-    def poll(cls, context):
-        return context.active_object is not None and context.active_object.type in {"MESH", "ARMATURE"}
+    poll = classmethod(rig_poll)
 
     def invoke(self, context, event):
-        settings = context.scene.keydiff3d
-        self.method, self.sigma, self.k = settings.skin_method, settings.skin_sigma, settings.skin_k
+        for name, value in recompute_arguments(context.scene.keydiff3d).items():
+            setattr(self, name, value)
         return self.execute(context)
 
     def execute(self, context):
         try:
+            params = json.loads(self.params) if self.params.strip() else None
+            if params is not None and not isinstance(params, dict):
+                raise ValueError("not an object")
+        except ValueError as error:
+            self.report({"ERROR"}, f'the weight parameters must be a JSON object such as {{"sigma": 0.1}} ({error})')
+            return {"CANCELLED"}
+        try:
             with WindowProgress(context) as progress:
-                skin = recompute_weights(
-                    context, context.active_object, sigma=self.sigma, k=self.k, method=self.method, progress=progress
+                result = recompute_weights(
+                    context,
+                    context.active_object,
+                    method=self.method,
+                    params=params,
+                    k=self.k or None,
+                    progress=progress,
                 )
         except (RigNotFound, SkinningError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Recomputed weights for {len(skin.bone_names)} bones ({self.method}, sigma {self.sigma:g}, k {self.k})")
+        self.report({"INFO"}, f"Recomputed weights for {len(result.bone_names)} bones ({result.describe()})")
+        if result.unweighted:
+            self.report({"WARNING"}, f"Blender's automatic weights left {result.unweighted} vertices without weight")
         return {"FINISHED"}
 
 
+EXPORT_FORMAT_ITEMS = [
+    ("PRESET", "Engine's format", "The format the engine preset prefers (or the file name's suffix)"),
+    ("FBX", "FBX", "Autodesk FBX"),
+    ("GLB", "glTF (.glb)", "Binary glTF 2.0"),
+]
+
+
 class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
-    """Export the active rig for a game engine (FBX or glTF) with an engine preset"""
+    """Export the active rig for a game engine (FBX or glTF) with an engine preset; the scene is left as it was"""
 
     bl_idname = "keydiff3d.export_rig"
     bl_label = "Export Rig"
@@ -166,33 +173,47 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
 
     filename_ext = ".fbx"
     filter_glob: bpy.props.StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
-    target: bpy.props.EnumProperty(name="Engine", items=preset_choices.export_enum_items)
-    export_format: bpy.props.EnumProperty(name="Format", items=[("FBX", "FBX", ""), ("GLB", "glTF (.glb)", "")])
+    target: bpy.props.EnumProperty(
+        name="Engine", items=preset_choices.export_enum_items, default=preset_choices.default_index("export")
+    )
+    export_format: bpy.props.EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PRESET")
     root_bone: bpy.props.BoolProperty(
-        name="Root bone", default=False,
+        name="Root bone",
+        default=False,
         description="Add a non-deforming root bone at the origin even when the engine preset does not ask for one",
-    )  # fmt: skip
+    )
 
-    @classmethod
-    def poll(cls, context):
-        return context.active_object is not None and context.active_object.type in {"MESH", "ARMATURE"}
+    poll = classmethod(rig_poll)
+
+    def _format(self) -> str | None:
+        if self.export_format != "PRESET":
+            return self.export_format.lower()
+        try:
+            return preset_choices.export_preset(self.target).format
+        except PresetError:
+            return None
 
     def invoke(self, context, event):
         settings = context.scene.keydiff3d
-        self.target, self.export_format, self.root_bone = settings.export_target, settings.export_format, settings.export_root_bone
-        self.filename_ext = FORMATS[self.export_format.lower()]
+        self.target, self.export_format, self.root_bone = (
+            settings.export_target,
+            settings.export_format,
+            settings.export_root_bone,
+        )
+        self.filename_ext = FORMATS.get(self._format() or "fbx", ".fbx")
         return ExportHelper.invoke(self, context, event)
 
     def check(self, context):
-        self.filename_ext = FORMATS[self.export_format.lower()]
+        self.filename_ext = FORMATS.get(self._format() or "fbx", ".fbx")
         return ExportHelper.check(self, context)
 
     def execute(self, context):
+        fmt = None if self.export_format == "PRESET" else self.export_format.lower()
         try:
+            root_bone = True if self.root_bone else None
             result = export_rig(
-                context, context.active_object, self.filepath,
-                preset=self.target, fmt=self.export_format.lower(), root_bone=True if self.root_bone else None,
-            )  # fmt: skip
+                context, context.active_object, self.filepath, preset=self.target, fmt=fmt, root_bone=root_bone
+            )
         except (RigExportError, PresetError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -200,9 +221,4 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
-CLASSES = (
-    KEYDIFF3D_OT_check_backend,
-    KEYDIFF3D_OT_import_bundle,
-    KEYDIFF3D_OT_recompute_weights,
-    KEYDIFF3D_OT_export_rig,
-)
+CLASSES = (KEYDIFF3D_OT_import_bundle, KEYDIFF3D_OT_recompute_weights, KEYDIFF3D_OT_export_rig)

@@ -1,10 +1,81 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Per-scene settings of the KeyDiff3D sidebar (`scene.keydiff3d`)."""
+"""Per-scene settings of the KeyDiff3D sidebar (`scene.keydiff3d`).
+
+Defaults come from one place each: the category and export menus start at the presets marked
+`default = true` (the CLI's defaults too), the export format follows the engine preset, and the
+Weights panel starts at the rig's own skinning (its bundle's method and parameters). The skinning
+parameter fields are data (`SkinParameter` items filled from `skin_methods.method_parameters`), so a
+method added to rigcore gets its fields without a change here.
+"""
 
 import bpy
 
 from . import preset_choices
+from .rigcore.presets import PresetError
 from .rigcore.skinning import MAX_INFLUENCES, METHODS
+from .skin_methods import method_parameters
+from .weights import BONE_HEAT, BUNDLE_METHOD, RigNotFound, find_rig, rig_skinning
+
+SKIN_METHOD_ITEMS = [
+    (BUNDLE_METHOD, "Rig's Own", "The method and parameters the rig's bundle was skinned with"),
+    *[(m, m.replace("_", " ").title(), f"rigcore's {m} skinning") for m in METHODS],
+    (BONE_HEAT, "Blender Automatic", "Blender's automatic weights (bone heat), as Parent > With Automatic Weights"),
+]
+VALUE_FIELDS = {bool: "bool_value", int: "int_value", float: "float_value"}
+
+
+class SkinParameter(bpy.types.PropertyGroup):
+    """One parameter of the chosen skinning method (`name` is the parameter's name)."""
+
+    value_type: bpy.props.EnumProperty(
+        items=[("float_value", "Float", ""), ("int_value", "Int", ""), ("bool_value", "Bool", "")]
+    )
+    float_value: bpy.props.FloatProperty(soft_min=0.0, precision=3)
+    int_value: bpy.props.IntProperty(min=0)
+    bool_value: bpy.props.BoolProperty()
+
+    @property
+    def value(self):
+        return getattr(self, self.value_type)
+
+
+def fill_skin_params(settings, context) -> None:
+    """Fields for the chosen method: its defaults, or the rig's own values when it is the rig's method."""
+    settings.skin_params.clear()
+    if settings.skin_method in (BUNDLE_METHOD, BONE_HEAT):
+        return
+    values = method_parameters(settings.skin_method)
+    try:
+        armature_obj, _ = find_rig(context.active_object)
+        own_method, own_params, _ = rig_skinning(armature_obj)
+        if own_method == settings.skin_method:
+            values.update(own_params)
+    except RigNotFound:
+        pass
+    for name, value in values.items():
+        item = settings.skin_params.add()
+        item.name, item.value_type = name, VALUE_FIELDS[type(value)]
+        setattr(item, item.value_type, value)
+
+
+def skin_params(settings) -> dict:
+    """The parameter fields as {name: value}."""
+    return {item.name: item.value for item in settings.skin_params}
+
+
+def _follow_engine_format(settings, context) -> None:
+    try:
+        settings.export_format = preset_choices.export_preset(settings.export_target).format.upper()
+    except PresetError:
+        pass
+
+
+def _default_export_format() -> str:
+    try:
+        return preset_choices.export_preset(preset_choices.default_export()).format.upper()
+    except PresetError:
+        return "FBX"
+
 
 class KeyDiff3DSettings(bpy.types.PropertyGroup):
     image_source: bpy.props.EnumProperty(
@@ -12,37 +83,50 @@ class KeyDiff3DSettings(bpy.types.PropertyGroup):
         items=[("FILE", "File", "An image file on disk"), ("LOADED", "Loaded", "An image already loaded in Blender")],
         default="FILE",
     )
-    image_path: bpy.props.StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one creature")
+    image_path: bpy.props.StringProperty(
+        name="Image file", subtype="FILE_PATH", description="Photo or render of one creature"
+    )
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="An image loaded in Blender")
-    preset: bpy.props.EnumProperty(name="Preset", items=preset_choices.category_enum_items, description="Creature category preset")
+    preset: bpy.props.EnumProperty(
+        name="Preset",
+        items=preset_choices.category_enum_items,
+        default=preset_choices.default_index("category"),
+        description="Creature category preset",
+    )
     target_height: bpy.props.FloatProperty(
-        name="Target height",
-        description="Height of the imported rig in Blender units (0 keeps the bundle's own scale and position)",
+        name="Target height (m)",
+        description="Height of the rig in metres, whatever the scene's unit scale (0 keeps the bundle's coordinates)",
         default=1.0,
         min=0.0,
         soft_max=10.0,
-        unit="LENGTH",
     )
-    keypoint_empties: bpy.props.BoolProperty(name="Keypoint empties", description="Add an empty at each keypoint", default=False)
+    keypoint_empties: bpy.props.BoolProperty(
+        name="Keypoint empties", description="Add an empty at each keypoint", default=False
+    )
     skin_method: bpy.props.EnumProperty(
-        name="Method",
-        items=[(m, m.replace("_", " ").title(), f"Skinning method {m}") for m in METHODS],
-        default=METHODS[0],
+        name="Method", items=SKIN_METHOD_ITEMS, default=BUNDLE_METHOD, update=fill_skin_params
     )
-    skin_sigma: bpy.props.FloatProperty(
-        name="Sigma",
-        description="Gaussian width as a fraction of the mesh's largest side",
-        default=0.08,
-        min=1e-4,
-        soft_max=0.5,
+    skin_params: bpy.props.CollectionProperty(type=SkinParameter)
+    skin_k: bpy.props.IntProperty(
+        name="Influences",
+        description="Bones per vertex (the rig's own method keeps its own)",
+        default=MAX_INFLUENCES,
+        min=1,
+        max=MAX_INFLUENCES,
     )
-    skin_k: bpy.props.IntProperty(name="Influences", description="Bones per vertex", default=MAX_INFLUENCES, min=1, max=MAX_INFLUENCES)
     export_format: bpy.props.EnumProperty(
         name="Format",
         items=[("FBX", "FBX", "Autodesk FBX"), ("GLB", "glTF (.glb)", "Binary glTF 2.0")],
-        default="FBX",
+        default=_default_export_format(),
+        description="File format (follows the engine preset's choice when the engine changes)",
     )
-    export_target: bpy.props.EnumProperty(name="Engine", items=preset_choices.export_enum_items, description="Game-engine export preset")
+    export_target: bpy.props.EnumProperty(
+        name="Engine",
+        items=preset_choices.export_enum_items,
+        default=preset_choices.default_index("export"),
+        update=_follow_engine_format,
+        description="Game-engine export preset",
+    )
     export_root_bone: bpy.props.BoolProperty(
         name="Root bone",
         description="Add a non-deforming root bone at the origin even when the engine preset does not ask for one",
@@ -58,4 +142,4 @@ def unregister_extra() -> None:
     del bpy.types.Scene.keydiff3d
 
 
-CLASSES = (KeyDiff3DSettings,)
+CLASSES = (SkinParameter, KeyDiff3DSettings)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Recompute skinning weights in Blender with the shared numpy skinning (no backend).
+"""Recompute skinning weights in Blender (no backend): rigcore's numpy skinning, by default with
+the method and parameters the rig's bundle used, or Blender's own automatic weights (bone heat).
 
 Works on the armature's current rest pose (bones the user moved in edit mode count) and the mesh's
 current vertices, both taken into armature space, so the result is what the Armature modifier sees.
@@ -7,12 +8,17 @@ current vertices, both taken into armature space, so the result is what the Arma
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import bpy
 import numpy as np
 
-from .importer import PROP_KEYPOINT, PROP_KIND, write_vertex_groups
+from .importer import PROP_KEYPOINT, PROP_KIND, PROP_RIG, write_vertex_groups
+from .rigcore.presets import SkinningOptions
 from .rigcore.skeleton import Bone
-from .rigcore.skinning import SkinWeights, compute_skin_weights
+from .rigcore.skinning import METHODS, SkinningError, compute_skin_weights
+from .skin_methods import method_parameters, method_params, skin_kwargs
 
 
 class RigNotFound(RuntimeError):
@@ -68,24 +74,124 @@ def mesh_arrays(mesh_obj: bpy.types.Object, to_space: np.ndarray) -> tuple[np.nd
     return vertices, triangles.reshape(-1, 3)
 
 
+BUNDLE_METHOD = "BUNDLE"  # the rig's own method and parameters, as its bundle recorded them
+BONE_HEAT = "BONE_HEAT"  # Blender's automatic weights (Parent > With Automatic Weights)
+
+
+@dataclass
+class Recomputed:
+    """What `recompute_weights` did: method, parameters and k used, bones weighted, vertices left unweighted."""
+
+    method: str
+    params: dict
+    k: int
+    bone_names: list[str]
+    unweighted: int = 0
+
+    def describe(self) -> str:
+        values = ", ".join(
+            f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+            for name, value in self.params.items()
+        )
+        return f"{self.method.replace('_', ' ')}{f' ({values})' if values else ''}, k {self.k}"
+
+
+def rig_skinning(armature_obj: bpy.types.Object) -> tuple[str, dict, int]:
+    """(method, params, k) the rig's bundle was skinned with (its `keydiff3d_rig` record); for an
+    armature not imported from a bundle, the default category preset's skinning."""
+    try:
+        skin = json.loads(armature_obj[PROP_RIG])["skin"]
+        method, params, k = str(skin["method"]), dict(skin.get("params") or {}), int(skin["k"])
+        if method in METHODS:
+            return method, method_params(method, params), k
+    except (KeyError, TypeError, ValueError, SkinningError):
+        pass
+    options = default_category_skinning()
+    return options.method, method_params(options.method, options.kwargs()), options.k
+
+
+def default_category_skinning() -> SkinningOptions:
+    from .preset_choices import category_preset, default_category
+
+    return category_preset(default_category()).skinning
+
+
 def recompute_weights(
     context: bpy.types.Context,
     obj: bpy.types.Object | None,
     *,
-    sigma: float = 0.08,
-    k: int = 4,
-    method: str = "gaussian",
+    method: str = BUNDLE_METHOD,
+    params: dict | None = None,
+    k: int | None = None,
     progress=None,
-) -> SkinWeights:
+) -> Recomputed:
     """Skin the rig's mesh to its deform bones and replace those bones' vertex groups.
-    Groups of non-deform bones and unrelated groups are left alone."""
+    Groups of non-deform bones and unrelated groups are left alone.
+
+    method: a rigcore method (`METHODS`), `BUNDLE_METHOD` (the rig's own method and parameters, the
+        default) or `BONE_HEAT` (Blender's automatic weights, limited to k and normalised).
+    params: that method's parameters (see `skin_methods.method_parameters`); missing ones take the
+        rig's own values when it is the rig's method, else the method's defaults.
+    k: influences per vertex (default: the rig's own)."""
     armature_obj, mesh_obj = find_rig(obj)
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
+    own_method, own_params, own_k = rig_skinning(armature_obj)
+    k = own_k if k is None else int(k)
+    if method == BONE_HEAT:
+        unweighted = bone_heat_weights(context, armature_obj, mesh_obj, k)
+        names = [b.name for b in armature_obj.data.bones if b.use_deform]
+        return Recomputed("bone heat", {}, k, names, unweighted)
+    if method == BUNDLE_METHOD:
+        method = own_method
+    base = own_params if method == own_method else {}
+    kwargs = skin_kwargs(method, {**method_parameters(method), **base, **(params or {})})
     to_armature = np.linalg.inv(np.array(armature_obj.matrix_world, np.float64))
     vertices, triangles = mesh_arrays(mesh_obj, to_armature)
-    skin = compute_skin_weights(
-        vertices, rest_bones(armature_obj), sigma=sigma, k=k, method=method, faces=triangles, progress=progress
-    )
+    skin = compute_skin_weights(vertices, rest_bones(armature_obj), k=k, faces=triangles, progress=progress, **kwargs)
     write_vertex_groups(context, mesh_obj, skin)
-    return skin
+    return Recomputed(method, {n: v for n, v in kwargs.items() if n != "method"}, k, skin.bone_names)
+
+
+def bone_heat_weights(
+    context: bpy.types.Context, armature_obj: bpy.types.Object, mesh_obj: bpy.types.Object, k: int
+) -> int:
+    """Blender's automatic weights for the deform bones (as Parent > With Automatic Weights, keeping
+    the mesh where it is), then at most `k` influences, normalised. Returns how many vertices bone
+    heat left without weight (it fails silently on some meshes: disconnected parts, tiny scales)."""
+    selected, active = list(context.view_layer.objects.selected), context.view_layer.objects.active
+    try:
+        for other in selected:
+            other.select_set(False)
+        mesh_obj.select_set(True)
+        armature_obj.select_set(True)
+        context.view_layer.objects.active = armature_obj
+        objects = [mesh_obj, armature_obj]
+        with context.temp_override(
+            active_object=armature_obj, object=armature_obj, selected_objects=objects, selected_editable_objects=objects
+        ):
+            bpy.ops.object.parent_set("EXEC_DEFAULT", False, type="ARMATURE_AUTO", keep_transform=True)
+    finally:
+        for other in context.view_layer.objects.selected:
+            other.select_set(False)
+        for other in selected:
+            other.select_set(True)
+        context.view_layer.objects.active = active
+    deform = {b.name for b in armature_obj.data.bones if b.use_deform}
+    limit_influences(context, mesh_obj, k, deform)
+    indices = {g.index for g in mesh_obj.vertex_groups if g.name in deform}
+    return sum(1 for v in mesh_obj.data.vertices if sum(g.weight for g in v.groups if g.group in indices) <= 0.0)
+
+
+def limit_influences(context: bpy.types.Context, mesh_obj: bpy.types.Object, limit: int, bone_names: set[str]) -> None:
+    """At most `limit` bone weights per vertex, bone weights normalised (Blender's own operators)."""
+    if not any(group.name in bone_names for group in mesh_obj.vertex_groups):
+        raise RigNotFound(f"the mesh {mesh_obj.name!r} has no vertex groups for the armature's bones")
+    objects = [mesh_obj]
+    with context.temp_override(
+        object=mesh_obj, active_object=mesh_obj, selected_objects=objects, selected_editable_objects=objects
+    ):
+        bpy.ops.object.vertex_group_limit_total("EXEC_DEFAULT", False, group_select_mode="BONE_DEFORM", limit=limit)
+        bpy.ops.object.vertex_group_normalize_all(
+            "EXEC_DEFAULT", False, group_select_mode="BONE_DEFORM", lock_active=False
+        )

@@ -62,13 +62,52 @@ def creature_mesh(subdivisions: int = 2, radius: float = 0.12) -> tuple[np.ndarr
     return vertices, mesh.faces.astype(np.int32), colors
 
 
-def make_chain_bundle(directory: Path, *, root_bone: bool = False, leaf_bones: bool = False, subdivisions: int = 2, k: int = 4) -> Path:
-    """Write a creature bundle with the rigging core; returns the bundle directory."""
+def make_chain_bundle(
+    directory: Path,
+    *,
+    root_bone: bool = False,
+    leaf_bones: bool = False,
+    subdivisions: int = 2,
+    k: int = 4,
+    skinning: dict | None = None,
+) -> Path:
+    """Write a creature bundle with the rigging core; returns the bundle directory.
+    skinning: `compute_skin_weights` keyword arguments (default: Gaussian, sigma 0.05)."""
     vertices, faces, colors = creature_mesh(subdivisions)
-    skeleton = build_skeleton(CREATURE_KEYPOINTS, CREATURE_ADJACENCY, root=0, root_bone=root_bone, leaf_bones=leaf_bones)
-    skin = compute_skin_weights(vertices, skeleton, sigma=0.05, k=k)
+    skeleton = build_skeleton(
+        CREATURE_KEYPOINTS, CREATURE_ADJACENCY, root=0, root_bone=root_bone, leaf_bones=leaf_bones
+    )
+    skin = compute_skin_weights(vertices, skeleton, k=k, faces=faces, **(skinning or {"sigma": 0.05}))
     write_bundle(directory, RigBundle(vertices=vertices, faces=faces, colors=colors, skeleton=skeleton, skin=skin))
     return Path(directory)
+
+
+def world_positions(mesh_obj) -> np.ndarray:
+    """(V, 3) rest vertices of a mesh object in world space (the Armature modifier deforms a copy)."""
+    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
+    mesh_obj.data.vertices.foreach_get("co", co)
+    matrix = np.array(mesh_obj.matrix_world)
+    return co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def hierarchy(armature_obj) -> dict[str, str | None]:
+    """{bone: parent bone or None}."""
+    return {b.name: (b.parent.name if b.parent else None) for b in armature_obj.data.bones}
+
+
+ADDON = "keydiff3d_addon"
+
+
+@pytest.fixture
+def addon():
+    """The add-on enabled from the source tree in an empty factory scene; yields its preferences."""
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True)
+    yield bpy.context.preferences.addons[ADDON].preferences
+    addon_utils.disable(ADDON, default_set=True)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 @pytest.fixture

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -33,8 +37,8 @@ def isolated_env(home: Path) -> dict[str, str]:
 class Server:
     """`keydiff3d serve` as a subprocess. `start()` waits until /v1/health answers and the worker is ready."""
 
-    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None) -> None:
-        self.data_dir, self.home, self.args = data_dir, home, args
+    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.home, self.args, self.env = data_dir, home, args, env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -44,7 +48,7 @@ class Server:
     def start(self, timeout: float = 90.0, token: str | None = None) -> "Server":
         command = [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, env=isolated_env(self.home), stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, env={**isolated_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,3 +91,29 @@ def wait_for(client: httpx.Client, job_id: str, statuses=("done", "failed", "can
             return job
         time.sleep(poll)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+@contextmanager
+def json_backend(health: dict):
+    """A loopback HTTP server answering GET /v1/health with `health` (other paths 404); yields its port.
+    For the add-on's answers to backends that are not this version's `keydiff3d serve`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps(health).encode()
+            self.send_response(200 if self.path == "/v1/health" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
+from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, hierarchy, make_chain_bundle, world_positions  # noqa: F401
 
 from keydiff3d.cli import main as cli_main
 from keydiff3d_addon.rigcore import read_bundle
@@ -30,15 +30,9 @@ def weights_by_name(mesh_obj) -> tuple[np.ndarray, list[str]]:
     return dense, names
 
 
-def world_positions(mesh_obj) -> np.ndarray:
-    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
-    mesh_obj.data.vertices.foreach_get("co", co)
-    matrix = np.array(mesh_obj.matrix_world)
-    return co.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
-
-
-def hierarchy(armature_obj) -> dict[str, str | None]:
-    return {b.name: (b.parent.name if b.parent else None) for b in armature_obj.data.bones}
+def with_root(bones: dict[str, str | None]) -> dict[str, str | None]:
+    """The hierarchy the engine presets write: one non-deforming "root" parenting every parentless bone."""
+    return {"root": None, **{name: parent or "root" for name, parent in bones.items()}}
 
 
 def reimport(path: Path) -> tuple[bpy.types.Object, bpy.types.Object]:
@@ -57,11 +51,13 @@ def reimport(path: Path) -> tuple[bpy.types.Object, bpy.types.Object]:
 def test_fbx_round_trip_keeps_hierarchy_and_weights(clean_scene, chain_bundle, tmp_path, target):
     rig = import_bundle(chain_bundle, target_height=1.7)
     rig.armature.name = "creature_rig"
+    before = hierarchy(rig.armature)
     result = export_rig(bpy.context, rig.armature, tmp_path / "rig.fbx", preset=target)
-    expected_bones = hierarchy(rig.armature)
+    expected_bones = with_root(before)
     expected_weights, expected_names = weights_by_name(rig.mesh)
     expected_positions = world_positions(rig.mesh)
     assert rig.armature.name == "creature_rig"  # the export-time rename is undone
+    assert hierarchy(rig.armature) == before  # the root bone went into the file, not into the scene
     assert set(result.bones) == set(expected_bones)
 
     armature, mesh = reimport(result.path)
@@ -84,7 +80,7 @@ def test_glb_round_trip_keeps_skeleton_and_weights(clean_scene, chain_bundle, tm
     assert result.format == "glb" and result.path.suffix == ".glb"
     expected_weights, expected_names = weights_by_name(rig.mesh)
     expected_positions = world_positions(rig.mesh)
-    expected_bones = hierarchy(rig.armature)
+    expected_bones = with_root(hierarchy(rig.armature))
 
     armature, mesh = reimport(result.path)
     assert hierarchy(armature) == expected_bones

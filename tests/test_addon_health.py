@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from keydiff3d_addon.health import BackendUnreachable, check_backend
+from keydiff3d_addon.client.health import BackendUnreachable, check_backend
 
 
 def serve(status: int, body: bytes):
@@ -75,8 +75,10 @@ def test_something_else_on_the_port(servers):
         check_backend(url)
 
 
-def test_bad_url_is_a_sentence_not_a_crash():
-    with pytest.raises(BackendUnreachable, match="127.0.0.1:8765"):
-        check_backend("127.0.0.1:8765")  # no scheme
-    with pytest.raises(BackendUnreachable, match="No KeyDiff3D backend is reachable"):
+def test_bad_url_is_a_sentence_not_a_crash(servers):
+    _, url, _ = servers(200, json.dumps({"status": "ok", "device": "cpu"}).encode())
+    assert check_backend(url.removeprefix("http://")).status == "ok"  # no scheme: http:// is assumed
+    with pytest.raises(BackendUnreachable, match="No KeyDiff3D backend can be reached: the backend URL is empty"):
         check_backend("")
+    with pytest.raises(BackendUnreachable, match="must start with http:// or https://"):
+        check_backend("ftp://127.0.0.1:8765")

@@ -263,7 +263,7 @@ def test_recompute_weights_matches_rigcore_and_keeps_limits(clean_scene, chain_b
 
     rig = import_bundle(chain_bundle, target_height=2.0)
     bpy.context.view_layer.update()  # the mesh is evaluated, as in a session: the in-scene write path
-    skin = recompute_weights(bpy.context, rig.mesh, sigma=0.12, k=3, method="gaussian")
+    skin = recompute_weights(bpy.context, rig.mesh, method="gaussian", params={"sigma": 0.12}, k=3)
     assert not rig.mesh.hide_viewport  # hidden from the depsgraph only while writing
     expected = compute_skin_weights(vertex_positions(rig.mesh.data), rest_bones(rig.armature), sigma=0.12, k=3)
     dense, counts = blender_weights(rig.mesh, skin.bone_names)
@@ -272,7 +272,7 @@ def test_recompute_weights_matches_rigcore_and_keeps_limits(clean_scene, chain_b
     assert np.allclose(dense.sum(1), 1.0, atol=1e-5)
 
     other = next(m for m in METHODS if m != "gaussian")
-    smooth = recompute_weights(bpy.context, rig.armature, sigma=0.12, k=4, method=other)
+    smooth = recompute_weights(bpy.context, rig.armature, method=other, k=4)
     dense_smooth, counts = blender_weights(rig.mesh, smooth.bone_names)
     assert counts.max() <= 4 and np.allclose(dense_smooth.sum(1), 1.0, atol=1e-5)
     assert not np.allclose(dense_smooth, dense, atol=1e-3)  # the method changed the weights
@@ -294,7 +294,7 @@ def test_recompute_weights_follows_edited_bones(clean_scene, chain_bundle):
     new_tail = np.array(edit_bone.tail)
     bpy.ops.object.mode_set(mode="OBJECT")
     assert np.allclose(next(b for b in rest_bones(arm) if b.name == arm_bone).tail, new_tail, atol=1e-6)
-    recompute_weights(bpy.context, rig.mesh, sigma=0.05, k=4)
+    recompute_weights(bpy.context, rig.mesh, method="gaussian", params={"sigma": 0.05}, k=4)
     after, _ = blender_weights(rig.mesh, names)
     limb = names.index(arm_bone)
     assert np.abs(after - before).max() > 0.3

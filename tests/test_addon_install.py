@@ -17,7 +17,7 @@ from keydiff3d.addon_build import build_addon
 pytestmark = pytest.mark.bpy
 
 MODULE = "bl_ext.user_default.keydiff3d"
-PANELS = ("KEYDIFF3D_PT_main", "KEYDIFF3D_PT_import", "KEYDIFF3D_PT_weights", "KEYDIFF3D_PT_export")
+PANELS = ("KEYDIFF3D_PT_rig", "KEYDIFF3D_PT_import", "KEYDIFF3D_PT_weights", "KEYDIFF3D_PT_export", "KEYDIFF3D_PT_backend")
 OPERATORS = ("check_backend", "import_bundle", "recompute_weights", "export_rig", "rig_image_remote", "rig_selected_mesh")
 
 
@@ -93,10 +93,10 @@ def test_source_tree_package_enables_as_an_add_on(clean_scene):
     addon_utils.enable("keydiff3d_addon", default_set=True)  # from the repository (bpy_fixtures puts it on sys.path)
     try:
         assert bpy.context.preferences.addons["keydiff3d_addon"].preferences.backend_url == "http://127.0.0.1:8765"
-        assert hasattr(bpy.types, "KEYDIFF3D_PT_main") and hasattr(bpy.types.Scene, "keydiff3d")
+        assert hasattr(bpy.types, "KEYDIFF3D_PT_rig") and hasattr(bpy.types.Scene, "keydiff3d")
     finally:
         addon_utils.disable("keydiff3d_addon", default_set=True)
-    assert not hasattr(bpy.types, "KEYDIFF3D_PT_main")
+    assert not hasattr(bpy.types, "KEYDIFF3D_PT_rig")
 
 
 def test_disabling_unregisters_everything(installed):
@@ -107,7 +107,7 @@ def test_disabling_unregisters_everything(installed):
         assert not hasattr(bpy.types, panel)
     assert not hasattr(bpy.types.Scene, "keydiff3d")
     addon_utils.enable(MODULE, default_set=True)  # re-enabling works (no double registration)
-    assert hasattr(bpy.types, "KEYDIFF3D_PT_main")
+    assert hasattr(bpy.types, "KEYDIFF3D_PT_rig")
 
 
 def test_rig_from_image_without_backend_says_how_to_start_one(installed, image_file):
@@ -181,7 +181,7 @@ def test_operators_import_recompute_and_export(installed, tmp_path):
     assert bpy.ops.keydiff3d.import_bundle(filepath=str(bundle / "rig.json"), target_height=2.0) == {"FINISHED"}
     armature = bpy.context.view_layer.objects.active
     assert armature.type == "ARMATURE" and len(armature.data.bones) == len(CREATURE_KEYPOINTS) - 1
-    assert bpy.ops.keydiff3d.recompute_weights(sigma=0.1, k=2) == {"FINISHED"}
+    assert bpy.ops.keydiff3d.recompute_weights(method="gaussian", params='{"sigma": 0.1}', k=2) == {"FINISHED"}
     mesh = next(child for child in armature.children if child.type == "MESH")
     assert max(len(v.groups) for v in mesh.data.vertices) <= 2
     out = tmp_path / "rig.fbx"
@@ -189,6 +189,23 @@ def test_operators_import_recompute_and_export(installed, tmp_path):
     assert out.is_file() and out.stat().st_size > 1000
     # one undo step per operator is declared
     assert "UNDO" in bpy.types.KEYDIFF3D_OT_import_bundle.bl_options
+
+
+def test_start_local_backend_logs_in_the_extension_folder_and_shows_why_it_stopped(installed):
+    import sys
+
+    from bl_ext.user_default.keydiff3d import remote
+
+    installed.backend_url = f"127.0.0.1:{free_port()}"
+    installed.start_command = f"{sys.executable} -m keydiff3d.cli serve --bogus-option"
+    launcher = remote.start_local_backend(bpy.context)
+    state = launcher.wait(timeout=120)
+    assert state.phase == "exited" and "exited with code 2 before the backend answered" in state.message
+    assert "unrecognized arguments: --bogus-option" in state.log_tail  # the reason, not DEVNULL
+    log_dir = bpy.utils.extension_path_user(MODULE, path="logs")
+    assert launcher.log_path.parent.samefile(log_dir) and "--bogus-option" in launcher.log_path.read_text()
+    again = remote.start_local_backend(bpy.context)  # a finished launch can be retried
+    assert again is not launcher and again.wait(timeout=120).phase == "exited"
 
 
 def test_import_operator_reports_a_bad_bundle(installed, tmp_path):

@@ -9,8 +9,9 @@ import time
 
 import numpy as np
 import pytest
-from keydiff3d.training.checkpoint import DEFAULT_CHECKPOINT
 from pipeline_support import write_tiny_checkpoint
+
+from keydiff3d.model.checkpoint import DEFAULT_CHECKPOINT
 
 pytestmark = pytest.mark.slow
 

@@ -3,17 +3,22 @@
 import numpy as np
 import pytest
 
-from keydiff3d.evaluation.preview import PreviewItem, draw_preview, learned_bones
 from keydiff3d.evaluation.protocol import UNIT_SCALE, Predictions, evaluate_predictions, score_poses, score_skeletons
 from keydiff3d.geometry import orbit_cameras
+from keydiff3d.training.preview import PreviewItem, draw_preview, learned_bones
 
 CHAIN = np.array([[0, 1], [1, 2], [2, 3]])  # a 4-joint chain "category"
 STAR = np.array([[0, 1], [0, 2]])  # a 3-joint star "category"
 
 
 def _predictions(keypoints, joints, bones, categories, adjacency):
-    return Predictions(np.asarray(keypoints, float), [np.asarray(j, float) for j in joints],
-                       [np.asarray(b) for b in bones], np.array(categories), np.asarray(adjacency, float))
+    return Predictions(
+        np.asarray(keypoints, float),
+        [np.asarray(j, float) for j in joints],
+        [np.asarray(b) for b in bones],
+        np.array(categories),
+        np.asarray(adjacency, float),
+    )
 
 
 def _world(rng, n, J):

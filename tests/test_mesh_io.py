@@ -10,7 +10,8 @@ from PIL import Image
 from pipeline_support import creature_glb_bytes
 
 from keydiff3d.errors import InputError, TooLargeError, UnsupportedFormatError
-from keydiff3d.mesh_io import MESH_FORMATS, Y_UP_TO_Z_UP, file_up_axis, load_mesh, load_placed_mesh, mesh_file_type, to_gltf_frame
+from keydiff3d.mesh_io import MESH_FORMATS, file_up_axis, load_mesh, load_placed_mesh, mesh_file_type, to_gltf_frame
+from keydiff3d_addon.rigcore.frames import Y_UP_TO_Z_UP
 
 # --------------------------------------------------------------------------- formats and frames
 

@@ -6,7 +6,15 @@ import torch
 
 from keydiff3d.errors import ConfigError, InputError
 from keydiff3d.geometry import orbit_cameras, project_points
-from keydiff3d.model import KeyDiff3D, KeyDiff3DBatch, KeyDiff3DConfig, batch_from_arrays, batch_from_result, collate, select_views
+from keydiff3d.model import (
+    KeyDiff3D,
+    KeyDiff3DBatch,
+    KeyDiff3DConfig,
+    batch_from_arrays,
+    batch_from_result,
+    collate,
+    select_views,
+)
 from keydiff3d.multiview.base import MultiViewResult
 from keydiff3d.multiview.render_generator import RenderGenerator
 
@@ -44,7 +52,9 @@ def make_batch(config: KeyDiff3DConfig, batch: int = 2, joints: int | None = Non
     samples = []
     for b in range(batch):
         gt = None if joints is None else rng.uniform(-0.4, 0.4, (joints + b, 3))  # joint sets of different sizes
-        samples.append(batch_from_result(result, select_views(result.cameras, 20, config.num_views, rng), config.image_size, gt))
+        samples.append(
+            batch_from_result(result, select_views(result.cameras, 20, config.num_views, rng), config.image_size, gt)
+        )
     return collate(samples)
 
 
@@ -53,11 +63,11 @@ def test_config_round_trip_and_clear_errors():
     data = config.to_dict()
     assert data["cnn_channels"] == [8, 8, 8]
     assert KeyDiff3DConfig.from_dict(data) == config
-    with pytest.raises(ConfigError, match="unknown model config key"):
+    with pytest.raises(ConfigError, match="model config: unknown key voxel_sise"):
         KeyDiff3DConfig.from_dict({**data, "voxel_sise": 3})
-    with pytest.raises(ConfigError, match="must be a number"):
+    with pytest.raises(ConfigError, match="model config: voxel_size must be int, got 'big'"):
         KeyDiff3DConfig.from_dict({"voxel_size": "big"})
-    with pytest.raises(ConfigError, match="whole number"):
+    with pytest.raises(ConfigError, match="voxel_size must be int, got 7.5"):
         KeyDiff3DConfig.from_dict({"voxel_size": 7.5})
     with pytest.raises(ConfigError, match="lifting"):
         KeyDiff3DConfig(lifting="magic")
@@ -69,7 +79,11 @@ def test_select_views_input_first_and_spread():
     cams = orbit_cameras()
     views = select_views(cams, 20, 4)
     assert views[0] == 20 and len(set(views)) == 4
-    assert sorted(np.round(cams.azimuth_deg[views[1:]]).tolist()) == [86.0, 171.0, 274.0]  # 171 and 189 tie at 180; the lower index wins
+    assert sorted(np.round(cams.azimuth_deg[views[1:]]).tolist()) == [
+        86.0,
+        171.0,
+        274.0,
+    ]  # 171 and 189 tie at 180; the lower index wins
     random_views = select_views(cams, 20, 4, np.random.default_rng(1))
     assert random_views[0] == 20 and len(set(random_views)) == 4
     assert select_views(cams, 20, 1) == [20]
@@ -82,7 +96,9 @@ def test_batch_from_arrays_resizes_and_rescales_cameras():
     batch = batch_from_arrays((result.images * 255).astype(np.uint8), result.masks, result.cameras, [20, 3], 32)
     assert batch.images.shape == (1, 2, 3, 32, 32) and batch.images.dtype == torch.float32
     assert batch.images.max() <= 1.0
-    np.testing.assert_allclose(batch.projections[0].numpy(), result.cameras.subset([20, 3]).resized(32, 32).P, rtol=1e-6)
+    np.testing.assert_allclose(
+        batch.projections[0].numpy(), result.cameras.subset([20, 3]).resized(32, 32).P, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="masks"):
         KeyDiff3DBatch(batch.images, batch.masks[:, :1], batch.projections)
 
@@ -146,7 +162,10 @@ def test_external_features_sv3d_layout():
     """The same model code on generator features: 4 layers at 4 resolutions, fp16, any size."""
     channels = (16, 16, 8, 4)
     config = tiny_config(feature_source="external", external_channels=channels)
-    features = [np.random.default_rng(i).normal(size=(21, c, s, s)).astype(np.float16) for i, (c, s) in enumerate(zip(channels, (3, 6, 12, 24)))]
+    features = [
+        np.random.default_rng(i).normal(size=(21, c, s, s)).astype(np.float16)
+        for i, (c, s) in enumerate(zip(channels, (3, 6, 12, 24)))
+    ]
     result = random_result(features=features)
     model = KeyDiff3D(config)
     assert model.backbone is None
@@ -223,14 +242,24 @@ def test_render_generator_implements_the_protocol():
 def test_paper_size_on_cuda_with_autocast():
     """SV3D decoder taps (1280/1280/640/320 at 9/18/36/72 for 576 px), C' = 384, M = 72, K = 4, bf16."""
     config = KeyDiff3DConfig(
-        feature_source="external", external_channels=(1280, 1280, 640, 320), aggregated_channels=384,
-        voxel_size=72, volume_channels=(32, 64, 128, 128), image_size=256, map_size=128,
+        feature_source="external",
+        external_channels=(1280, 1280, 640, 320),
+        aggregated_channels=384,
+        voxel_size=72,
+        volume_channels=(32, 64, 128, 128),
+        image_size=256,
+        map_size=128,
     )
     model = KeyDiff3D(config).cuda().train()
     generator = torch.Generator().manual_seed(0)
-    features = [torch.randn(2, 4, c, s, s, generator=generator).half() for c, s in zip(config.external_channels, (9, 18, 36, 72))]
+    features = [
+        torch.randn(2, 4, c, s, s, generator=generator).half()
+        for c, s in zip(config.external_channels, (9, 18, 36, 72))
+    ]
     P = torch.tensor(orbit_cameras(size=256).subset([20, 4, 9, 14]).P, dtype=torch.float32)
-    batch = KeyDiff3DBatch(torch.rand(2, 4, 3, 256, 256), torch.rand(2, 4, 256, 256), P.expand(2, -1, -1, -1).clone(), features).to("cuda")
+    batch = KeyDiff3DBatch(
+        torch.rand(2, 4, 3, 256, 256), torch.rand(2, 4, 256, 256), P.expand(2, -1, -1, -1).clone(), features
+    ).to("cuda")
     torch.cuda.reset_peak_memory_stats()
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model(batch)

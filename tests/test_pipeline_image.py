@@ -8,8 +8,8 @@ import torch
 from pipeline_support import write_tiny_checkpoint
 
 from keydiff3d.errors import Cancelled, KeyDiff3DError, MissingWeightsError
+from keydiff3d.image_io import load_image
 from keydiff3d.paths import ASSETS_DIR
-from keydiff3d.pipeline.inputs import load_image
 from keydiff3d.pipeline.models import MODELS
 from keydiff3d.pipeline.options import PipelineOptions
 from keydiff3d.pipeline.run import run_image_pipeline
@@ -40,7 +40,12 @@ def test_without_sv3d_weights_the_file_is_named(no_user_weights, checkpoint, tmp
     stages = []
     progress = Progress(lambda stage, fraction, message: stages.append(stage))
     with pytest.raises(MissingWeightsError, match="sv3d_p.safetensors.*KEYDIFF3D_SV3D"):
-        run_image_pipeline(load_image(SAMPLE_IMAGE), PipelineOptions(checkpoint=checkpoint, device="cpu"), progress, out_dir=tmp_path / "out")
+        run_image_pipeline(
+            load_image(SAMPLE_IMAGE),
+            PipelineOptions(checkpoint=checkpoint, device="cpu"),
+            progress,
+            out_dir=tmp_path / "out",
+        )
     assert stages == [] and not (tmp_path / "out").exists()  # refused before any stage ran
 
 
@@ -78,5 +83,10 @@ def test_cancel_before_and_during_generation(tiny_sv3d, checkpoint, tmp_path, st
 
     progress = Progress(on_progress)
     with pytest.raises(Cancelled):
-        run_image_pipeline(load_image(SAMPLE_IMAGE), PipelineOptions(checkpoint=checkpoint, device="cpu"), progress, out_dir=tmp_path / "out")
+        run_image_pipeline(
+            load_image(SAMPLE_IMAGE),
+            PipelineOptions(checkpoint=checkpoint, device="cpu"),
+            progress,
+            out_dir=tmp_path / "out",
+        )
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
-"""Pipeline inputs and options: images are accepted exactly when they decode, within limits (meshes: test_mesh_io.py)."""
+"""Pipeline inputs and options: images are accepted exactly when they decode, within limits
+(meshes: test_mesh_io.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from pipeline_support import png_bytes
 
 from keydiff3d.errors import DeviceError, InputError, TooLargeError, UnsupportedFormatError
-from keydiff3d.pipeline.inputs import load_image
+from keydiff3d.image_io import load_image
 from keydiff3d.pipeline.options import PipelineOptions
 
 
@@ -63,6 +64,21 @@ def test_pixel_limit_is_checked_from_the_header():
         load_image(data, max_pixels=100 * 100 - 1)
 
 
+def test_a_file_gets_the_same_checks_and_the_message_names_it(tmp_path):
+    """`keydiff3d cache` and `keydiff3d rig` read files through the same loader as the service's uploads."""
+    good, tiny, bomb = tmp_path / "good.png", tmp_path / "tiny.png", tmp_path / "bomb.png"
+    good.write_bytes(png_bytes(64, 48))
+    tiny.write_bytes(png_bytes(1, 1))
+    bomb.write_bytes(bomb_png())
+    np.testing.assert_array_equal(load_image(good), load_image(png_bytes(64, 48)))
+    with pytest.raises(InputError, match=f"cannot read image {tiny}: the image is 1x1 pixels"):
+        load_image(tiny)
+    with pytest.raises(TooLargeError, match=f"cannot read image {bomb}: .*limit"):
+        load_image(bomb)
+    with pytest.raises(InputError, match="does not exist"):
+        load_image(tmp_path / "absent.png")
+
+
 def test_gif_is_refused_by_format_not_by_name():
     from PIL import Image
 
@@ -94,12 +110,10 @@ def test_options_from_json_checks_keys_and_types():
 def test_cuda_requests_fail_clearly_without_cuda():
     import torch
 
-    from keydiff3d.pipeline.device import require_cuda, resolve_device
+    from keydiff3d.device import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(DeviceError, match="frosting stage needs a CUDA GPU"):
-        require_cuda("frosting", torch.device("cpu"))
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no usable CUDA GPU"):
             resolve_device("cuda")

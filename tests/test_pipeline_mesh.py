@@ -55,7 +55,7 @@ def test_predict_keypoints_follows_the_mesh_frame(checkpoint, creature):
 
 def test_predict_keypoints_of_a_y_up_mesh(checkpoint, creature):
     """A mesh given in glTF's y-up coordinates gets the upright mesh's keypoints, in y-up coordinates."""
-    from keydiff3d.mesh_io import Y_UP_TO_Z_UP
+    from keydiff3d_addon.rigcore.frames import Y_UP_TO_Z_UP
 
     to_y_up = Y_UP_TO_Z_UP.T
     y_up = creature.rotated(to_y_up)

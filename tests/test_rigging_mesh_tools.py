@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from keydiff3d.rigging.mesh_tools import cluster_vertices, inside_test, project_inside, vertex_normals, winding_number
+from keydiff3d.geometry.mesh import vertex_normals
+from keydiff3d.rigging.mesh_tools import cluster_vertices, inside_test, project_inside, winding_number
 
 
 def _two_overlapping_spheres():

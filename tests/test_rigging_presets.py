@@ -24,12 +24,16 @@ from keydiff3d_addon.rigcore import (
 def test_shipped_presets_load_and_are_usable():
     assert set(list_presets(PRESETS_DIR, "category")) >= {"quadruped", "biped", "bird", "generic"}
     assert set(list_presets(PRESETS_DIR, "export")) >= {"unity", "unreal", "godot"}
+    import trimesh
+
     keypoints = np.random.default_rng(0).normal(size=(6, 3))
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=4.0)  # a closed mesh around the skeleton
     for name in list_presets(PRESETS_DIR, "category"):
         preset = load_category_preset(name, PRESETS_DIR)
         assert isinstance(preset, CategoryPreset) and preset.name == name and preset.keypoints >= 2
         skeleton = build_skeleton(keypoints, np.ones((6, 6)), naming=preset.naming, **preset.skeleton.kwargs())
-        compute_skin_weights(keypoints + 0.1, skeleton, **preset.skinning.kwargs())
+        skin = compute_skin_weights(sphere.vertices, skeleton, faces=sphere.faces, **preset.skinning.kwargs())
+        assert skin.method == preset.skinning.method == "heat"
 
 
 def test_export_presets_follow_game_engine_rules():
@@ -59,7 +63,7 @@ def _write(tmp_path, text: str):
         ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk="4"\n', "skinning.k must be int"),
         ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk=9\n', "between 1 and 4"),
         ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nleaf_bones=1\n', "leaf_bones must be bool"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nmethod="heat"\n', "one of gaussian"),
+        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nmethod="envelope"\n', "one of heat, gaussian"),
         ('[preset]\nname="x"\nkind="category"\n[modle]\nkeypoints=8\n', "unknown section [modle]"),
         ('[preset]\nname="x"\nkind="category"\n', "needs 'keypoints'"),
         ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
@@ -129,12 +133,12 @@ def test_rig_section_and_checkpoint_reach_the_preset(tmp_path):
 
 
 def test_every_shipped_preset_names_a_shipped_checkpoint_with_its_keypoint_count():
+    from keydiff3d.model.checkpoint import read_checkpoint
     from keydiff3d.pipeline.keypoints import named_checkpoint
-    from keydiff3d.training.checkpoint import read_checkpoint
 
     for name in list_presets(PRESETS_DIR, "category"):
         preset = load_category_preset(name, PRESETS_DIR)
         path = named_checkpoint(preset.checkpoint) / "model.safetensors"
         assert path.is_file(), f"{name}: {path}"
-        _, config, _ = read_checkpoint(path)
-        assert config.model["num_keypoints"] == preset.keypoints, name
+        _, header = read_checkpoint(path)
+        assert header.model_config.num_keypoints == preset.keypoints, name

@@ -124,7 +124,7 @@ def test_bones_one_per_edge_head_at_parent(seed):
     bones = skeleton.deform_bones()
     assert len(bones) == 11 and all(b.kind == "edge" for b in bones)
     assert len(set(skeleton.bone_names())) == len(skeleton.bones)
-    seen = set()
+    seen = {b.name for b in skeleton.bones if not b.deform}  # the root bone, first
     for b in bones:
         assert b.parent is None or b.parent in seen  # parent-first order
         seen.add(b.name)
@@ -193,8 +193,8 @@ def test_symmetric_skeleton_gets_mirrored_names():
 def test_asymmetric_skeleton_gets_index_names():
     keypoints, a = _random_graph(6, 11)
     skeleton = build_skeleton(keypoints, a, leaf_bones=True)
-    assert all(n.startswith("bone_") for n in skeleton.bone_names())
-    names = build_skeleton(_quadruped()[1], _quadruped()[2], naming=Naming(style="index")).bone_names()
+    assert all(n.startswith("bone_") for n in skeleton.bone_names(deform_only=True))
+    names = build_skeleton(_quadruped()[1], _quadruped()[2], naming=Naming(style="index")).bone_names(deform_only=True)
     assert names == [f"bone_{i:02d}" for i in range(1, len(names) + 1)]
 
 

@@ -136,7 +136,9 @@ def test_dense_round_trip_and_from_dense():
         (np.zeros((0, 3)), {}, "no vertices"),
         (np.array([[0, 0, np.nan]]), {}, "NaN"),
         (np.zeros((3, 3)), {"k": 5}, "between 1 and 4"),
-        (np.zeros((3, 3)), {"method": "heat"}, "unknown skinning method"),
+        (np.zeros((3, 3)), {"method": "envelope"}, "unknown skinning method"),
+        (np.zeros((3, 3)), {"method": "heat"}, "needs the mesh's triangles"),
+        (np.zeros((3, 3)), {"method": "heat", "faces": [[0, 1, 7]]}, "vertex indices"),
         (np.zeros((3, 3)), {"sigma": 0.0}, "positive"),
     ],
 )

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from keydiff3d.errors import InputError, MissingWeightsError
-from keydiff3d.segmentation import ForegroundExtractor, ForegroundOptions, load_image, prepare_sv3d_input
+from keydiff3d.image_io import load_image
+from keydiff3d.segmentation import ForegroundExtractor, ForegroundOptions, prepare_sv3d_input
 from keydiff3d.segmentation.grounded_sam import SamSegmenter, build_sam_from_state, normalise_prompt
 from keydiff3d.segmentation.testing import write_tiny_grounding_dino, write_tiny_sam
 
@@ -68,7 +69,9 @@ def test_sam_architecture_is_read_from_checkpoint_shapes():
     with torch.device("meta"):
         official = sam_model_registry["vit_b"]()
         rebuilt = build_sam_from_state(official.state_dict())
-    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in official.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in official.state_dict().items()
+    }
     assert rebuilt.image_encoder.blocks[2].window_size == 0 and rebuilt.image_encoder.blocks[0].window_size == 14
 
 

@@ -6,19 +6,16 @@ modal operator calls (`start_*_job`, `RemoteJob.drain` via `wait`) - the same co
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import re
+import time
 
 import numpy as np
 import pytest
-from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module and the add-on path)
+from bpy_fixtures import addon, bpy  # noqa: F401  (fixtures)
 from pipeline_support import png_bytes, write_tiny_checkpoint
-from service_support import Server, free_port
+from service_support import Server, free_port, json_backend
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
-
-ADDON = "keydiff3d_addon"
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +25,6 @@ def server(tmp_path_factory):
     server = Server(root / "data", root / "home", "--checkpoint", str(checkpoint)).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def addon():
-    """The add-on enabled (from the source tree) in an empty factory scene; yields its preferences."""
-    import addon_utils
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True)
-    yield bpy.context.preferences.addons[ADDON].preferences
-    addon_utils.disable(ADDON, default_set=True)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def creature_object(name: str = "Creature") -> bpy.types.Object:
@@ -76,9 +61,9 @@ def test_rig_selected_mesh_gives_a_posable_rig(server, addon):
     obj = creature_object()
     rest = world_vertices(obj)
     job = remote.start_mesh_job(bpy.context, obj)
-    assert job.wait(bpy.context, timeout=180), job.error
+    assert job.wait(timeout=180), job.error
     assert job.status.status == "done" and remote.active_job() is job
-    armature = job.rig_objects[0]
+    armature = job.result[0]
     assert armature.type == "ARMATURE" and obj.parent == armature
     assert any(m.type == "ARMATURE" and m.object == armature for m in obj.modifiers)
     np.testing.assert_allclose(world_vertices(obj), rest, atol=1e-5)  # parenting did not move the mesh
@@ -108,6 +93,42 @@ def test_rig_selected_mesh_gives_a_posable_rig(server, addon):
     assert np.median(moved[major == bone.name]) > 1e-3
 
 
+def test_renaming_the_mesh_during_the_job_keeps_the_result(server, addon):
+    from keydiff3d_addon import remote
+
+    addon.backend_url = server.url.removeprefix("http://")  # typed without the scheme
+    obj = creature_object("Before")
+    job = remote.start_mesh_job(bpy.context, obj)
+    work_dir = job.work_dir
+    assert work_dir.is_dir() and (work_dir / "Before.glb").is_file()
+    obj.name = "After"  # while the backend works on it
+    texts = []
+    while not job.drain():
+        texts.append(job.describe())
+        time.sleep(0.05)
+    assert job.error is None, job.error
+    assert bpy.data.objects["After"].parent == job.result[0]
+    assert not work_dir.exists()  # the upload and the downloaded zip are gone once the job ended
+    # stage, percent, elapsed whenever the polls caught the job running (a fast job may finish between
+    # two polls; the format itself is tested in test_addon_client.py)
+    running = [t for t in texts if "%" in t]
+    assert all(re.search(r" - \d+% \(\d+:\d\d\)$", t) for t in running)
+
+
+def test_a_mesh_deleted_during_the_job_gets_nothing(server, addon):
+    from keydiff3d_addon import remote
+
+    addon.backend_url = server.url
+    obj = creature_object("Doomed")
+    job = remote.start_mesh_job(bpy.context, obj)
+    bpy.data.objects.remove(obj)
+    before = (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys()))
+    assert not job.wait(timeout=180)
+    assert job.error == "the mesh 'Doomed' was deleted while the backend rigged it; nothing was added"
+    assert (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys())) == before
+    assert not job.work_dir.exists()
+
+
 def test_rig_from_image_without_sv3d_weights_fails_with_a_sentence(server, addon, tmp_path):
     from keydiff3d_addon import remote
 
@@ -116,10 +137,11 @@ def test_rig_from_image_without_sv3d_weights_fails_with_a_sentence(server, addon
     image.write_bytes(png_bytes(96, 96))
     objects_before = len(bpy.data.objects)
     job = remote.start_image_job(bpy.context, image)
-    assert not job.wait(bpy.context, timeout=180)
+    assert not job.wait(timeout=180)
     assert job.status.status == "failed"
     assert job.error.startswith("The backend could not rig this image:") and "sv3d_p.safetensors" in job.error
     assert len(bpy.data.objects) == objects_before  # nothing half-imported
+    assert not job.work_dir.exists()
     assert remote.make_client(bpy.context).health()["status"] == "ok"  # the server keeps serving
 
 
@@ -130,15 +152,16 @@ def test_cancel_from_blender_cancels_on_the_server(server, addon):
     obj = creature_object("ToCancel")
     job = remote.start_mesh_job(bpy.context, obj)
     job.cancel()
-    assert not job.wait(bpy.context, timeout=120)
+    assert not job.wait(timeout=120)
     assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled."
+    assert not job.work_dir.exists()
     assert remote.make_client(bpy.context).status(job.status.id).status == "cancelled"
     assert not any(m.type == "ARMATURE" for m in obj.modifiers)
 
 
 def test_no_backend_running_says_how_to_start_one(addon):
     from keydiff3d_addon import remote
-    from keydiff3d_addon.health import BackendUnreachable
+    from keydiff3d_addon.client.health import BackendUnreachable
 
     url = f"http://127.0.0.1:{free_port()}"
     addon.backend_url = url
@@ -154,26 +177,10 @@ def test_version_mismatch_is_reported(addon):
     from keydiff3d_addon import remote
     from keydiff3d_addon.client import VersionMismatch
 
-    class OldBackend(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"status": "ok", "version": "0.0.1", "api_version": 0, "device": "cpu"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), OldBackend)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        addon.backend_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    with json_backend({"status": "ok", "version": "0.0.1", "api_version": 0, "device": "cpu"}) as port:
+        addon.backend_url = f"http://127.0.0.1:{port}"
         with pytest.raises(VersionMismatch, match="API version 0 .* needs version 1"):
             remote.start_mesh_job(bpy.context, creature_object())
-    finally:
-        httpd.shutdown()
 
 
 def test_mesh_with_an_armature_is_refused(addon):

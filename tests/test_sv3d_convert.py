@@ -6,10 +6,10 @@ from accelerate import init_empty_weights
 from safetensors.torch import load_file, save_file
 
 from keydiff3d.errors import MissingWeightsError
-from keydiff3d.multiview.sv3d.convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm, unet_to_sgm
 from keydiff3d.multiview.sv3d.loading import load_sgm_unet
 from keydiff3d.multiview.sv3d.testing import tiny_unet, write_tiny_sv3d_checkpoint
-from keydiff3d.multiview.sv3d.unet import SV3DUNet, sv3d_unet_config
+from keydiff3d.networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm, unet_to_sgm
+from keydiff3d.networks.sv3d_unet import SV3DUNet, sv3d_unet_config
 from keydiff3d.weights import validate_sv3d
 
 torch.set_num_threads(1)
@@ -51,7 +51,7 @@ def test_conversion_is_a_bijection_onto_known_sgm_names(full_size_shapes):
         assert tuple(sgm[SGM_UNET_PREFIX + name].shape) == shape, name
     back = convert_sgm_unet(sgm, layers_per_block=2)
     assert {k: tuple(v.shape) for k, v in back.items()} == full_size_shapes
-    assert unet_config_from_sgm({k[len(SGM_UNET_PREFIX):]: v for k, v in sgm.items()}) == sv3d_unet_config()
+    assert unet_config_from_sgm({k[len(SGM_UNET_PREFIX) :]: v for k, v in sgm.items()}) == sv3d_unet_config()
 
 
 def test_tiny_checkpoint_loads_through_conversion_and_cache(tmp_path):
@@ -103,7 +103,8 @@ def test_wrong_checkpoints_are_rejected_before_loading(tmp_path):
 
 
 def test_diffusers_folder_with_its_own_vae_and_encoder_loads(tmp_path):
-    """Layout (b): a diffusers SV3D folder (unet/, vae/ - here a plain AutoencoderKL as ports ship it - image_encoder/)."""
+    """Layout (b): a diffusers SV3D folder (unet/, vae/ - here a plain AutoencoderKL as ports ship it -
+    image_encoder/)."""
     import shutil
 
     import numpy as np
@@ -117,7 +118,10 @@ def test_diffusers_folder_with_its_own_vae_and_encoder_loads(tmp_path):
     tiny_unet(seed=5).save_pretrained(folder / "unet")
     shutil.copytree(files.svd_xt / "image_encoder", folder / "image_encoder")
     AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(32,) * 4, layers_per_block=1
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32,) * 4,
+        layers_per_block=1,
     ).save_pretrained(folder / "vae")
     assert weights.validate_sv3d(folder) == "diffusers folder" and weights.sv3d_has_components(folder)
 

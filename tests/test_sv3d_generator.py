@@ -10,10 +10,16 @@ from keydiff3d.errors import Cancelled, InputError
 from keydiff3d.geometry import orbit_cameras
 from keydiff3d.multiview.sv3d.generator import white_background_masks
 from keydiff3d.multiview.sv3d.sampler import (
-    cfg_combine, ddpm_sigma, denoised_from_v, edm_sigmas, euler_step, nearest_step, triangle_guidance,
+    cfg_combine,
+    ddpm_sigma,
+    denoised_from_v,
+    edm_sigmas,
+    euler_step,
+    nearest_step,
+    triangle_guidance,
 )
 from keydiff3d.multiview.sv3d.testing import tiny_sv3d_generator
-from keydiff3d.multiview.sv3d.unet import camera_vector
+from keydiff3d.networks.sv3d_unet import camera_vector
 from keydiff3d.progress import Progress
 from keydiff3d.segmentation.preprocess import prepare_sv3d_input
 
@@ -48,7 +54,9 @@ def test_sampler_schedule_and_guidance_follow_sv3d_p():
     assert ddpm_sigma(500) == pytest.approx(1.618, abs=0.01)
     assert ddpm_sigma(999) > ddpm_sigma(500) > ddpm_sigma(100)
     step = nearest_step(sigmas, ddpm_sigma(500))
-    assert abs(np.log(sigmas[step] / ddpm_sigma(500))) <= min(abs(np.log(sigmas[s] / ddpm_sigma(500))) for s in range(50))
+    assert abs(np.log(sigmas[step] / ddpm_sigma(500))) <= min(
+        abs(np.log(sigmas[s] / ddpm_sigma(500))) for s in range(50)
+    )
 
 
 def test_v_prediction_scaling_and_euler_step():
@@ -82,7 +90,12 @@ def test_result_has_21_views_cameras_masks_and_features(generator, result):
     expected = orbit_cameras(size=SIZE)
     assert np.allclose(result.cameras.P, expected.P) and np.allclose(result.cameras.azimuth_deg, expected.azimuth_deg)
     latent = SIZE // 8
-    assert result.feature_names == ["up_blocks.0.resnets.2", "up_blocks.1.resnets.2", "up_blocks.2.resnets.2", "up_blocks.3.resnets.2"]
+    assert result.feature_names == [
+        "up_blocks.0.resnets.2",
+        "up_blocks.1.resnets.2",
+        "up_blocks.2.resnets.2",
+        "up_blocks.3.resnets.2",
+    ]
     channels = generator.models.unet.config.block_out_channels[::-1]
     for level, (feature, c) in enumerate(zip(result.features, channels)):
         assert feature.shape == (21, c, latent // 2 ** (3 - level), latent // 2 ** (3 - level))

@@ -92,9 +92,10 @@ def test_bundled_sample_assets_are_small_consistent_and_reproducible():
 
     from keydiff3d.demo import sample_mesh
     from keydiff3d.geometry import fit_to_world
-    from keydiff3d.mesh_io import Y_UP_TO_Z_UP, load_mesh
+    from keydiff3d.mesh_io import load_mesh
     from keydiff3d.paths import ASSETS_DIR
     from keydiff3d.synthetic import sample_assets as sa
+    from keydiff3d_addon.rigcore.frames import Y_UP_TO_Z_UP
 
     files = [ASSETS_DIR / sa.SAMPLE_MESH, ASSETS_DIR / sa.SAMPLE_IMAGE, ASSETS_DIR / sa.SAMPLE_TRUTH]
     assert sum(f.stat().st_size for f in files) < 1_000_000

@@ -9,7 +9,8 @@ from keydiff3d.geometry import OBJECT_EXTENT, orbit_cameras, project_points
 from keydiff3d.mesh_io import load_mesh, load_placed_mesh, to_gltf_frame
 from keydiff3d.synthetic import generate_creature
 from keydiff3d.synthetic.raster import rasterize
-from keydiff3d.synthetic.renderer import RenderMesh, RenderOptions, render_multiview, sample_texture
+from keydiff3d.geometry.mesh import RenderMesh
+from keydiff3d.synthetic.renderer import RenderOptions, render_multiview, sample_texture
 
 
 def _pixel_rays(cameras, view):

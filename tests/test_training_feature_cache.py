@@ -6,8 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from keydiff3d.cli import main
 from keydiff3d.errors import ConfigError
+from keydiff3d.evaluation.protocol import train_and_evaluate
 from keydiff3d.geometry import project_points
 from keydiff3d.multiview.cache_cli import render_creature_input
 from keydiff3d.multiview.sv3d import SV3DConfig
@@ -17,8 +20,6 @@ from keydiff3d.segmentation.preprocess import prepare_sv3d_input
 from keydiff3d.training.checkpoint import load_model
 from keydiff3d.training.config import load_config
 from keydiff3d.training.data import CacheData, StepBatches, open_data
-from keydiff3d.training.pipeline import train_and_evaluate
-from PIL import Image
 
 TINY_TAP_CHANNELS = [64, 64, 32, 32]  # up_blocks.0-3 resnets.2 of testing.TINY_CHANNELS, coarse to fine
 

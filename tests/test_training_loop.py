@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from keydiff3d.errors import ConfigError
+from keydiff3d.evaluation.protocol import train_and_evaluate
 from keydiff3d.training.checkpoint import load_model
 from keydiff3d.training.config import load_config
 from keydiff3d.training.data import StepBatches, TrainingData
-from keydiff3d.training.pipeline import train_and_evaluate
 from keydiff3d.training.trainer import train
 
 
@@ -101,7 +101,9 @@ def test_eval_cli_prints_the_report_as_json(tiny_data, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["num_test"] == 3 and set(report["poses"]) == {"linear", "mlp", "mean_pose"}
     assert report["poses"]["mlp"]["all"]["count"] == 3 and report["skeleton"]["all"]["cd_j2b"] > 0
-    assert main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2  # one clear sentence, no traceback
+    assert (
+        main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+    )  # one clear sentence, no traceback
 
 
 @pytest.mark.slow
@@ -135,9 +137,22 @@ def test_same_command_runs_ddp_on_two_cpu_processes(tiny_data, tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # `python -m torch.distributed.run` is what the `torchrun` script runs (venvs without the script too)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "-m", "keydiff3d.cli", "train", "tiny", "--set", f'data.dir="{tiny_data}"',
-           "--set", f'logging.out_dir="{tmp_path}"', "--no-eval"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "keydiff3d.cli",
+        "train",
+        "tiny",
+        "--set",
+        f'data.dir="{tiny_data}"',
+        "--set",
+        f'logging.out_dir="{tmp_path}"',
+        "--no-eval",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     state = tmp_path / "tiny" / "states" / "step_0000004"

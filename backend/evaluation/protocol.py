@@ -18,9 +18,10 @@ Units: "milli-extent" = 1/1000 of the object's largest bounding-box side (mm for
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +29,10 @@ import torch
 from ..progress import Progress
 from .metrics import cd_j2b, cd_j2j, joint_errors, procrustes_align, scale_align
 from .regressors import REGRESSORS
+
+if TYPE_CHECKING:
+    from ..training.config import TrainConfig
+    from ..training.trainer import TrainResult
 
 UNIT_SCALE = 1000.0  # world units -> milli-extent
 UNIT = "milli-extent (1/1000 of the object's largest side)"
@@ -58,7 +63,6 @@ class PoseScores:
     count: int
 
 
-
 @dataclass
 class EvalReport:
     unit: str
@@ -74,8 +78,13 @@ class EvalReport:
 
     def headline(self, regressor: str = "mlp") -> dict[str, float]:
         s = self.poses[regressor]["all"]
-        return {"mpjpe": s.mpjpe, "n_mpjpe": s.n_mpjpe, "p_mpjpe": s.p_mpjpe,
-                "cd_j2j": self.skeleton["all"]["cd_j2j"], "cd_j2b": self.skeleton["all"]["cd_j2b"]}
+        return {
+            "mpjpe": s.mpjpe,
+            "n_mpjpe": s.n_mpjpe,
+            "p_mpjpe": s.p_mpjpe,
+            "cd_j2j": self.skeleton["all"]["cd_j2j"],
+            "cd_j2b": self.skeleton["all"]["cd_j2b"],
+        }
 
     def table(self) -> str:
         lines = [f"{'regressor':<10} {'category':<10} {'MPJPE':>8} {'N-MPJPE':>8} {'P-MPJPE':>8} {'n':>5}"]
@@ -88,8 +97,12 @@ class EvalReport:
         return "\n".join(lines) + f"\n(units: {self.unit}; train {self.num_train}, held-out {self.num_test})"
 
 
-def score_poses(train: Predictions, test: Predictions, regressors: tuple[str, ...] = ("linear", "mlp"),
-                progress: Progress | None = None) -> dict[str, dict[str, PoseScores]]:
+def score_poses(
+    train: Predictions,
+    test: Predictions,
+    regressors: tuple[str, ...] = ("linear", "mlp"),
+    progress: Progress | None = None,
+) -> dict[str, dict[str, PoseScores]]:
     """Fit each regressor per category on `train`, score on `test`; plus the mean-pose baseline.
 
     "all" pools the per-joint errors of every held-out pose (categories have different joint counts).
@@ -102,8 +115,10 @@ def score_poses(train: Predictions, test: Predictions, regressors: tuple[str, ..
     if not categories:
         from ..errors import ConfigError
 
-        raise ConfigError("no category has items in both the regressors' training split and the held-out split; "
-                          "evaluate on more creatures or change held_out_fraction")
+        raise ConfigError(
+            "no category has items in both the regressors' training split and the held-out split; "
+            "evaluate on more creatures or change held_out_fraction"
+        )
     for c, category in enumerate(categories):
         progress.update(c / max(len(categories), 1), f"regressors for {category}")
         tr, te = train.where(category), test.where(category)
@@ -112,21 +127,28 @@ def score_poses(train: Predictions, test: Predictions, regressors: tuple[str, ..
         for name in regressors:
             predictions[name] = REGRESSORS[name]().fit(train.keypoints[tr], gt_train).predict(test.keypoints[te])
         for name, pred in predictions.items():
-            errors = np.stack([joint_errors(pred, gt_test), joint_errors(scale_align(pred, gt_test), gt_test),
-                               joint_errors(procrustes_align(pred, gt_test), gt_test)])
+            errors = np.stack(
+                [
+                    joint_errors(pred, gt_test),
+                    joint_errors(scale_align(pred, gt_test), gt_test),
+                    joint_errors(procrustes_align(pred, gt_test), gt_test),
+                ]
+            )
             pooled[name].append(errors.reshape(3, -1))
             results[name][category] = PoseScores(*(UNIT_SCALE * errors.reshape(3, -1).mean(1)), count=len(te))
     for name in names:
         if pooled[name]:
             errors = np.concatenate(pooled[name], axis=1)
-            results[name]["all"] = PoseScores(*(UNIT_SCALE * errors.mean(1)), count=sum(s.count for s in results[name].values()))
+            results[name]["all"] = PoseScores(
+                *(UNIT_SCALE * errors.mean(1)), count=sum(s.count for s in results[name].values())
+            )
     progress.update(1.0, "regressors done")
     return results
 
 
 def score_skeletons(test: Predictions) -> dict[str, dict[str, float]]:
     """CD-J2J / CD-J2B of each item's learned tree against its ground-truth bones (world frame)."""
-    from .preview import learned_bones
+    from ..training.preview import learned_bones
 
     per_item: dict[str, list[tuple[float, float]]] = {}
     for i in range(len(test.keypoints)):
@@ -134,17 +156,29 @@ def score_skeletons(test: Predictions) -> dict[str, dict[str, float]]:
         j2j = cd_j2j(test.keypoints[i], test.joints[i])
         j2b = cd_j2b(test.keypoints[i], bones, test.joints[i], test.bones[i])
         per_item.setdefault(str(test.categories[i]), []).append((j2j, j2b))
-    out = {c: {"cd_j2j": UNIT_SCALE * float(np.mean([v[0] for v in vals])), "cd_j2b": UNIT_SCALE * float(np.mean([v[1] for v in vals]))}
-           for c, vals in sorted(per_item.items())}
+    out = {
+        c: {
+            "cd_j2j": UNIT_SCALE * float(np.mean([v[0] for v in vals])),
+            "cd_j2b": UNIT_SCALE * float(np.mean([v[1] for v in vals])),
+        }
+        for c, vals in sorted(per_item.items())
+    }
     everything = [v for vals in per_item.values() for v in vals]
-    out["all"] = {"cd_j2j": UNIT_SCALE * float(np.mean([v[0] for v in everything])),
-                  "cd_j2b": UNIT_SCALE * float(np.mean([v[1] for v in everything]))}
+    out["all"] = {
+        "cd_j2j": UNIT_SCALE * float(np.mean([v[0] for v in everything])),
+        "cd_j2b": UNIT_SCALE * float(np.mean([v[1] for v in everything])),
+    }
     return out
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data, batch_size: int = 16, device: str | torch.device = "cpu",
-            progress: Progress | None = None) -> Predictions:
+def predict(
+    model: torch.nn.Module,
+    data,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> Predictions:
     """Keypoints of every item of `data` (training.data.TrainingData or CacheData) with the model in eval mode."""
     from ..model import collate
 
@@ -167,8 +201,12 @@ def predict(model: torch.nn.Module, data, batch_size: int = 16, device: str | to
     )
 
 
-def evaluate_predictions(train: Predictions, test: Predictions, regressors: tuple[str, ...] = ("linear", "mlp"),
-                         progress: Progress | None = None) -> EvalReport:
+def evaluate_predictions(
+    train: Predictions,
+    test: Predictions,
+    regressors: tuple[str, ...] = ("linear", "mlp"),
+    progress: Progress | None = None,
+) -> EvalReport:
     return EvalReport(
         unit=UNIT,
         num_train=len(train.keypoints),
@@ -178,9 +216,16 @@ def evaluate_predictions(train: Predictions, test: Predictions, regressors: tupl
     )
 
 
-def evaluate(model: torch.nn.Module, train_data, test_data, *, device: str | torch.device = "cpu",
-             regressors: tuple[str, ...] = ("linear", "mlp"), preview_path: str | Path | None = None,
-             progress: Progress | None = None) -> EvalReport:
+def evaluate(
+    model: torch.nn.Module,
+    train_data,
+    test_data,
+    *,
+    device: str | torch.device = "cpu",
+    regressors: tuple[str, ...] = ("linear", "mlp"),
+    preview_path: str | Path | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
     """The whole protocol for one model on a training and a held-out split (training.data.open_data)."""
     progress = progress or Progress()
     train = predict(model, train_data, device=device, progress=progress.span(0.0, 0.45, "predict train"))
@@ -193,26 +238,29 @@ def evaluate(model: torch.nn.Module, train_data, test_data, *, device: str | tor
 
 def draw_eval_preview(data, test: Predictions, path: str | Path, per_category: int = 1) -> Path:
     """One held-out item per category: predicted keypoints + learned tree, ground-truth bones in black."""
-    from .preview import PreviewItem, draw_preview, learned_bones
+    from ..training.preview import PreviewItem, draw_preview, learned_bones
 
     items = []
     for category in sorted(set(test.categories)):
         for i in test.where(category)[:per_category]:
             sample = data.sample(int(i))
-            items.append(PreviewItem(
-                images=sample.batch.images[0].permute(0, 2, 3, 1).numpy(),
-                cameras=sample.cameras,
-                keypoints=test.keypoints[i],
-                bones=learned_bones(test.keypoints[i], test.adjacency),
-                gt_joints=test.joints[i],
-                gt_bones=test.bones[i],
-                title=category,
-            ))
+            items.append(
+                PreviewItem(
+                    images=sample.batch.images[0].permute(0, 2, 3, 1).numpy(),
+                    cameras=sample.cameras,
+                    keypoints=test.keypoints[i],
+                    bones=learned_bones(test.keypoints[i], test.adjacency),
+                    gt_joints=test.joints[i],
+                    gt_bones=test.bones[i],
+                    title=category,
+                )
+            )
     return draw_preview(items, path)
 
 
-def open_splits(config, model_config, data_dir: str | Path | None = None, max_train_items: int = 0,
-                max_test_items: int = 0):
+def open_splits(
+    config, model_config, data_dir: str | Path | None = None, max_train_items: int = 0, max_test_items: int = 0
+):
     """(train, held-out) splits of a TrainConfig's evaluation folder: `data_dir` if given, else
     `[data] eval_dir`, else `[data] dir` (a synthetic data set or a feature cache of rendered
     creatures: evaluation needs ground-truth joints). ConfigError when the folder has none."""
@@ -233,9 +281,77 @@ def open_splits(config, model_config, data_dir: str | Path | None = None, max_tr
     return train, test
 
 
-def evaluate_model(model: torch.nn.Module, config, data_dir: str | Path | None = None, *, max_train_items: int = 0,
-                   max_test_items: int = 0, device: str | torch.device = "cpu", preview_path: str | Path | None = None,
-                   progress: Progress | None = None) -> EvalReport:
+def evaluate_model(
+    model: torch.nn.Module,
+    config,
+    data_dir: str | Path | None = None,
+    *,
+    max_train_items: int = 0,
+    max_test_items: int = 0,
+    device: str | torch.device = "cpu",
+    preview_path: str | Path | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
     """The protocol on the training and held-out splits of a TrainConfig's data set (0 = all items)."""
     train, test = open_splits(config, model.config, data_dir, max_train_items, max_test_items)
     return evaluate(model.to(device), train, test, device=device, preview_path=preview_path, progress=progress)
+
+
+def train_and_evaluate(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    cpu: bool = False,
+    command: str | None = None,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> tuple[TrainResult, EvalReport | None]:
+    """`keydiff3d train`: (TrainResult, EvalReport or None). Evaluation runs when
+    `config.logging.eval_at_end` and the run finished; its numbers go into the checkpoint."""
+    from ..training.trainer import train
+
+    progress = progress or Progress()
+    if config.logging.eval_at_end:
+        open_splits(config, config.model_config())  # an evaluation folder without joints fails now, not after training
+    result = train(
+        config,
+        resume=resume,
+        cpu=cpu,
+        command=command,
+        stop_after=stop_after,
+        progress=progress.span(0.0, 0.85 if config.logging.eval_at_end else 1.0, "train"),
+    )
+    report = None
+    if config.logging.eval_at_end and result.step >= config.optim.steps:
+        report = evaluate_checkpoint_in_place(result, config, progress.span(0.85, 1.0, "eval"))
+    progress.update(1.0, "done", stage="done")
+    return result, report
+
+
+def evaluate_checkpoint_in_place(
+    result: TrainResult, config: TrainConfig, progress: Progress | None = None
+) -> EvalReport:
+    """Evaluate a training run's checkpoint; write eval.json + eval_preview.png; add the numbers to its metadata."""
+    from ..training.checkpoint import load_model, save_checkpoint
+
+    model, _, metadata = load_model(result.checkpoint)
+    report = evaluate_model(
+        model,
+        config,
+        max_train_items=config.logging.eval_train_items,
+        max_test_items=config.logging.eval_test_items,
+        preview_path=result.run_dir / "eval_preview.png",
+        progress=progress,
+    )
+    (result.run_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=1))
+    metadata["eval"] = {
+        "unit": report.unit,
+        "regressor": "mlp",
+        **{k: round(v, 2) for k, v in report.headline().items()},
+        "linear_mpjpe": round(report.poses["linear"]["all"].mpjpe, 2),
+        "mean_pose_mpjpe": round(report.poses["mean_pose"]["all"].mpjpe, 2),
+        "num_train": report.num_train,
+        "num_test": report.num_test,
+    }
+    save_checkpoint(result.checkpoint, model, config, metadata)
+    return report

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keydiff3d_addon.rigcore.frames import to_z_up
+
 from ..errors import InputError
 
 CACHE_VERSION = 1
@@ -328,7 +330,7 @@ def _file_weights(path: Path, ob, local: np.ndarray, names: list[str], notes: li
         notes.append(f"{ob.name}: no glTF node of that name; used Blender's vertex groups")
         return None
     positions, joints, weights, joint_names = skin
-    positions_z_up = np.stack([positions[:, 0], -positions[:, 2], positions[:, 1]], 1)  # glTF y-up -> Blender
+    positions_z_up = to_z_up(positions, "Y")  # glTF y-up -> Blender
     scale = float(np.ptp(local, axis=0).max()) or 1.0
     if len(positions) != len(local) or np.abs(positions_z_up - local).max() > 1e-4 * scale:
         notes.append(f"{ob.name}: the file's vertices do not match Blender's one to one; used Blender's vertex groups")

@@ -47,7 +47,9 @@ class HyperfeatureAggregator(nn.Module):
     bilinearly; fp16 inputs (cached features) are promoted to the bottleneck's dtype.
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int, out_size: int | tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], out_channels: int, out_size: int | tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         if len(in_channels) == 0:
             raise ValueError("the aggregator needs at least one feature layer")
@@ -71,9 +73,9 @@ class HyperfeatureAggregator(nn.Module):
         weights = self.mixing_weights()
         dtype = self.mixing.dtype
         out = 0
-        for l, (layer, bottleneck) in enumerate(zip(layers, self.bottlenecks)):
+        for index, (layer, bottleneck) in enumerate(zip(layers, self.bottlenecks)):
             y = bottleneck(layer.to(dtype))
             if tuple(y.shape[-2:]) != tuple(size):
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-            out = out + weights[l] * y
+            out = out + weights[index] * y
         return out

@@ -19,6 +19,7 @@ is documented in augment.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from ..multiview.base import MultiViewResult
 from .aggregator import HyperfeatureAggregator
 from .augment import color_jitter, random_affine, warp
 from .batch import KeyDiff3DBatch, batch_from_result, select_views
+from .checkpoint import CheckpointHeader, load_weights, read_checkpoint
 from .config import KeyDiff3DConfig
 from .features import FeatureCNN
 from .heads import KeypointHead
@@ -69,7 +71,8 @@ class KeyDiff3DOutput:
 
 
 class KeyDiff3D(nn.Module):
-    """The model. Build from a `KeyDiff3DConfig`; the config (with the perceptual loss resolved) is `self.config`."""
+    """The model. Build from a `KeyDiff3DConfig` (the config, with the perceptual loss resolved, is
+    `self.config`) or load one with `KeyDiff3D.from_checkpoint` (its file's header is `self.checkpoint`)."""
 
     def __init__(self, config: KeyDiff3DConfig | None = None) -> None:
         super().__init__()
@@ -94,9 +97,26 @@ class KeyDiff3D(nn.Module):
             self.softargmax = SoftArgmax2D(c.softargmax_beta, c.learnable_beta)
         self.adjacency = Adjacency(c.num_keypoints, c.adjacency_multiplier, c.adjacency_init)
         self.reconstructor = (
-            ReconstructionNet(c.num_keypoints + 1, c.reconstruction_channels, c.appearance_dim) if c.needs_reconstruction else None
+            ReconstructionNet(c.num_keypoints + 1, c.reconstruction_channels, c.appearance_dim)
+            if c.needs_reconstruction
+            else None
         )
         self._criterion: list[nn.Module] = []  # built on first use; a list keeps it out of state_dict
+        self.checkpoint: CheckpointHeader | None = None  # set by from_checkpoint
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> KeyDiff3D:
+        """The model saved in `path` (a checkpoint file or its folder; None = the shipped default), in
+        eval mode on `device`, its header (config, metadata, training config) as `model.checkpoint`.
+
+        Raises ConfigError (one sentence) when the file is missing, corrupt, not a KeyDiff3D
+        checkpoint, of an unknown format version, or its weights do not fit the config in its header.
+        """
+        state, header = read_checkpoint(path)
+        model = cls(header.model_config)
+        load_weights(model, state, header.path)
+        model.checkpoint = header
+        return model.to(device).eval()
 
     # ------------------------------------------------------------------ pieces
     def perceptual(self) -> nn.Module:
@@ -113,18 +133,23 @@ class KeyDiff3D(nn.Module):
         else:
             if len(external) != len(self.config.external_channels):
                 raise InputError(
-                    f"the model expects {len(self.config.external_channels)} external feature layers, the batch has {len(external)}"
+                    f"the model expects {len(self.config.external_channels)} external feature layers, "
+                    f"the batch has {len(external)}"
                 )
             layers = [layer.flatten(0, 1) for layer in external]
         features = self.keypoint_head(self.aggregator(layers))
         return features.reshape(B, K, *features.shape[1:])
 
-    def augment_input(self, batch: KeyDiff3DBatch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def augment_input(
+        self, batch: KeyDiff3DBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """Random affine on view 0: (images, masks, external features, projections) with P_0 <- H P_0."""
         c = self.config
         B = batch.batch_size
         size = batch.image_size
-        H = random_affine(B, size, c.augment_rotation_deg, c.augment_scale, c.augment_translate, device=batch.images.device)
+        H = random_affine(
+            B, size, c.augment_rotation_deg, c.augment_scale, c.augment_translate, device=batch.images.device
+        )
         images = batch.images.clone()
         images[:, 0] = warp(batch.images[:, 0], H, size, fill=1.0)
         masks = batch.masks.clone()
@@ -138,7 +163,9 @@ class KeyDiff3D(nn.Module):
         P[:, 0] = H.to(P.dtype) @ batch.projections[:, 0]
         return images, masks, features, P
 
-    def locate(self, features: torch.Tensor, P: torch.Tensor, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def locate(
+        self, features: torch.Tensor, P: torch.Tensor, image_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-view features (B, K, C'', h, w) + P for image_size -> (keypoints (B, N, 3), heatmaps)."""
         c = self.config
         B, K = features.shape[:2]
@@ -156,7 +183,9 @@ class KeyDiff3D(nn.Module):
         return triangulate(P_maps, uv), probs
 
     # ------------------------------------------------------------------ forward
-    def forward(self, batch: KeyDiff3DBatch, compute_losses: bool = True, render_maps: bool | None = None) -> KeyDiff3DOutput:
+    def forward(
+        self, batch: KeyDiff3DBatch, compute_losses: bool = True, render_maps: bool | None = None
+    ) -> KeyDiff3DOutput:
         """Run the model. render_maps: compute structure maps/reconstructions (default: = compute_losses)."""
         c = self.config
         render_maps = compute_losses if render_maps is None else render_maps
@@ -179,7 +208,9 @@ class KeyDiff3D(nn.Module):
 
         need_maps = self.reconstructor is not None or c.lambda_mask > 0
         if need_maps:
-            out.keypoint_maps, out.edge_maps = structure_maps(uv, weights, (m, m), c.heatmap_sigma * m, c.edge_sigma * m)
+            out.keypoint_maps, out.edge_maps = structure_maps(
+                uv, weights, (m, m), c.heatmap_sigma * m, c.edge_sigma * m
+            )
         if self.reconstructor is not None:
             appearance = images[:, 0]
             if self.training:
@@ -196,11 +227,15 @@ class KeyDiff3D(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = out.keypoints.new_zeros(())
         if out.reconstructions is not None:
-            target = F.interpolate(batch.images.flatten(0, 1), size=(m, m), mode="bilinear", align_corners=False, antialias=True)
+            target = F.interpolate(
+                batch.images.flatten(0, 1), size=(m, m), mode="bilinear", align_corners=False, antialias=True
+            )
             terms["perceptual"] = self.perceptual().to(target.device)(out.reconstructions.flatten(0, 1), target)
             total = total + c.lambda_perceptual * terms["perceptual"]
         if c.lambda_mask > 0 and out.edge_maps is not None:
-            masks = F.interpolate(batch.masks.flatten(0, 1)[:, None], size=(m, m), mode="bilinear", align_corners=False, antialias=True)
+            masks = F.interpolate(
+                batch.masks.flatten(0, 1)[:, None], size=(m, m), mode="bilinear", align_corners=False, antialias=True
+            )
             terms["mask"] = mask_loss(out.edge_maps, masks.reshape(out.edge_maps.shape))
             total = total + c.lambda_mask * terms["mask"]
         if c.supervision != "none":
@@ -208,7 +243,10 @@ class KeyDiff3D(nn.Module):
                 raise InputError(f"supervision {c.supervision!r} needs GT joints in the batch")
             if c.supervision == "joints":
                 if batch.joints.shape[1] != c.num_keypoints:
-                    raise InputError(f"supervision 'joints' needs {c.num_keypoints} joints per object, got {batch.joints.shape[1]}; use 'chamfer'")
+                    raise InputError(
+                        f"supervision 'joints' needs {c.num_keypoints} joints per object, "
+                        f"got {batch.joints.shape[1]}; use 'chamfer'"
+                    )
                 terms["joints"] = joint_loss(out.keypoints, batch.joints.to(out.keypoints.dtype), batch.joints_valid)
             else:
                 terms["joints"] = chamfer_loss(out.keypoints, batch.joints.to(out.keypoints.dtype), batch.joints_valid)
@@ -226,7 +264,9 @@ class KeyDiff3D(nn.Module):
         """
         c = self.config
         if c.feature_source == "external" and not result.features:
-            raise InputError("this checkpoint needs generator features (e.g. SV3D taps), but the views came without any")
+            raise InputError(
+                "this checkpoint needs generator features (e.g. SV3D taps), but the views came without any"
+            )
         if views is None:
             views = select_views(result.cameras, result.input_view, min(c.num_views, result.num_views))
         device = next(self.parameters()).device
@@ -256,5 +296,12 @@ class KeyDiff3D(nn.Module):
             {"name": "adjacency", "params": adjacency, "lr": c.lr, "weight_decay": 0.0},
         ]
         if reconstruction:
-            groups.append({"name": "reconstruction", "params": reconstruction, "lr": c.lr_reconstruction, "weight_decay": c.weight_decay})
+            groups.append(
+                {
+                    "name": "reconstruction",
+                    "params": reconstruction,
+                    "lr": c.lr_reconstruction,
+                    "weight_decay": c.weight_decay,
+                }
+            )
         return groups

@@ -29,10 +29,12 @@ def gaussian_window(size: int = 5, sigma: float = 1.5, device=None, dtype=torch.
     return (g[:, None] * g[None, :])[None, None]
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 5) -> torch.Tensor:
-    """Mean structural similarity of (N, C, H, W) images in [0, 1] (Gaussian window, reflect padding)."""
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 5, sigma: float = 1.5) -> torch.Tensor:
+    """Mean structural similarity of (N, C, H, W) images in [0, 1] (Gaussian window of side `window`
+    and deviation `sigma` in pixels, reflect padding). The project's one SSIM: the perceptual
+    substitute (window 5) and the Gaussian Frosting fit (window 11, as in 3DGS) both use it."""
     C = x.shape[1]
-    kernel = gaussian_window(window, device=x.device, dtype=x.dtype).expand(C, 1, -1, -1)
+    kernel = gaussian_window(window, sigma, device=x.device, dtype=x.dtype).expand(C, 1, -1, -1)
     pad = window // 2
 
     def blur(t: torch.Tensor) -> torch.Tensor:
@@ -94,7 +96,8 @@ def make_perceptual_loss(kind: str, vgg16_path: str = "") -> nn.Module:
         path = find_vgg16_weights(vgg16_path or None)
         if path is None:
             raise MissingWeightsError(
-                f"perceptual_loss 'vgg16' needs a VGG16 weights file: set ${VGG16_ENV} or vgg16_path to torchvision's vgg16-397923af.pth"
+                f"perceptual_loss 'vgg16' needs a VGG16 weights file: set ${VGG16_ENV} or vgg16_path "
+                "to torchvision's vgg16-397923af.pth"
             )
         return VGGPerceptualLoss(path)
     if kind == "pyramid":

@@ -1,56 +1,18 @@
-"""The interface every multi-view generator implements (render generator now, SV3D-p later).
+"""The interface every multi-view generator implements (the render generator, SV3D-p).
 
-The keypoint model consumes `MultiViewResult` and nothing else, so swapping the generator never
-changes the model.
+They return a `MultiViewResult` (defined in geometry/views.py, below the generators, because the
+CPU renderer in synthetic/ returns one too). The keypoint model consumes it and nothing else, so
+swapping the generator never changes the model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from ..geometry import Cameras
+from ..geometry.views import MultiViewResult
 from ..progress import Progress
-
-
-@dataclass
-class MultiViewResult:
-    """Orbit views of one object in the generator's world frame (z up, object at the origin).
-
-    images:   (V, H, W, 3) float32 in [0, 1], composited on white.
-    masks:    (V, H, W) float32 in [0, 1], foreground probability.
-    cameras:  V cameras for images of size W x H (see geometry.cameras for conventions).
-    input_view: index of the view that shows the input image (SV3D-p: 20).
-    features: per tapped layer, (V, C_l, h_l, w_l) arrays (fp16 or fp32), or empty when the model
-              computes its own features from `images` (render generator + trainable CNN).
-    feature_names: one name per entry of `features` (e.g. "up_blocks.1.resnets.2").
-    depth:    optional (V, H, W) float32 camera-space depth, 0 where there is no surface (renders only).
-    """
-
-    images: np.ndarray
-    masks: np.ndarray
-    cameras: Cameras
-    input_view: int
-    features: list[np.ndarray] = field(default_factory=list)
-    feature_names: list[str] = field(default_factory=list)
-    depth: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        V, H, W, _ = self.images.shape
-        if self.masks.shape != (V, H, W):
-            raise ValueError(f"masks {self.masks.shape} do not match images {self.images.shape}")
-        if len(self.cameras) != V or (self.cameras.width, self.cameras.height) != (W, H):
-            raise ValueError("cameras do not match the views")
-        if len(self.features) != len(self.feature_names):
-            raise ValueError("one feature name per feature layer is required")
-        if not 0 <= self.input_view < V:
-            raise ValueError(f"input_view {self.input_view} outside 0..{V - 1}")
-
-    @property
-    def num_views(self) -> int:
-        return self.images.shape[0]
 
 
 class MultiViewGenerator(Protocol):

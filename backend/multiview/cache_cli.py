@@ -33,22 +33,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--svd-xt", help="SVD-xt diffusers folder with vae/ and image_encoder/")
     parser.add_argument("--sam", help="SAM checkpoint (.pth)")
     parser.add_argument("--grounding-dino", help="Grounding DINO transformers folder")
-    parser.add_argument("--foreground", default="auto", choices=["auto", "alpha", "grounded-sam"], help="how to find the object (auto: alpha if present)")
-    parser.add_argument("--view-masks", default="threshold", choices=["threshold", "sam"], help="masks of generated views: white threshold or SAM")
+    parser.add_argument(
+        "--foreground",
+        default="auto",
+        choices=["auto", "alpha", "grounded-sam"],
+        help="how to find the object (auto: alpha if present)",
+    )
+    parser.add_argument(
+        "--view-masks",
+        default="threshold",
+        choices=["threshold", "sam"],
+        help="masks of generated views: white threshold or SAM",
+    )
     parser.add_argument("--prompt", default="animal. creature.", help="Grounding DINO text prompt")
     parser.add_argument("--steps", type=int, default=50, help="sampling steps (official: 50)")
     parser.add_argument("--size", type=int, default=576, help="view size in pixels (SV3D-p: 576)")
     parser.add_argument("--tau", type=float, default=500.0, help="DDPM timestep (of 1000) at which features are tapped")
-    parser.add_argument("--feature-views", default="all", help="comma-separated frames whose features are stored, or 'all'")
+    parser.add_argument(
+        "--feature-views", default="all", help="comma-separated frames whose features are stored, or 'all'"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--offload", action="store_true", help="keep networks on the CPU between stages (less GPU memory)")
+    parser.add_argument(
+        "--offload", action="store_true", help="keep networks on the CPU between stages (less GPU memory)"
+    )
     parser.add_argument("--limit", type=int, help="process at most this many new images")
-    parser.add_argument("--creatures", type=int, metavar="N",
-                        help="instead of images: N procedural creatures, joints kept (an evaluation cache)")
-    parser.add_argument("--categories", default=None,
-                        help="with --creatures: comma-separated categories (default: all)")
+    parser.add_argument(
+        "--creatures",
+        type=int,
+        metavar="N",
+        help="instead of images: N procedural creatures, joints kept (an evaluation cache)",
+    )
+    parser.add_argument(
+        "--categories", default=None, help="with --creatures: comma-separated categories (default: all)"
+    )
     parser.add_argument("--creature-seed", type=int, default=0, help="with --creatures: seed of the creature draws")
 
 
@@ -64,7 +83,11 @@ class Source:
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder of images")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def parse_views(text: str, num_frames: int) -> list[int] | None:
@@ -88,7 +111,8 @@ def _extractor(args: argparse.Namespace, runtime):
 def image_sources(args: argparse.Namespace, runtime) -> tuple[list[Source], object, dict]:
     """(sources, foreground extractor, foreground settings) for the images of `args.images`;
     the segmentation weights are checked (headers only) before anything else happens."""
-    from ..segmentation import ForegroundOptions, load_image
+    from ..image_io import load_image
+    from ..segmentation import ForegroundOptions
 
     images = list_images(args.images)
     if not images:

@@ -8,23 +8,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from keydiff3d_addon.rigcore.presets import default_preset_name
+
 from .options import DEVICES, RECONSTRUCTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", type=Path, help="PNG, JPEG or WebP image of one creature (alpha = foreground if present)")
+    parser.add_argument(
+        "image", type=Path, help="PNG, JPEG or WebP image of one creature (alpha = foreground if present)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="bundle folder (default: out/<image name>)")
-    parser.add_argument("--preset", default="generic", help="category preset in presets/ (default generic)")
+    default = default_preset_name("category")
+    parser.add_argument("--preset", default=default, help=f"category preset in presets/ (default {default})")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when present), cuda or cpu")
     parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
-    parser.add_argument("--reconstruction", choices=RECONSTRUCTIONS, default="auto", help="auto (frosting on CUDA, else hull), hull or frosting")
+    parser.add_argument(
+        "--reconstruction",
+        choices=RECONSTRUCTIONS,
+        default="auto",
+        help="auto (frosting on CUDA, else hull), hull or frosting",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of SV3D-p's sampling (default 0)")
     parser.add_argument("--no-glb", action="store_true", help="do not write rig.glb")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..image_io import load_image
     from ..progress import tqdm_progress
-    from .inputs import load_image
     from .options import PipelineOptions
     from .run import run_image_pipeline
 

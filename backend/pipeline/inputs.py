@@ -1,63 +1,15 @@
-"""Reading the user's inputs: the image (checked by decoding, with size limits) and a KP.json of keypoints.
+"""Reading a KP.json of keypoints the user gives for a mesh (`keydiff3d rig-mesh --keypoints`).
 
-The same function serves the CLI and the HTTP service, so an upload is accepted exactly when the
-pipeline can read it. The pixel count is checked from the image header before decoding
-(decompression bombs). Meshes are read, with the same kind of checks, by `keydiff3d.mesh_io`.
+Images are read by `keydiff3d.image_io`, meshes by `keydiff3d.mesh_io`, with the same kind of checks.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, TooLargeError, UnsupportedFormatError
-
-IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
-MAX_IMAGE_PIXELS = 4096 * 4096
-MIN_IMAGE_SIDE = 32
-
-
-def _read_bytes(source: bytes | str | Path) -> bytes:
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source)
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"input file {path} does not exist")
-    return path.read_bytes()
-
-
-def load_image(source: bytes | str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
-    """Decode a PNG / JPEG / WebP image -> (H, W, 4) float32 RGBA in [0, 1] (alpha 1 when absent).
-
-    Raises TooLargeError (more than `max_pixels`, read from the header before decoding),
-    UnsupportedFormatError (another format or no image at all) or InputError (corrupt, truncated, tiny).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    data = _read_bytes(source)
-    if not data:
-        raise InputError("the image is empty (0 bytes)")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnsupportedFormatError(f"the data is not a readable image; send one of {', '.join(IMAGE_FORMATS)}") from None
-    except Image.DecompressionBombError:  # PIL's own guard: the header claims an absurd size
-        raise TooLargeError(f"the image's header claims far more than the limit of {max_pixels} pixels (a decompression bomb?)") from None
-    if image.format not in IMAGE_FORMATS:
-        raise UnsupportedFormatError(f"{image.format} images are not accepted; send one of {', '.join(IMAGE_FORMATS)}")
-    width, height = image.size
-    if width * height > max_pixels:
-        raise TooLargeError(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels in all, resize it first")
-    if min(width, height) < min_side:
-        raise InputError(f"the image is {width}x{height} pixels; at least {min_side}x{min_side} are needed")
-    try:
-        image.load()
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputError(f"the {image.format} image could not be decoded (truncated or corrupt: {error})") from None
-    return rgba
+from ..errors import InputError
 
 
 def read_keypoints_json(path: Path):
@@ -82,7 +34,9 @@ def read_keypoints_json(path: Path):
     if keypoints.ndim != 2 or keypoints.shape[1] != 3:
         raise InputError(f"{path.name}: keypoints must be N x 3, got shape {keypoints.shape}")
     if adjacency.shape != (len(keypoints), len(keypoints)):
-        raise InputError(f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}")
+        raise InputError(
+            f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}"
+        )
     if not (np.isfinite(keypoints).all() and np.isfinite(adjacency).all()):
         raise InputError(f"{path.name}: keypoints and adjacency must be finite numbers")
     return keypoints, adjacency

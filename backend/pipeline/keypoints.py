@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..model import KeyDiff3D
+from ..model.checkpoint import checkpoint_file
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
 from .models import MODELS
@@ -31,20 +33,11 @@ class KeypointPrediction:
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
-    config: Any  # training.config.TrainConfig
+    """A KeyDiff3D model in eval mode, its checkpoint's metadata and the file it came from."""
+
+    model: KeyDiff3D
     metadata: dict[str, Any]
     path: str
-
-
-def checkpoint_path(checkpoint: str | Path | None) -> Path:
-    """The checkpoint file a run uses: the given file (or folder) or the shipped default."""
-    from ..training.checkpoint import DEFAULT_CHECKPOINT, WEIGHTS_NAME
-
-    if checkpoint is None:
-        return DEFAULT_CHECKPOINT
-    path = Path(checkpoint).expanduser().resolve()
-    return path / WEIGHTS_NAME if path.is_dir() else path
 
 
 def named_checkpoint(name: str) -> Path:
@@ -79,14 +72,13 @@ def preset_model(preset, checkpoint: str | Path | None, device: torch.device) ->
 
 
 def load_keypoint_model(checkpoint: str | Path | None, device: torch.device) -> LoadedModel:
-    """The KeyDiff3D model of `checkpoint` on `device`, loaded once per process (ConfigError if unusable)."""
-    from ..training.checkpoint import load_model
-
-    path = checkpoint_path(checkpoint)
+    """The KeyDiff3D model of `checkpoint` (a file, its folder or None = the shipped default) on
+    `device`, loaded once per process (ConfigError if unusable)."""
+    path = checkpoint_file(checkpoint)
 
     def load() -> LoadedModel:
-        model, config, metadata = load_model(path, device)
-        return LoadedModel(model, config, metadata, str(path))
+        model = KeyDiff3D.from_checkpoint(path, device)
+        return LoadedModel(model, model.checkpoint.metadata, str(path))
 
     return MODELS.get(("keydiff3d", str(path), str(device)), load)
 

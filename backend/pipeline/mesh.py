@@ -15,25 +15,28 @@ from typing import Any
 
 import numpy as np
 
+from keydiff3d_addon.rigcore.frames import FrameError, rotation_to_z_up
+
+from ..device import resolve_device
 from ..errors import InputError
 from ..geometry import Cameras, Placement, fit_to_world
-from ..mesh_io import Y_UP_TO_Z_UP, load_mesh
+from ..geometry.mesh import RenderMesh
+from ..mesh_io import load_mesh
 from ..multiview.base import MultiViewResult
 from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
-from ..synthetic.renderer import RenderMesh, as_render_mesh
-from .device import resolve_device
+from ..synthetic.renderer import as_render_mesh
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size
-UP_AXES = ("Z", "Y")
 
 
 def upright_rotation(up_axis: str) -> np.ndarray:
     """(3, 3) rotation from a mesh's own coordinates with `up_axis` up to upright (z-up) ones."""
-    if up_axis not in UP_AXES:
-        raise InputError(f"up_axis must be 'Y' or 'Z', got {up_axis!r}")
-    return Y_UP_TO_Z_UP if up_axis == "Y" else np.eye(3)
+    try:
+        return rotation_to_z_up(up_axis)
+    except FrameError as error:
+        raise InputError(str(error)) from None
 
 
 @dataclass
@@ -58,7 +61,9 @@ class MeshKeypoints:
         return views_in_own_frame(self.views, self.placement, upright_rotation(self.up_axis))
 
 
-def views_in_own_frame(views: MultiViewResult, placement: Placement, rotation: np.ndarray | None = None) -> MultiViewResult:
+def views_in_own_frame(
+    views: MultiViewResult, placement: Placement, rotation: np.ndarray | None = None
+) -> MultiViewResult:
     """The same views with cameras for an object's own frame, where world = s (rotation @ own - c)
     (rotation: own coordinates -> upright ones, identity by default).
 
@@ -80,15 +85,18 @@ def as_mesh(mesh) -> RenderMesh:
     return as_render_mesh(mesh)
 
 
-def render_mesh_views(mesh: RenderMesh, size: int = RENDER_SIZE, progress: Progress | None = None) -> tuple[MultiViewResult, Placement]:
+def render_mesh_views(
+    mesh: RenderMesh, size: int = RENDER_SIZE, progress: Progress | None = None
+) -> tuple[MultiViewResult, Placement]:
     """The 21 SV3D-p orbit views of `mesh` (own frame, z up) after placing it in the world frame."""
     placement = fit_to_world(mesh.vertices)
     world = mesh.transformed(placement.scale, -placement.center * placement.scale)
     return RenderGenerator(size=size).from_mesh(world, progress), placement
 
 
-def mesh_keypoints(mesh: RenderMesh, model, progress: Progress | None = None, render_size: int = RENDER_SIZE,
-                   up_axis: str = "Z") -> MeshKeypoints:
+def mesh_keypoints(
+    mesh: RenderMesh, model, progress: Progress | None = None, render_size: int = RENDER_SIZE, up_axis: str = "Z"
+) -> MeshKeypoints:
     """Render + predict with an already loaded model (`keypoints.LoadedModel`); `mesh` in its own
     coordinates with `up_axis` up."""
     progress = progress or Progress()

@@ -1,7 +1,8 @@
 """Options of one pipeline run, shared by `keydiff3d rig`, `keydiff3d rig-mesh`, the demo and the service.
 
-The service receives them as a JSON object, so `from_dict` checks every key and type and answers a
-wrong one with one `InputError` sentence instead of a traceback deep inside a stage.
+The service receives them as a JSON object, so `from_dict` checks every key, type and the preset
+(it must be a category preset in presets/) and answers a wrong one with one `InputError` sentence
+at submission instead of a failure deep inside a stage.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, load_category_preset
 
 from ..errors import InputError
 from ..mesh_io import UP_AXES
@@ -21,7 +24,8 @@ RECONSTRUCTIONS = ("auto", "hull", "frosting")
 class PipelineOptions:
     """What a run should do. Defaults give the embedded CPU-capable behaviour.
 
-    preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning).
+    preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning);
+                     default: the one marked `default = true` (quadruped).
     device:          auto (CUDA when present) | cuda | cpu.
     checkpoint:      a KeyDiff3D checkpoint file or folder; None = the shipped default.
     reconstruction:  auto (frosting on CUDA, visual hull on CPU) | hull | frosting (CUDA only).
@@ -29,9 +33,11 @@ class PipelineOptions:
     export_glb:      also write rig.glb next to rig.json.
     posed_preview:   also write preview_posed.png (the rig at rest and bent, a Workbench render: a few seconds).
     seed:            seed of the stochastic stages (SV3D sampling), for reproducible results.
+    move_inside:     move given keypoints (rig-mesh --keypoints) that lie outside the mesh just inside
+                     it; predicted keypoints are always moved. What moved is in the provenance.
     """
 
-    preset: str = "generic"
+    preset: str = dataclasses.field(default_factory=lambda: default_preset_name("category"))
     device: str = "auto"
     checkpoint: str | None = None
     reconstruction: str = "auto"
@@ -39,6 +45,7 @@ class PipelineOptions:
     export_glb: bool = True
     posed_preview: bool = True
     seed: int = 0
+    move_inside: bool = False
 
     def __post_init__(self) -> None:
         _choice("device", self.device, DEVICES)
@@ -49,7 +56,8 @@ class PipelineOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "PipelineOptions":
-        """Options from a JSON object; unknown keys and wrong types raise InputError."""
+        """Options from a JSON object; unknown keys, wrong types and a preset that is not a
+        category preset (missing, malformed, or an export preset such as 'unity') raise InputError."""
         if data is None:
             return cls()
         if not isinstance(data, dict):
@@ -61,7 +69,12 @@ class PipelineOptions:
         values = {}
         for name, value in data.items():
             values[name] = _check_type(name, value, known[name].type)
-        return cls(**values)
+        options = cls(**values)
+        try:
+            load_category_preset(options.preset)
+        except PresetError as error:
+            raise InputError(f"option 'preset': {error}") from None
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -2,8 +2,10 @@
 
 Thin glue over `keydiff3d_addon.rigcore` with the category preset's settings and the mesh's exact
 inside test (generalised winding numbers, `rigging.mesh_tools`), which gives the spanning tree's
-volume penalty and lets keypoints that fell outside the mesh be moved just inside it. Every path
-that rigs a mesh (image, views, an existing mesh, `rig-mesh`) ends here.
+volume penalty, keeps tip bones inside the mesh and lets keypoints that fell outside the mesh be
+moved just inside it. Skinning runs rigcore's method with the backend's embree and scipy back ends
+(`rigging.heat_backends`). Every path that rigs a mesh (image, views, an existing mesh, `rig-mesh`)
+ends here.
 """
 
 from __future__ import annotations
@@ -82,27 +84,38 @@ def rig_mesh(
     provenance: dict | None = None,
     views_entry: dict | None = None,
     given: bool = False,
+    move_inside: bool = True,
 ) -> RigBundle:
     """Skeleton and skin weights for `mesh`: the maximum spanning tree of `adjacency` over the
     keypoints (preset [rig] method "chain"), or the mesh's curve skeleton alone ("curve") or with
-    joints at the keypoints ("fused"; rigging.volume_rig). keypoints (N, 3), adjacency (N, N) and
-    the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame.
-    `given`: the keypoints and adjacency come from the user (`rig-mesh --keypoints`): their own
-    skeleton, so always the "chain" method. `views_entry` is rig.json's optional "views" section. The bundle's
-    timings hold the seconds of "skeleton" and "skinning". Bad inputs raise InputError (one sentence)."""
+    joints at the keypoints ("fused"; rigging.volume_rig). keypoints (N, 3), adjacency (N, N) and the
+    mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame.
+    `views_entry` is rig.json's optional "views" section. The bundle's timings hold the seconds of
+    "skeleton" and "skinning". Bad inputs raise InputError (one sentence).
+
+    given: the keypoints and adjacency come from the user (`rig-mesh --keypoints`): their own
+        skeleton, so always the "chain" method, and the adjacency names the edges, so the tree's
+        priors only break near-ties (the preset's `prior_margin`).
+    move_inside: keypoints outside the mesh are moved just inside it (recorded in the provenance);
+        otherwise they stay and the skeleton's repairs note them."""
+    from ..rigging.heat_backends import heat_accelerators
     from ..rigging.mesh_tools import inside_test, project_inside
 
     progress = progress or Progress()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    inside = inside_test(mesh.vertices, mesh.faces)
-    keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, inside)
+    inside = inside_test(mesh.vertices, mesh.faces)  # coarse: the volume penalty tests N^2 segments
+    fine_inside = inside_test(mesh.vertices, mesh.faces, cells=64)  # for the few keypoints and tip samples
+    moved: list[int] = []
+    if move_inside:
+        keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, fine_inside)
     progress.update(0.1, "inside test ready")
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
+    margin = preset.skeleton.prior_margin if given else None
     try:
         if given or preset.rig.method == "chain":
-            skeleton = build_skeleton(keypoints, adjacency, inside=inside, naming=preset.naming, up_axis=up_axis,
-                                      ground=ground, **preset.skeleton.kwargs())
+            skeleton = build_skeleton(keypoints, adjacency, inside=inside, tip_inside=fine_inside, naming=preset.naming,
+                                      up_axis=up_axis, ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
         else:
             from ..rigging.volume_rig import volume_skeleton
 
@@ -114,10 +127,17 @@ def rig_mesh(
         timings["skeleton"] = time.perf_counter() - start
         progress.update(0.2, "skeleton built")
         start = time.perf_counter()
-        skin = compute_skin_weights(mesh.vertices, skeleton, faces=mesh.faces, progress=progress.span(0.2, 1.0), **preset.skinning.kwargs())
+        skin = compute_skin_weights(mesh.vertices, skeleton, faces=mesh.faces, progress=progress.span(0.2, 1.0),
+                                    **heat_accelerators(mesh.vertices, mesh.faces), **preset.skinning.kwargs())
         timings["skinning"] = time.perf_counter() - start
     except (SkeletonError, SkinningError) as error:
         raise InputError(f"the rig could not be built: {error}") from None
+    if move_inside:
+        why = "outside the mesh (winding number < 0.5): moved just inside its surface"
+        why += " (--move-inside)" if given else ""
+    else:
+        why = "given keypoints stay where they are (no --move-inside); any outside the mesh are listed in repairs"
+    moved_entry = {"indices": moved, "rule": why}
     return RigBundle(
         vertices=np.asarray(mesh.vertices, np.float32),
         faces=np.asarray(mesh.faces, np.int32),
@@ -128,5 +148,6 @@ def rig_mesh(
         generator=f"keydiff3d {__version__}",
         views=views_entry,
         timings=timings,
-        provenance={"preset": preset.name, "keypoints_moved_inside": moved, **(provenance or {})},
+        provenance={"preset": preset.name, "keypoints_moved_inside": moved_entry, "skeleton": skeleton.decisions,
+                    "skinning": skin.report, **(provenance or {})},
     )

@@ -27,21 +27,9 @@ from ..errors import ConfigError
 from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from .device import resolve_device
-from .keypoints import (
-    KeypointPrediction,
-    LoadedModel,
-    load_keypoint_model,
-    predict_from_views,
-    preset_model,
-)
-from .mesh import (  # noqa: F401 (re-exported)
-    RENDER_SIZE,
-    MeshKeypoints,
-    render_mesh_views,
-    upright_rotation,
-    views_in_own_frame,
-)
+from ..device import resolve_device
+from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views, preset_model
+from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
 from .models import MODELS
 from .options import PipelineOptions
 from .preview import draw_preview, view_files, views_section
@@ -134,7 +122,7 @@ def run_mesh_pipeline(
     with clock.stage("rig", "building the skeleton and skin weights") as span:
         bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
                           views_entry=views_section(views) if views is not None else None, provenance=provenance,
-                          given=keypoints is not None)
+                          given=keypoints is not None, move_inside=keypoints is None or options.move_inside)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options, span)

@@ -36,16 +36,12 @@ class ReconstructionResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per sub-stage
 
 
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def resolve_method(method: str) -> str:
     """'auto' -> 'frosting' with CUDA, else 'hull'; 'frosting' without CUDA is a DeviceError."""
     if method not in METHODS:
         raise InputError(f"unknown reconstruction method {method!r}; choose one of {', '.join(METHODS)}")
+    from ..device import cuda_available  # imports torch: not at module level (the hull path does not need it)
+
     if method == "auto":
         return "frosting" if cuda_available() else "hull"
     if method == "frosting" and not cuda_available():

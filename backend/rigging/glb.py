@@ -15,33 +15,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from keydiff3d_addon.rigcore.bundle import RigBundle
+from keydiff3d_addon.rigcore.frames import Z_UP_TO_Y_UP, from_z_up, to_z_up
 from keydiff3d_addon.rigcore.skeleton import Bone, bone_rest_z_axis
-from .mesh_tools import vertex_normals
 
-_Z_UP_TO_Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+from .. import __version__
+from ..geometry.mesh import vertex_normals
 
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 
 
-def z_up_to_y_up(points: np.ndarray) -> np.ndarray:
-    p = np.asarray(points, np.float64)
-    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], -1)
-
-
 def bone_frame(bone: Bone, up_axis: str) -> np.ndarray:
     """(4, 4) world rest transform of a bone in glTF's y-up frame: columns = the bone's x, y, z axes
     (Blender's convention, y along the bone, z from the roll) and its head."""
-    to_z_up = np.eye(3) if up_axis == "Z" else _Z_UP_TO_Y_UP.T
-    head, tail = to_z_up @ np.asarray(bone.head, np.float64), to_z_up @ np.asarray(bone.tail, np.float64)
+    head, tail = to_z_up(bone.head, up_axis), to_z_up(bone.tail, up_axis)
     y = (tail - head) / np.linalg.norm(tail - head)
     z0 = bone_rest_z_axis(y)
     z = z0 * np.cos(bone.roll) + np.cross(y, z0) * np.sin(bone.roll) + y * (y @ z0) * (1 - np.cos(bone.roll))
     frame = np.eye(4)
-    frame[:3, :3] = _Z_UP_TO_Y_UP @ np.stack([np.cross(y, z), y, z], 1)
-    frame[:3, 3] = _Z_UP_TO_Y_UP @ head
+    frame[:3, :3] = Z_UP_TO_Y_UP @ np.stack([np.cross(y, z), y, z], 1)
+    frame[:3, 3] = Z_UP_TO_Y_UP @ head
     return frame
 
 
@@ -97,7 +91,7 @@ class _Buffer:
 
 def build_glb(bundle: RigBundle) -> bytes:
     """The .glb file's bytes for `bundle`."""
-    convert = z_up_to_y_up if bundle.up_axis == "Z" else (lambda p: np.asarray(p, np.float64))
+    convert = (lambda p: from_z_up(p, "Y")) if bundle.up_axis == "Z" else (lambda p: np.asarray(p, np.float64))
     vertices = convert(bundle.vertices).astype(np.float32)
     faces = np.asarray(bundle.faces, np.uint32).reshape(-1, 3)
     bones = bundle.skeleton.bones

@@ -6,8 +6,17 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from keydiff3d_addon.rigcore.bundle import (
+    RIG_JSON,
+    BundleError,
+    RigBundle,
+    read_bundle,
+    read_bundle_json,
+    validate_document,
+    write_bundle,
+)
+
 from ..errors import InputError
-from keydiff3d_addon.rigcore.bundle import RIG_JSON, BundleError, RigBundle, read_bundle, read_bundle_json, write_bundle
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rig.schema.json"
 GLB_FILE = "rig.glb"
@@ -30,10 +39,11 @@ def validate_schema(doc: dict) -> None:
 
 
 def load_bundle(path) -> RigBundle:
-    """Read a bundle (directory, rig.json or zip), validated by the schema and the structural checks.
-    Raises InputError with one sentence when it is not a valid bundle."""
+    """Read a bundle (directory, rig.json or zip), validated by the structural checks (limits first)
+    and the schema. Raises InputError, and nothing else, with one sentence when it is not a valid bundle."""
     try:
         doc, _ = read_bundle_json(path)
+        validate_document(doc)  # bounded checks before the schema walks the whole document
         validate_schema(doc)
         return read_bundle(path)
     except BundleError as error:

@@ -1,4 +1,4 @@
-"""Backend-only mesh geometry for rigging: inside tests (winding numbers), keypoint repair, normals.
+"""Backend-only mesh geometry for rigging: inside tests (winding numbers), keypoint repair.
 Meshes are read by `keydiff3d.mesh_io`."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from ..geometry.mesh import vertex_normals
 
 
 def inside_test(vertices: np.ndarray, faces: np.ndarray, cells: int = 24) -> Callable[[np.ndarray], np.ndarray]:
@@ -69,17 +71,3 @@ def project_inside(keypoints: np.ndarray, vertices: np.ndarray, faces: np.ndarra
     choice = np.where(accepted.any(0), accepted.argmax(0), 0)
     k[outside] = candidates[choice, np.arange(len(outside))]
     return k, outside.tolist()
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3) float32; vertices in no face get +Y."""
-    normals = np.zeros_like(vertices, dtype=np.float64)
-    if len(faces):
-        tri = vertices[faces]
-        face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        for corner in range(3):
-            for axis in range(3):
-                normals[:, axis] += np.bincount(faces[:, corner], face_n[:, axis], len(vertices))
-    norm = np.linalg.norm(normals, axis=1, keepdims=True)
-    out = np.where(norm > 0, normals / np.maximum(norm, 1e-30), np.array([0.0, 1.0, 0.0]))
-    return out.astype(np.float32)

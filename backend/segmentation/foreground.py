@@ -28,19 +28,6 @@ class ForegroundOptions:
     text_threshold: float = 0.25
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """(H, W, 4) float32 RGBA in [0, 1] (opaque alpha for images without one); InputError if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            rgba = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise InputError(f"cannot read image {path}: {error}") from error
-    return np.asarray(rgba, np.float32) / 255.0
-
-
 def has_alpha(image_rgba: np.ndarray) -> bool:
     """True when the alpha channel separates something: partly transparent and partly opaque."""
     alpha = image_rgba[..., 3]
@@ -60,7 +47,9 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
 class ForegroundExtractor:
     """Holds the detector and SAM (loaded lazily from `keydiff3d weights` or explicit paths)."""
 
-    def __init__(self, sam: str | Path | None = None, grounding_dino: str | Path | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, sam: str | Path | None = None, grounding_dino: str | Path | None = None, device: str = "cpu"
+    ) -> None:
         self._paths = {"sam": sam, "grounding_dino": grounding_dino}
         self._device = device
         self._sam = None
@@ -79,7 +68,9 @@ class ForegroundExtractor:
             from .. import weights
             from .grounded_sam import GroundingDetector
 
-            self._detector = GroundingDetector(weights.require("grounding_dino", self._paths["grounding_dino"]), self._device)
+            self._detector = GroundingDetector(
+                weights.require("grounding_dino", self._paths["grounding_dino"]), self._device
+            )
         return self._detector
 
     def validate(self, options: ForegroundOptions) -> None:
@@ -95,7 +86,9 @@ class ForegroundExtractor:
         for name in needed:
             weights.require(name, self._paths[name])
 
-    def extract(self, image_rgba: np.ndarray, options: ForegroundOptions = ForegroundOptions(), progress: Progress | None = None) -> np.ndarray:
+    def extract(
+        self, image_rgba: np.ndarray, options: ForegroundOptions = ForegroundOptions(), progress: Progress | None = None
+    ) -> np.ndarray:
         """(H, W, 4) RGBA float in [0, 1] -> the same image with alpha = the foreground mask."""
         progress = progress or Progress()
         method = options.method
@@ -111,7 +104,9 @@ class ForegroundExtractor:
             progress.update(0.0, f"detecting '{options.prompt}'", stage="foreground")
             detections = self._grounding().detect(rgb, options.prompt, options.box_threshold, options.text_threshold)
             if not detections:
-                raise InputError(f"no '{options.prompt}' found in the image; pass a box (--box x0,y0,x1,y1) or an image with alpha")
+                raise InputError(
+                    f"no '{options.prompt}' found in the image; pass a box (--box x0,y0,x1,y1) or an image with alpha"
+                )
             box = detections[0].box
         elif method != "box":
             raise InputError(f"unknown foreground method {method!r}; use one of {', '.join(METHODS)}")
@@ -154,8 +149,7 @@ def segment_foreground(
     device: "auto" (CUDA when available), "cuda" or "cpu". Pass a kept `extractor` to avoid reloading SAM.
     """
     if extractor is None:
-        import torch
+        from ..device import resolve_device
 
-        resolved = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        extractor = ForegroundExtractor(device=resolved)
+        extractor = ForegroundExtractor(device=str(resolve_device(device)))
     return extractor.extract(image_rgba, options, progress)

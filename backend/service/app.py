@@ -1,9 +1,14 @@
 """The HTTP API (ARCHITECTURE.md "Contract: HTTP API"); OpenAPI docs at /docs.
 
 Every error answer is {"error": {"code", "message"}}: 4xx for the client's faults (bad or oversized
-upload, unknown job, missing token), 5xx only for the server's. Uploads are bounded before they are
-parsed: the body by bytes (a streaming limit, not only Content-Length), images by their header's
-pixel count, meshes by faces; formats are checked by decoding, never by the declared content type.
+upload, unknown job, missing token), 5xx only for the server's, and the server keeps serving - on
+the same keep-alive connection too, after a 500 as after a 4xx (requests too malformed for the app
+get the same JSON from `protocol.JsonErrorH11Protocol`). Uploads are bounded before they are parsed:
+the body by bytes (a streaming limit, not only Content-Length), images by their header's pixel
+count, meshes by faces (glTF instances counted first) and texture pixels; formats are checked by
+decoding, never by the declared content type. Browsers' requests from other pages are refused
+(Origin), and without a token only loopback Host names are answered (DNS rebinding). The queue
+and the data folder's free disk space are bounded (429, 503). Threat model: docs/SERVICE.md.
 """
 
 from __future__ import annotations
@@ -12,23 +17,26 @@ import hmac
 import io
 import json
 import logging
+import shutil
 import time
+from collections import Counter
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
 from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
-from ..pipeline.inputs import IMAGE_FORMATS, load_image
+from ..image_io import IMAGE_FORMATS, load_image
 from ..pipeline.options import PipelineOptions
-from .config import API_VERSION, ServiceConfig
+from .config import API_VERSION, ServiceConfig, is_loopback
 from .store import FINISHED, JobStore
 from .worker import JobWorker, Runner, pipeline_runner
 
@@ -39,9 +47,9 @@ SERVER_OPTIONS = {"device", "checkpoint"}  # pipeline options a request may not 
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -76,6 +84,78 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class BrowserGuardMiddleware:
+    """Refuses (403 `forbidden`) what a web page in the user's browser could send on its own:
+    cross-origin requests (an Origin other than this server as addressed, or a cross-site
+    Sec-Fetch-Site) and, when `loopback_host_only` (no token), requests whose Host is not a loopback
+    name - a page on evil.example whose name was rebound to 127.0.0.1 sends Host: evil.example."""
+
+    def __init__(self, app, loopback_host_only: bool) -> None:
+        self.app, self.loopback_host_only = app, loopback_host_only
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        problem = browser_request_problem(Headers(scope=scope), self.loopback_host_only)
+        if problem is not None:
+            return await error_response(403, "forbidden", problem)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def browser_request_problem(headers: Headers, loopback_host_only: bool) -> str | None:
+    """Why a request is refused by `BrowserGuardMiddleware`, or None."""
+    host = headers.get("host", "")
+    if loopback_host_only:
+        try:
+            name = urlsplit(f"//{host}").hostname
+        except ValueError:
+            name = None
+        if not name or not is_loopback(name):
+            return (
+                f"this backend answers only requests to 127.0.0.1, localhost or [::1], not Host {host!r:.60}; "
+                "to serve other names start it with --token"
+            )
+    origin = headers.get("origin")
+    if origin is not None:
+        try:
+            origin_host = urlsplit(origin).netloc.lower()
+        except ValueError:
+            origin_host = ""
+        if not origin_host or origin_host != host.lower():
+            return f"requests from another web page (Origin {origin!r:.60}) are refused; use the add-on or a script"
+    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return "requests a browser sends for another site (Sec-Fetch-Site) are refused; use the add-on or a script"
+    return None
+
+
+class InternalErrorMiddleware:
+    """Answers an unexpected exception with the JSON 500 and lets it go no further, so uvicorn keeps
+    the keep-alive connection (Starlette's own error handler re-raises after answering, and uvicorn
+    then drops the connection: the client's next request on it was reset)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as error:  # a bug must cost one request, never the server or the connection
+            log.exception("request failed", extra={"path": scope.get("path")})
+            if started:  # half an answer is out: closing the connection is all that is left
+                raise
+            message = f"the backend hit an internal error ({type(error).__name__}); see the server log"
+            await error_response(500, "internal", message)(scope, receive, send)
 
 
 def _job_not_found(job_id: str) -> ApiError:
@@ -115,7 +195,10 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
     )
     app.state.device = config.device
     app.state.store, app.state.worker, app.state.config = store, worker, config
+    # outermost last: request log -> internal errors -> browser guard -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_bytes)
+    app.add_middleware(BrowserGuardMiddleware, loopback_host_only=config.token is None)
+    app.add_middleware(InternalErrorMiddleware)
     _install_error_handlers(app)
     _install_request_log(app)
 
@@ -168,12 +251,29 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         },
     )
     async def submit(request: Request) -> JSONResponse:
+        check_capacity(0)  # before reading a large upload, then again with its size
         kind, data, suffix, options = await _parse_submission(request, config)
+        check_capacity(len(data))
         record = store.create(kind, suffix, data, options)
         worker.submit(record.id)
         log.info("job queued", extra={"job": record.id, "kind": kind, "bytes": len(data)})
         body = {"id": record.id, "status": record.status, "queue_position": worker.queue_position(record.id)}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
+
+    def check_capacity(upload_bytes: int) -> None:
+        """429 when max_queued_jobs are queued or running; 503 when the upload would leave less than
+        min_free_bytes free on the data folder's disk."""
+        active = worker.active_count()
+        if active >= config.max_queued_jobs:
+            message = f"{active} jobs are queued or running and the limit is {config.max_queued_jobs}; try again later"
+            raise ApiError(429, "queue_full", message, headers={"Retry-After": "30"})
+        free = shutil.disk_usage(store.root).free
+        if free - upload_bytes < config.min_free_bytes:
+            message = (
+                f"the server's data folder has {free // 2**20} MiB free and keeps at least "
+                f"{config.min_free_bytes // 2**20} MiB free (--min-free-mb); free disk space there"
+            )
+            raise ApiError(503, "insufficient_storage", message, headers={"Retry-After": "60"})
 
     @app.get("/v1/jobs", dependencies=auth, summary="All known jobs, oldest first")
     def list_jobs() -> dict[str, Any]:
@@ -211,6 +311,9 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         code = 200 if record.status in FINISHED else 202
         return JSONResponse(record.public(worker.queue_position(job_id)), status_code=code)
 
+    from .models import models_router  # model files and their downloads (docs/SERVICE.md)
+
+    app.include_router(models_router(), dependencies=auth)
     return app
 
 
@@ -219,10 +322,14 @@ async def _parse_submission(request: Request, config: ServiceConfig) -> tuple[st
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a file field 'image' or 'mesh' and an optional 'options' JSON field")
-    form = await request.form(max_files=2, max_fields=4)
+    # parts as large as the whole body may be: the body limit bounds them, the options limit is ours (413)
+    form = await request.form(max_files=2, max_fields=4, max_part_size=config.max_upload_bytes)
     unknown = sorted(set(form.keys()) - {"image", "mesh", "options"})
     if unknown:
         raise ApiError(400, "bad_request", f"unknown form field {unknown[0]!r}; send 'image' or 'mesh' and optionally 'options'")
+    repeated = sorted(name for name, times in Counter(name for name, _ in form.multi_items()).items() if times > 1)
+    if repeated:
+        raise ApiError(400, "bad_request", f"the field {repeated[0]!r} is sent more than once; send it once")
     uploads = [name for name in ("image", "mesh") if name in form]
     if len(uploads) != 1:
         raise ApiError(400, "bad_request", f"send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.{'/.'.join(MESH_FORMATS)})")
@@ -253,8 +360,8 @@ def _parse_options(raw: Any, config: ServiceConfig) -> dict[str, Any]:
         raise ApiError(413, "too_large", f"the options are {len(raw.encode())} bytes; the limit is {config.max_options_bytes} bytes")
     try:
         data = json.loads(raw)
-    except ValueError as error:
-        raise ApiError(400, "bad_input", f"the options are not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # RecursionError: arrays or objects nested too deep
+        raise ApiError(400, "bad_input", f"the options are not valid JSON ({type(error).__name__}: {error})") from None
     if isinstance(data, dict):
         chosen_by_server = sorted(set(data) & SERVER_OPTIONS)
         if chosen_by_server:
@@ -276,7 +383,7 @@ def _image_format(data: bytes) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(_BodyTooLarge)
     async def body_too_large(request: Request, error: _BodyTooLarge) -> JSONResponse:
@@ -296,11 +403,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         return error_response(422, "bad_request", f"invalid request at {where}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        log.exception("request failed", extra={"path": request.url.path})
-        return error_response(500, "internal", f"the backend hit an internal error ({type(error).__name__}); see the server log")
 
 
 def _install_request_log(app: FastAPI) -> None:

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest accepted upload in MiB (default 64)")
     parser.add_argument("--max-image-pixels", type=int, default=None, help="largest accepted image in pixels (default 4096*4096)")
     parser.add_argument("--keep-jobs", type=int, default=100, help="finished jobs kept on disk (default 100)")
+    queued_help = "jobs queued or running at once; more get 429 (default 32)"
+    parser.add_argument("--max-queued-jobs", type=int, default=32, help=queued_help)
+    free_help = "MiB kept free on the data folder's disk; an upload that leaves less gets 503 (default 1024)"
+    parser.add_argument("--min-free-mb", type=float, default=1024.0, help=free_help)
     parser.add_argument("--no-warm-up", action="store_true", help="do not load the default model before the first job")
 
 
@@ -33,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from .app import create_app
     from .config import ServiceConfig
     from .logs import setup_json_logging
+    from .protocol import JsonErrorH11Protocol
 
     limits = {} if args.max_image_pixels is None else {"max_image_pixels": args.max_image_pixels}
     config = ServiceConfig(
@@ -44,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=str(args.checkpoint.resolve()) if args.checkpoint else None,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         keep_jobs=args.keep_jobs,
+        max_queued_jobs=args.max_queued_jobs,
+        min_free_bytes=int(args.min_free_mb * 1024 * 1024),
         warm_up=not args.no_warm_up,
         **limits,
     )
     setup_json_logging()
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None, access_log=False)
+    app = create_app(config)
+    uvicorn.run(app, host=config.host, port=config.port, http=JsonErrorH11Protocol, log_config=None, access_log=False)
     return 0

@@ -7,6 +7,11 @@ The in-memory table is the live truth; every state change is written through to 
     DATA_DIR/jobs/<id>/input.<ext>   the upload, exactly as received
     DATA_DIR/jobs/<id>/work/         the pipeline's bundle directory while running
     DATA_DIR/jobs/<id>/result.zip    the bundle (files at the zip root), once done
+    DATA_DIR/quarantine/<id>/        a job folder whose job.json could not be trusted at a restart
+
+Nothing read back from disk is trusted further than it is checked: the folder's name is the job's
+id (job.json's own `id` must agree), the input is the store's own `input.<ext>` inside that folder,
+and every field has its type and range. A folder that fails is quarantined and logged, never fatal.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -24,11 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..mesh_io import MESH_FORMATS
+from ..image_io import IMAGE_FORMATS
+
 log = logging.getLogger("keydiff3d.service")
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
+# the only input names create() writes: input.<an image suffix or a mesh format>
+INPUT_FILE = re.compile(rf"input\.({'|'.join([*IMAGE_FORMATS.values(), *MESH_FORMATS])})")
 
 
 @dataclass
@@ -70,12 +81,59 @@ class JobRecord:
             data["queue_position"] = queue_position
         return data
 
+    @classmethod
+    def from_json(cls, job_id: str, data: Any) -> JobRecord:
+        """The record of job folder `job_id` from its job.json, every field checked; ValueError names
+        the first one that is wrong (the id must be the folder's, the input one of INPUT_FILE)."""
+        if not isinstance(data, dict):
+            raise ValueError("job.json does not hold a JSON object")
+        if data.get("id") != job_id:
+            raise ValueError(f"job.json names the job {data.get('id')!r:.40}, not its folder's id")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("kind", "input_file", "options"):
+            if name not in values:
+                raise ValueError(f"job.json has no {name!r}")
+        for name, value in values.items():
+            if not _FIELD_CHECKS[name](value):
+                raise ValueError(f"job.json {name} is {value!r:.40}")
+        return cls(**values)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+ERROR_KEYS = ("code", "message")
+_FIELD_CHECKS = {
+    "id": lambda v: isinstance(v, str) and bool(JOB_ID.match(v)),
+    "kind": lambda v: v in ("image", "mesh"),
+    "input_file": lambda v: isinstance(v, str) and bool(INPUT_FILE.fullmatch(v)),
+    "options": lambda v: isinstance(v, dict),
+    "status": lambda v: v in ACTIVE + FINISHED,
+    "stage": lambda v: isinstance(v, str),
+    "progress": lambda v: _finite(v) and 0 <= v <= 1,
+    "message": lambda v: isinstance(v, str),
+    "error": lambda v: v is None or (isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ERROR_KEYS)),
+    "cancel_requested": lambda v: isinstance(v, bool),
+    "created_at": _finite,
+    "started_at": lambda v: v is None or _finite(v),
+    "finished_at": lambda v: v is None or _finite(v),
+    "timings": lambda v: isinstance(v, dict) and all(_finite(t) for t in v.values()),
+}
+
 
 class JobStore:
     """Thread-safe job table backed by DATA_DIR/jobs. Ids are uuid4 hex strings (nothing path-like)."""
 
     def __init__(self, data_dir: str | Path) -> None:
         self.root = Path(data_dir).resolve() / "jobs"
+        self.quarantine = self.root.parent / "quarantine"
         self.root.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
@@ -100,10 +158,14 @@ class JobStore:
         record = JobRecord(id=uuid.uuid4().hex, kind=kind, input_file=f"input.{input_suffix}", options=options)
         folder = self.job_dir(record.id)
         folder.mkdir()
-        (folder / record.input_file).write_bytes(data)
-        with self._lock:
-            self._jobs[record.id] = record
-            self._save(record)
+        try:
+            (folder / record.input_file).write_bytes(data)
+            with self._lock:
+                self._save(record)
+                self._jobs[record.id] = record
+        except BaseException:  # e.g. the disk filled up: leave no half-made job behind
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return record
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -139,18 +201,26 @@ class JobStore:
     # -- restart -------------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Load every job from disk after a (re)start. Jobs that were running are marked failed;
-        queued ones are returned, oldest first, to be queued again. Unreadable folders are skipped."""
+        queued ones are returned, oldest first, to be queued again. Never fatal: a folder whose
+        job.json is unreadable or fails `JobRecord.from_json` is quarantined and logged; a folder
+        without job.json (a submission cut off before it was accepted: job.json is written before
+        the 202) is removed, and so are half-written files (*.tmp) of a killed process."""
         requeue: list[str] = []
-        fields = {f.name for f in dataclasses.fields(JobRecord)}
         for folder in sorted(self.root.iterdir()):
+            if not JOB_ID.match(folder.name) or not folder.is_dir():
+                log.warning("ignoring an entry that is not a job folder", extra={"path": str(folder)})
+                continue
+            for leftover in ("job.json.tmp", "result.zip.tmp"):
+                (folder / leftover).unlink(missing_ok=True)
             path = folder / "job.json"
-            if not JOB_ID.match(folder.name) or not path.is_file():
+            if not path.is_file():
+                log.warning("removing a job folder without job.json (never accepted)", extra={"job": folder.name})
+                shutil.rmtree(folder, ignore_errors=True)
                 continue
             try:
-                data = json.loads(path.read_text())
-                record = JobRecord(**{k: v for k, v in data.items() if k in fields})
-            except (ValueError, TypeError) as error:
-                log.warning("skipping unreadable job", extra={"job": folder.name, "reason": str(error)})
+                record = JobRecord.from_json(folder.name, json.loads(path.read_bytes()))
+            except (OSError, ValueError, RecursionError) as error:  # JSON and UTF-8 errors are ValueErrors
+                self._quarantine(folder, f"{type(error).__name__}: {error}")
                 continue
             if record.status == "running":
                 record.status, record.stage, record.finished_at = "failed", "interrupted", time.time()
@@ -166,6 +236,23 @@ class JobStore:
                 self._save(record)
         requeue.sort(key=lambda job_id: self._jobs[job_id].created_at)
         return requeue
+
+    def _quarantine(self, folder: Path, reason: str) -> None:
+        """Move a job folder that cannot be trusted out of jobs/ for its owner to inspect."""
+        self.quarantine.mkdir(exist_ok=True)
+        target = self.quarantine / folder.name
+        for n in range(1, 1000):
+            if not target.exists():
+                break
+            target = self.quarantine / f"{folder.name}-{n}"
+        try:
+            folder.rename(target)
+        except OSError as error:
+            extra = {"job": folder.name, "reason": reason, "error": str(error)}
+            log.error("could not quarantine a corrupt job folder", extra=extra)
+            return
+        extra = {"job": folder.name, "reason": reason, "moved_to": str(target)}
+        log.warning("quarantined a corrupt job folder", extra=extra)
 
     def prune(self, keep: int) -> None:
         """Delete the oldest finished jobs beyond the newest `keep` finished ones (disk hygiene)."""

@@ -34,16 +34,20 @@ def pipeline_runner(device: str = "auto", checkpoint: str | None = None) -> Runn
     device and checkpoint (clients choose neither: they cannot make the server read arbitrary files)."""
 
     def run(record: JobRecord, input_path: Path, work_dir: Path, progress: Progress) -> Path:
+        from ..errors import InputError
         from ..mesh_io import load_mesh
-        from ..pipeline.inputs import load_image
+        from ..image_io import load_image
         from ..pipeline.options import PipelineOptions
         from ..pipeline.run import run_image_pipeline, run_mesh_pipeline
 
         options = PipelineOptions.from_dict({**record.options, "device": device, "checkpoint": checkpoint})
+        if not input_path.is_file():
+            raise InputError("the job's upload is gone from the server's data folder; submit it again")
+        data = input_path.read_bytes()  # as bytes, exactly as checked at upload: nothing beside it is read
         if record.kind == "mesh":
-            mesh = load_mesh(input_path, up_axis=options.up_axis)
+            mesh = load_mesh(data, input_path.suffix.lstrip("."), up_axis=options.up_axis)
             return run_mesh_pipeline(mesh, options, progress, out_dir=work_dir).bundle_dir
-        return run_image_pipeline(load_image(input_path), options, progress, out_dir=work_dir).bundle_dir
+        return run_image_pipeline(load_image(data), options, progress, out_dir=work_dir).bundle_dir
 
     return run
 
@@ -96,6 +100,11 @@ class JobWorker:
     def queue_length(self) -> int:
         with self._lock:
             return len(self._order)
+
+    def active_count(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return len(self._order) + (self.current is not None)
 
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or ask a running one to stop at its next cancellation point."""

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import Placement, fit_to_world
-from .shapes import Capsule, vertex_normals
+from ..geometry.mesh import vertex_normals
+from .shapes import Capsule
 from .skeletons import CATEGORIES, LIMBTREE_LIMBS, LIMBTREE_SEGMENTS, SKELETONS, SkeletonSpec
 
 __all__ = ["CATEGORIES", "Creature", "generate_creature", "watertight_mesh"]

@@ -84,15 +84,3 @@ class Capsule:
         du, dv = rel @ u / self.thick, rel @ v / self.wide
         dw = along - t * length
         return np.sqrt(du**2 + dv**2 + dw**2) - radius
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3) float32; zero-area faces contribute nothing."""
-    v = np.asarray(vertices, np.float64)
-    tri = v[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    normals = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_n)
-    norm = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.maximum(norm, 1e-12)).astype(np.float32)

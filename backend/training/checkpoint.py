@@ -1,13 +1,10 @@
-"""Model checkpoints: one safetensors file holding the weights, the training config and metadata.
+"""Training runs' checkpoints: the model layer's file (keydiff3d.model.checkpoint) plus the run's TrainConfig.
 
-The safetensors header carries (as JSON strings):
-    format          "keydiff3d-checkpoint"
-    format_version  "1"
-    config          the full TrainConfig (its [model] section rebuilds the architecture)
-    metadata        feature source, perceptual-loss substitute, training command, step, eval numbers, ...
-so a checkpoint file is self-describing. `load_model()` with no path loads the shipped default in
-backend/checkpoints/default/. Resumable training state (optimizer, scheduler, RNG, step) is saved
-separately by the trainer with Accelerate; this file is what inference and evaluation read.
+`keydiff3d train` writes the TrainConfig into the header next to the model config (format version 2,
+docs in model/checkpoint.py); `read_checkpoint`/`load_model` return it rebuilt, so evaluation and
+`publish` know the data a model was trained on. Inference needs none of this: it loads through
+`KeyDiff3D.from_checkpoint`. Resumable training state (optimizer, scheduler, RNG, step) is saved
+separately by the trainer with Accelerate.
 """
 
 from __future__ import annotations
@@ -19,95 +16,48 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..paths import CHECKPOINTS_DIR
+from ..model import KeyDiff3D
+from ..model.checkpoint import WEIGHTS_NAME, CheckpointHeader, checkpoint_file
+from ..model.checkpoint import read_checkpoint as read_model_checkpoint
+from ..model.checkpoint import save_checkpoint as save_model_checkpoint
 from .config import TrainConfig
 
-FORMAT = "keydiff3d-checkpoint"
-FORMAT_VERSION = "1"
-WEIGHTS_NAME = "model.safetensors"
-DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "default" / WEIGHTS_NAME
 
-
-def build_model(config: TrainConfig) -> torch.nn.Module:
+def build_model(config: TrainConfig) -> KeyDiff3D:
     """The KeyDiff3D module described by `config.model` (random weights)."""
-    from ..model import KeyDiff3D
-
     return KeyDiff3D(config.model_config())
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, config: TrainConfig, metadata: dict[str, Any]) -> Path:
-    """Write weights + config + metadata to one safetensors file (fp32, contiguous, shared tensors cloned)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    header = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": json.dumps(config.to_dict()),
-        "metadata": json.dumps(metadata),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=header)
-    tmp.replace(path)  # never leave a half-written checkpoint under the real name
-    return path
+def save_checkpoint(path: str | Path, model: KeyDiff3D, config: TrainConfig, metadata: dict[str, Any]) -> Path:
+    """Write weights + model config + `config` + metadata to one safetensors file (atomically)."""
+    return save_model_checkpoint(path, model, metadata, training_config=config.to_dict())
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], TrainConfig, dict[str, Any]]:
-    """(state_dict, config, metadata) of a checkpoint file; ConfigError with one sentence on any problem."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = _resolve(path)
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ConfigError(f"checkpoint {path} is corrupt or not a safetensors file ({error}); retrain it or restore the file") from None
-    if header.get("format") != FORMAT:
-        raise ConfigError(f"{path} is a safetensors file but not a KeyDiff3D checkpoint (no '{FORMAT}' header)")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"checkpoint {path} has format version {header.get('format_version')!r}; this code reads version {FORMAT_VERSION}")
-    try:
-        config = TrainConfig.from_dict(json.loads(header["config"]), where=f"checkpoint {path.name}")
-        metadata = json.loads(header.get("metadata", "{}"))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ConfigError(f"checkpoint {path} has an unreadable config header ({error})") from None
-    return state, config, metadata
+def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], TrainConfig, dict[str, Any]]:
+    """(state_dict, config, metadata) of a training run's checkpoint; ConfigError with one sentence on any problem."""
+    state, header = read_model_checkpoint(path)
+    return state, training_config(header), header.metadata
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> tuple[KeyDiff3D, TrainConfig, dict[str, Any]]:
     """(model in eval mode on `device`, its TrainConfig, its metadata). None = the shipped default.
 
-    Raises ConfigError when the file is missing, corrupt, not a KeyDiff3D checkpoint, or its weights
-    do not fit the architecture its config describes.
+    Raises ConfigError when the file is missing, corrupt, not a KeyDiff3D checkpoint, its weights
+    do not fit the architecture its config describes, or it holds no training config.
     """
-    state, config, metadata = read_checkpoint(DEFAULT_CHECKPOINT if path is None else path)
-    model = build_model(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        detail = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}" if unexpected
-                  else f"{wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")
-        raise ConfigError(f"checkpoint {path or DEFAULT_CHECKPOINT} does not match the model its config describes ({detail}); it was saved by incompatible code")
-    model.load_state_dict(state)
-    return model.to(device).eval(), config, metadata
+    model = KeyDiff3D.from_checkpoint(path, device)
+    return model, training_config(model.checkpoint), model.checkpoint.metadata
 
 
-def _resolve(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        hint = "train one with `keydiff3d train default`" if path == DEFAULT_CHECKPOINT else "check the path"
-        raise ConfigError(f"no checkpoint file at {path}; {hint}")
-    return path
+def training_config(header: CheckpointHeader) -> TrainConfig:
+    """The TrainConfig stored in a checkpoint's header (ConfigError when it has none)."""
+    if header.training_config is None:
+        raise ConfigError(
+            f"checkpoint {header.path} holds no training config (it was not written by `keydiff3d train`)"
+        )
+    return TrainConfig.from_dict(header.training_config, where=f"checkpoint {header.path.name}")
 
 
 def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Path:
@@ -118,7 +68,7 @@ def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Pa
     _, config, metadata = read_checkpoint(checkpoint)
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_resolve(checkpoint), dest / WEIGHTS_NAME)
+    shutil.copyfile(checkpoint_file(checkpoint), dest / WEIGHTS_NAME)
     (dest / WEIGHTS_NAME).chmod(0o644)  # shipped with the repository: readable by everyone
     (dest / "config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
     size_mb = (dest / WEIGHTS_NAME).stat().st_size / 2**20
@@ -127,14 +77,15 @@ def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Pa
         f"# KeyDiff3D checkpoint `{dest.name}`",
         "",
         "Trained in the procedural synthetic world (no downloaded weights or data). Loaded by",
-        "`keydiff3d.training.checkpoint.load_model()`; the config inside the file is authoritative,",
-        "`config.json` is a readable copy.",
+        "`KeyDiff3D.from_checkpoint()`; the configs inside the file are authoritative,",
+        "`config.json` is a readable copy of the training config.",
         "",
         f"- file: `{WEIGHTS_NAME}` ({size_mb:.1f} MB, fp32 safetensors with config + metadata in its header)",
         f"- model: N={m.get('num_keypoints', 18)} keypoints, K={metadata.get('num_views')} views, "
         f"lifting {metadata.get('lifting')}, image {m.get('image_size')} px, M={m.get('voxel_size')}, "
         f"features {metadata.get('feature_source')}",
-        f"- perceptual loss: {metadata.get('perceptual_loss')} (`pyramid` = the documented CPU substitute for VGG16, docs/MODEL.md)",
+        f"- perceptual loss: {metadata.get('perceptual_loss')} "
+        "(`pyramid` = the documented CPU substitute for VGG16, docs/MODEL.md)",
         f"- training: {metadata.get('step')} steps x batch {config.optim.batch_size}, "
         f"{metadata.get('train_seconds', 0) / 60:.0f} min wall time, torch {metadata.get('torch')}",
         f"- data: `{metadata.get('data_dir')}`",
@@ -155,7 +106,8 @@ def publish(checkpoint: str | Path, dest_dir: str | Path, notes: str = "") -> Pa
             "| MPJPE (MLP) | N-MPJPE | P-MPJPE | MPJPE (linear) | mean-pose MPJPE | CD-J2J | CD-J2B |",
             "|---:|---:|---:|---:|---:|---:|---:|",
             f"| {evaluation['mpjpe']:.1f} | {evaluation['n_mpjpe']:.1f} | {evaluation['p_mpjpe']:.1f} | "
-            f"{evaluation['linear_mpjpe']:.1f} | {evaluation['mean_pose_mpjpe']:.1f} | {evaluation['cd_j2j']:.1f} | {evaluation['cd_j2b']:.1f} |",
+            f"{evaluation['linear_mpjpe']:.1f} | {evaluation['mean_pose_mpjpe']:.1f} | "
+            f"{evaluation['cd_j2j']:.1f} | {evaluation['cd_j2b']:.1f} |",
         ]
     if notes:
         lines += ["", notes]

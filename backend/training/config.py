@@ -21,7 +21,9 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from keydiff3d_addon.rigcore.config import at_least, load
 
 from ..errors import ConfigError
 
@@ -31,7 +33,7 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DATA_SOURCES = ("synthetic", "feature_cache")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the training data lives and which items train. View count and image size are the
     model's (`[model] num_views`, `image_size`): one concept, one place.
@@ -42,129 +44,82 @@ class DataConfig:
     runs on `eval_dir` when set (a synthetic data set or a cache of creatures, `keydiff3d cache
     --creatures N`), and then every item of `dir` trains; otherwise on the held-out split of `dir`."""
 
-    source: str = "synthetic"         # "synthetic" | "feature_cache"
-    dir: str = "data/synth"           # training data folder (relative: to the cwd)
-    eval_dir: str = ""                # evaluation data folder; empty = the held-out split of `dir`
-    held_out_fraction: float = 0.2    # share of the evaluation folder's items held out from the regressor fit
-    split_salt: int = 0               # which items are held out (SyntheticDataset.split, CacheData.split)
+    source: Literal[DATA_SOURCES] = "synthetic"
+    dir: str = "data/synth"  # training data folder (relative: to the cwd)
+    eval_dir: str = ""  # evaluation data folder; empty = the held-out split of `dir`
+    held_out_fraction: float = 0.2  # share of the evaluation folder's items held out from the regressor fit
+    split_salt: int = 0  # which items are held out (SyntheticDataset.split, CacheData.split)
     categories: list[str] = field(default_factory=list)  # empty = all categories
-    max_items: int = 0                # 0 = all items of the split (small values for tests)
-    workers: int = 0                  # DataLoader worker processes
+    max_items: int = 0  # 0 = all items of the split (small values for tests)
+    workers: int = 0  # DataLoader worker processes
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     """Schedule of AdamW over the model's parameter groups (their learning rates - paper: 1e-4, the
     reconstruction network 1e-3 - and weight decay are `[model] lr`, `lr_reconstruction`,
     `weight_decay`; the adjacency's faster learning is its softplus multiplier, see model/structure.py)."""
 
-    steps: int = 2000
-    batch_size: int = 4               # global batch (split over processes under DDP)
+    steps: Annotated[int, at_least(1)] = 2000
+    batch_size: Annotated[int, at_least(1)] = 4  # global batch (split over processes under DDP)
     warmup_steps: int = 100
-    schedule: str = "cosine"          # "cosine" (to 0 at `steps`) or "constant" after warm-up
-    grad_clip: float = 1.0            # max global gradient norm; 0 = off
-    mixed_precision: str = "no"       # Accelerate: "no", "fp16", "bf16"
+    schedule: Literal["cosine", "constant"] = "cosine"  # "cosine" (to 0 at `steps`) or "constant" after warm-up
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # Accelerate's setting
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoggingConfig:
-    out_dir: str = "runs"             # run folder = out_dir/name
-    log_every: int = 10               # TensorBoard scalars and the curve
-    preview_every: int = 250          # preview PNG of keypoints + learned skeleton over the views
-    checkpoint_every: int = 500       # resumable state + model checkpoint
-    keep_states: int = 2              # resumable states kept (older ones are deleted)
-    eval_at_end: bool = True          # run the evaluation protocol and store its numbers in the checkpoint
-    eval_train_items: int = 0         # items the end-of-run regressors are fitted on (0 = the whole split)
-    eval_test_items: int = 0          # held-out items scored at the end of the run (0 = all)
+    out_dir: str = "runs"  # run folder = out_dir/name
+    log_every: int = 10  # TensorBoard scalars and the curve
+    preview_every: int = 250  # preview PNG of keypoints + learned skeleton over the views
+    checkpoint_every: int = 500  # resumable state + model checkpoint
+    keep_states: int = 2  # resumable states kept (older ones are deleted)
+    eval_at_end: bool = True  # run the evaluation protocol and store its numbers in the checkpoint
+    eval_train_items: int = 0  # items the end-of-run regressors are fitted on (0 = the whole split)
+    eval_test_items: int = 0  # held-out items scored at the end of the run (0 = all)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     name: str = "default"
     seed: int = 0
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # KeyDiff3DConfig fields that differ from its defaults
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.get("feature_source") == "external" and self.data.source != "feature_cache":
+            raise ConfigError(
+                "[model] feature_source 'external' reads generator features; set [data] source = 'feature_cache'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
-        config = _build(cls, data, where)
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """The config of a table; every key is checked, [model] against the model's own fields
+        (`where` names the source in messages: `t.toml: optim.steps must be int, got 'many'`)."""
+        config = load(cls, data, source=where, error=ConfigError)
         _model_config(config.model, where)
-        if config.optim.schedule not in ("cosine", "constant"):
-            raise ConfigError(f"{where} [optim] schedule must be 'cosine' or 'constant', got {config.optim.schedule!r}")
-        if config.optim.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ConfigError(f"{where} [optim] mixed_precision must be 'no', 'fp16' or 'bf16'")
-        if config.data.source not in DATA_SOURCES:
-            choices = ", ".join(DATA_SOURCES)
-            raise ConfigError(f"{where} [data] source must be one of {choices}, got {config.data.source!r}")
-        if config.model.get("feature_source") == "external" and config.data.source != "feature_cache":
-            raise ConfigError(f"{where}: [model] feature_source 'external' reads generator features; "
-                              "set [data] source = 'feature_cache'")
-        if config.optim.steps < 1 or config.optim.batch_size < 1:
-            raise ConfigError(f"{where} [optim] steps and batch_size must be at least 1")
         return config
 
     def model_config(self):
         """The model's KeyDiff3DConfig built from [model]."""
-        return _model_config(self.model, self.name)
+        return _model_config(self.model, f"training config {self.name!r}")
 
     @property
     def run_dir(self) -> Path:
         return Path(self.logging.out_dir) / self.name
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate dataclass `cls` from a mapping, refusing unknown keys and wrongly typed values."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table of keys, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(fields)}")
-    values = {}
-    for name, value in data.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            values[name] = _build(type(default), value, f"{where} [{name}]")
-        else:
-            values[name] = _coerce(value, default, f"{where} key {name!r}")
-    return cls(**values)
-
-
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-    elif isinstance(default, dict):
-        ok = isinstance(value, dict)
-    else:
-        ok = True
-    if not ok:
-        raise ConfigError(f"{where} expects a {type(default).__name__}, got {value!r}")
-    return value
-
-
 def _model_config(model: dict[str, Any], where: str):
-    """[model] as the model's own KeyDiff3DConfig (its from_dict refuses unknown or ill-typed keys)."""
+    """[model] as the model's own KeyDiff3DConfig (unknown or ill-typed keys: ConfigError naming `where`)."""
     from ..model import KeyDiff3DConfig
 
-    try:
-        return KeyDiff3DConfig.from_dict(model)
-    except ConfigError as error:
-        raise ConfigError(f"{where} [model]: {error}") from None
+    return KeyDiff3DConfig.from_dict(model, source=where, path="model")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -188,7 +143,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     preset = PRESETS_DIR / f"{name_or_path}.toml"
     if not preset.is_file():
-        raise ConfigError(f"no training preset named {str(name_or_path)!r}; choose one of {', '.join(preset_names())} or give a .toml/.json file")
+        raise ConfigError(
+            f"no training preset named {str(name_or_path)!r}; choose one of {', '.join(preset_names())} "
+            "or give a .toml/.json file"
+        )
     return preset
 
 

@@ -13,7 +13,7 @@ Exact resume. Everything random is a function of the saved state:
 Run folder (config.run_dir):
     config.json            the resolved config (what was trained)
     states/step_XXXXXXX/   resumable states (the newest `keep_states` are kept)
-    model.safetensors      model checkpoint (weights + config + metadata; see checkpoint.py)
+    model.safetensors      model checkpoint (weights + configs + metadata; see model/checkpoint.py)
     tb/                    TensorBoard scalars
     previews/step_XXXXXXX.png, curve.png
 """
@@ -33,9 +33,11 @@ from typing import Any
 
 import torch
 
+from ..device import cuda_available
 from ..errors import ConfigError, KeyDiff3DError
+from ..model.checkpoint import WEIGHTS_NAME
 from ..progress import Progress
-from .checkpoint import WEIGHTS_NAME, build_model, save_checkpoint
+from .checkpoint import build_model, save_checkpoint
 from .config import TrainConfig
 from .data import StepBatches, open_data, training_split
 
@@ -100,16 +102,20 @@ def train(
     run_dir = config.run_dir
     previous = latest_state(run_dir) if resume else None
     if not resume and (run_dir / STATES_DIR).exists():
-        raise ConfigError(f"run folder {run_dir} already holds a training run; pass --resume to continue it or pick another name")
+        raise ConfigError(
+            f"run folder {run_dir} already holds a training run; pass --resume to continue it or pick another name"
+        )
     if resume and previous is None:
         raise ConfigError(f"nothing to resume in {run_dir}: it has no saved training state")
 
     # without CUDA, cpu=True is what makes Accelerate join a torchrun process group (multi-CPU DDP)
-    accelerator = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=config.optim.mixed_precision)
+    accelerator = Accelerator(cpu=cpu or not cuda_available(), mixed_precision=config.optim.mixed_precision)
     set_seed(config.seed)  # model init is a function of the seed on every process
     model_config = config.model_config()
     data = open_data(config.data, model_config, training_split(config.data))
-    batches = StepBatches(data, config.optim.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
+    batches = StepBatches(
+        data, config.optim.batch_size, config.seed, accelerator.process_index, accelerator.num_processes
+    )
 
     model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameter_groups())
@@ -140,8 +146,12 @@ def train(
     # own generator: creating the iterator draws a worker seed, which must not consume the global
     # RNG (a resumed run creates its iterator at a different point of the RNG stream)
     loader = torch.utils.data.DataLoader(
-        batches, sampler=range(start, config.optim.steps), batch_size=None, collate_fn=_as_is,
-        num_workers=config.data.workers, generator=torch.Generator().manual_seed(config.seed),
+        batches,
+        sampler=range(start, config.optim.steps),
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=config.data.workers,
+        generator=torch.Generator().manual_seed(config.seed),
     )
     end = config.optim.steps if stop_after is None else min(stop_after, config.optim.steps)
     t0 = time.perf_counter()
@@ -154,7 +164,10 @@ def train(
         with accelerator.autocast():
             losses = model(batch.to(accelerator.device)).losses
         if not torch.isfinite(losses["total"]):
-            raise KeyDiff3DError(f"training diverged at step {step + 1} (the loss is not finite); lower [model] lr or resume from an earlier state")
+            raise KeyDiff3DError(
+                f"training diverged at step {step + 1} (the loss is not finite); "
+                "lower [model] lr or resume from an earlier state"
+            )
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(losses["total"])
         if config.optim.grad_clip > 0:
@@ -176,14 +189,23 @@ def train(
             seconds = seconds_before + time.perf_counter() - t0
             _save_state(accelerator, run_dir, step, history, seconds, config.logging.keep_states)
             if main:
-                save_checkpoint(run_dir / WEIGHTS_NAME, unwrapped, config, _metadata(unwrapped, config, command, step, seconds))
-        span.update((step - start) / max(end - start, 1), f"step {step}/{config.optim.steps} loss {float(losses['total'].detach()):.4f}")
+                save_checkpoint(
+                    run_dir / WEIGHTS_NAME, unwrapped, config, _metadata(unwrapped, config, command, step, seconds)
+                )
+        span.update(
+            (step - start) / max(end - start, 1),
+            f"step {step}/{config.optim.steps} loss {float(losses['total'].detach()):.4f}",
+        )
 
     accelerator.wait_for_everyone()
     if main:
-        from ..evaluation.preview import draw_curves
+        from .preview import draw_curves
 
-        draw_curves({k: v for k, v in history.items() if k != "lr"}, run_dir / "curve.png", title=f"{config.name}: training losses")
+        draw_curves(
+            {k: v for k, v in history.items() if k != "lr"},
+            run_dir / "curve.png",
+            title=f"{config.name}: training losses",
+        )
         writer.close()
     return TrainResult(run_dir, run_dir / WEIGHTS_NAME, step, history, seconds_before + time.perf_counter() - t0)
 
@@ -226,8 +248,8 @@ def _preview(model, samples, path: Path, step: int) -> None:
     """Keypoints + learned skeleton over the preview items' views; the RNG is left untouched (exact resume)."""
     if not samples:
         return
-    from ..evaluation.preview import PreviewItem, draw_preview, learned_bones
     from ..model import collate
+    from .preview import PreviewItem, draw_preview, learned_bones
 
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .naming import Naming
-from .skinning import MAX_INFLUENCES, METHODS
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS
 
 
 class PresetError(ValueError):
@@ -20,17 +20,19 @@ class PresetError(ValueError):
 
 @dataclass(frozen=True)
 class SkinningOptions:
-    method: str = "gaussian"
+    method: str = DEFAULT_METHOD
     sigma: float = 0.08
     k: int = 4
     sharpness: float = 0.2
     smooth_iterations: int = 0
     smooth_step: float = 0.5
+    placeholder_tails: bool = True
 
     def kwargs(self) -> dict:
         """Keyword arguments for `compute_skin_weights`."""
         return dict(method=self.method, sigma=self.sigma, k=self.k, sharpness=self.sharpness,
-                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step)  # fmt: skip
+                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step,
+                    placeholder_tails=self.placeholder_tails)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,11 @@ class SkeletonOptions:
     root_bone: bool = False
     volume_weight: float = 1.0
     length_weight: float = 0.0
+    prior_margin: float = 0.1  # given adjacencies: the priors break near-ties only (`edge_penalty`)
 
     def kwargs(self) -> dict:
-        """Keyword arguments for `build_skeleton` (besides naming)."""
+        """Keyword arguments for `build_skeleton` (besides naming; `prior_margin` applies to given
+        adjacencies only, so the caller passes it)."""
         return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone,
                     volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
 
@@ -121,7 +125,10 @@ _FINITE_NONNEG = (lambda v: math.isfinite(v) and v >= 0, "a finite number, zero 
 
 # section -> key -> (type, (check, description) or None)
 _CATEGORY_SCHEMA = {
-    "preset": {"name": (str, None), "kind": (str, _choice("category")), "description": (str, None)},
+    "preset": {
+        "name": (str, None), "kind": (str, _choice("category")), "description": (str, None),
+        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
+    },
     "model": {
         "keypoints": (int, (lambda v: v >= 2, "at least 2")),
         "checkpoint": (str, (lambda v: bool(v.strip()), "a non-empty name")),
@@ -146,6 +153,7 @@ _CATEGORY_SCHEMA = {
         "root_bone": (bool, None),
         "volume_weight": (float, _NONNEG),
         "length_weight": (float, _FINITE_NONNEG),
+        "prior_margin": (float, _FINITE_NONNEG),
     },
     "naming": {
         "style": (str, _choice("auto", "index")),
@@ -160,10 +168,14 @@ _CATEGORY_SCHEMA = {
         "sharpness": (float, _POSITIVE),
         "smooth_iterations": (int, _NONNEG),
         "smooth_step": (float, (lambda v: 0 < v <= 1, "in (0, 1]")),
+        "placeholder_tails": (bool, None),
     },
 }
 _EXPORT_SCHEMA = {
-    "preset": {"name": (str, None), "kind": (str, _choice("export")), "description": (str, None)},
+    "preset": {
+        "name": (str, None), "kind": (str, _choice("export")), "description": (str, None),
+        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
+    },
     "export": {
         "format": (str, _choice("fbx", "glb")),
         "axis_forward": (str, _choice(*_AXES)),
@@ -200,6 +212,17 @@ def list_presets(presets_dir=None, kind: str | None = None) -> list[str]:
         if kind is None or _read(path).get("preset", {}).get("kind") == kind:
             names.append(path.stem)
     return names
+
+
+def default_preset_name(kind: str, presets_dir=None) -> str:
+    """The one preset of `kind` ("category" or "export") marked `default = true` in its [preset] table:
+    the default of the CLI and of the add-on alike."""
+    folder = Path(presets_dir) if presets_dir else default_presets_dir()
+    marked = [name for name in list_presets(folder, kind) if _read(folder / f"{name}.toml")["preset"].get("default")]
+    if len(marked) != 1:
+        found = ", ".join(marked) or "none"
+        raise PresetError(f"exactly one {kind} preset in {folder} must have `default = true` in [preset], not {found}")
+    return marked[0]
 
 
 def load_preset(name_or_path, presets_dir=None) -> CategoryPreset | ExportPreset:

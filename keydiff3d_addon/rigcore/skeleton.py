@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .naming import Mirror, Naming, chain_names, find_mirror, tip_name
+from .naming import Mirror, Naming, chain_names, find_mirror, tip_name  # noqa: F401 (Naming, find_mirror: re-exported)
 
 log = logging.getLogger(__name__)
-
-__all__ = ["Bone", "Mirror", "Naming", "Skeleton", "SkeletonError", "build_skeleton", "find_mirror"]
 
 BONE_KINDS = ("edge", "leaf", "root")
 ROOT_BONE_NAME = "root"
@@ -91,7 +89,9 @@ class Bone:
 @dataclass
 class Skeleton:
     """keypoints (N, 3) float64 (after repairs), adjacency (N, N) symmetric >= 0 (after repairs),
-    root keypoint index, parents (N,) int with -1 at the root, bones parent-first."""
+    root keypoint index, parents (N,) int with -1 at the root, bones parent-first. `decisions`
+    records what the builder chose beyond the adjacency (rig.json's provenance "skeleton"): tree
+    edges the priors changed ("prior_changes") and tip bones the mesh shortened ("tips_shortened")."""
 
     keypoints: np.ndarray
     adjacency: np.ndarray
@@ -99,6 +99,7 @@ class Skeleton:
     parents: np.ndarray
     bones: list[Bone]
     repairs: list[str] = field(default_factory=list)
+    decisions: dict = field(default_factory=dict)
 
     def deform_bones(self) -> list[Bone]:
         return [b for b in self.bones if b.deform]
@@ -229,6 +230,7 @@ def edge_penalty(
     inside: Callable[[np.ndarray], np.ndarray] | None = None,
     volume_weight: float = 1.0,
     length_weight: float = 0.0,
+    margin: float | None = None,
 ) -> np.ndarray | None:
     """(N, N) amount `build_skeleton` subtracts from the adjacency before `maximum_spanning_tree`,
     or None when there is nothing to subtract (no `inside` test and `length_weight` 0):
@@ -242,6 +244,11 @@ def edge_penalty(
     (`length_penalty`). Both priors are scaled by the strongest learned edge, so the weights are
     independent of the adjacency's scale. keypoints (N, 3), adjacency (N, N) already cleaned
     (`clean_adjacency`); `inside(points (M, 3)) -> (M,) bool`.
+
+    margin: the priors may break near-ties only. The penalty is capped at margin * m, so an edge
+    whose learned weight exceeds another's by more than margin * m keeps its place before it in
+    every comparison of Prim's algorithm: a prior can swap two edges only when their learned weights
+    are within margin * m of each other (a strong given edge is never replaced by a weak one).
     """
     if not (isinstance(length_weight, numbers.Real) and math.isfinite(length_weight) and length_weight >= 0):
         raise SkeletonError(f"length_weight must be a finite number >= 0, got {length_weight!r}")
@@ -253,6 +260,10 @@ def edge_penalty(
     if length_weight > 0:
         lengths = length_weight * scale * length_penalty(k)
         penalty = lengths if penalty is None else penalty + lengths
+    if margin is not None and penalty is not None:
+        if not (math.isfinite(margin) and margin >= 0):
+            raise SkeletonError(f"the priors' margin must be a finite number >= 0, got {margin!r}")
+        penalty = np.minimum(penalty, margin * scale)
     return penalty
 
 
@@ -361,8 +372,10 @@ def build_skeleton(
     root_bone: bool = False,
     ground: float | None = None,
     inside: Callable[[np.ndarray], np.ndarray] | None = None,
+    tip_inside: Callable[[np.ndarray], np.ndarray] | None = None,
     volume_weight: float = 1.0,
     length_weight: float = 0.0,
+    prior_margin: float | None = None,
     naming: Naming | None = None,
     mirror: Mirror | None = None,
     thickness=None,
@@ -385,7 +398,16 @@ def build_skeleton(
     segment outside the volume); without it the term is 0. The length term is a geometric prior
     against long cross-body bones; `length_weight` 0 (the default: larger weights shortened bones
     but did not bring trees closer to true skeletons, docs/bench/skeleton.md) leaves the learned
-    tree unchanged.
+    tree unchanged. `prior_margin` (see `edge_penalty`'s margin) limits both priors to breaking
+    near-ties of the adjacency: used when the adjacency is given (it names the edges) rather than
+    predicted. Tree edges the priors changed are listed in `decisions["prior_changes"]`.
+
+    One bone parents the whole rig: the ground "root" bone when `root_bone`, else, when more than
+    one bone leaves the root keypoint, a short non-deforming "root" bone at the root keypoint.
+    With `tip_inside` (default `inside`; a finer test pays off here, few points are tested) leaf
+    bones are shortened to stay inside the mesh (16 samples along the bone); with `ground`, to stay
+    above it; never below `min_bone_fraction` x the skeleton extent (`decisions["tips_shortened"]`:
+    bone -> fraction of its length kept).
 
     Names (`naming`, rigcore.naming.chain_names): `mirror` gives the keypoints' left/right pairs and
     the plane (z-up frame) when the caller knows them (the backend finds the plane on the mesh's rest
@@ -408,8 +430,13 @@ def build_skeleton(
         if not flags.all():
             outside = np.flatnonzero(~flags).tolist()
             repairs.append(f"keypoints {outside} lie outside the mesh")
-    penalty = edge_penalty(k, a, inside=inside, volume_weight=volume_weight, length_weight=length_weight)
+    penalty = edge_penalty(
+        k, a, inside=inside, volume_weight=volume_weight, length_weight=length_weight, margin=prior_margin
+    )
     edges = maximum_spanning_tree(a, k, penalty)
+    decisions: dict = {}
+    if penalty is not None:
+        decisions["prior_changes"] = _prior_changes(maximum_spanning_tree(a, k), edges, a, penalty)
     if isinstance(root, str):
         if root != "center":
             raise SkeletonError(f"root must be 'center' or a keypoint index, got {root!r}")
@@ -434,11 +461,16 @@ def build_skeleton(
     bones: list[Bone] = []
     bone_of: dict[int, str] = {}  # child keypoint -> its edge bone
     root_name = None
-    if root_bone:
-        ground_z = float(kz[:, 2].min()) if ground is None else float(ground)
-        lo, hi = kz.min(0), kz.max(0)
-        head_z = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, ground_z])
-        tail_z = head_z + np.array([0.0, 0.25 * max(float((hi - lo).max()), 1e-6), 0.0])
+    lo, hi = kz.min(0), kz.max(0)
+    size = max(float((hi - lo).max()), 1e-6)
+    if root_bone or int((parents == root_index).sum()) > 1:
+        if root_bone:  # on the ground below the keypoints' bounding-box centre, pointing +Y
+            ground_z = float(kz[:, 2].min()) if ground is None else float(ground)
+            head_z = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, ground_z])
+            tail_z = head_z + np.array([0.0, 0.25 * size, 0.0])
+        else:  # a hub at the root keypoint, pointing up: the bones leaving it get one parent
+            head_z = kz[root_index].copy()
+            tail_z = head_z + np.array([0.0, 0.0, 0.1 * size])
         head, tail = _from_z_up(head_z, up_axis), _from_z_up(tail_z, up_axis)
         root_name = ROOT_BONE_NAME
         bones.append(Bone(root_name, head, tail, None, -1, False, bone_roll(head_z, tail_z), "root", False))
@@ -446,20 +478,63 @@ def build_skeleton(
         p = int(parents[kp])
         parent_name = bone_of.get(p, root_name)
         connected = p in bone_of
-        bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, bone_roll(kz[p], kz[kp]), "edge", connected))
+        roll = bone_roll(kz[p], kz[kp])
+        bones.append(Bone(names[kp], k[p].copy(), k[kp].copy(), parent_name, kp, True, roll, "edge", connected))
         bone_of[kp] = names[kp]
     if leaf_bones:
+        tip_inside = tip_inside or inside
+        shortest = min_bone_fraction * (float(np.ptp(k, axis=0).max()) or 1.0)
+        shortened = {}
         for kp in order[1:]:
             if (parents == kp).any():
                 continue
-            d = k[kp] - k[parents[kp]]
-            tail = k[kp] + leaf_fraction * d
+            d = leaf_fraction * (k[kp] - k[parents[kp]])
+            full = float(np.linalg.norm(d))
+            keep = max(_tip_fraction(k[kp], d, tip_inside, ground, up_axis), min(1.0, shortest / max(full, 1e-300)))
+            tail = k[kp] + keep * d
             name = tip_name(names[kp], chain_named=auto)
-            bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, bone_roll(kz[kp], _to_z_up(tail, up_axis)), "leaf", True))
+            if keep < 1.0:
+                shortened[name] = round(keep, 4)
+            roll = bone_roll(kz[kp], _to_z_up(tail, up_axis))
+            bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, roll, "leaf", True))
+        if tip_inside is not None or ground is not None:
+            decisions["tips_shortened"] = shortened
     _make_unique(bones)
     for note in repairs:
         log.warning("skeleton: %s", note)
-    return Skeleton(keypoints=k, adjacency=a, root=root_index, parents=parents, bones=bones, repairs=repairs)
+    return Skeleton(
+        keypoints=k, adjacency=a, root=root_index, parents=parents, bones=bones, repairs=repairs, decisions=decisions
+    )
+
+
+TIP_SAMPLES = 16  # samples along a leaf bone for the inside test
+
+
+def _tip_fraction(head, vector, inside, ground, up_axis) -> float:
+    """Largest fraction t in [0, 1] of the leaf bone head -> head + vector whose samples up to t are
+    all inside the mesh (when `inside` is given) and above `ground` (when given)."""
+    t = np.arange(1, TIP_SAMPLES + 1) / TIP_SAMPLES
+    points = head[None] + t[:, None] * vector[None]
+    ok = np.ones(len(t), bool)
+    if inside is not None:
+        ok &= np.asarray(inside(points), bool)
+    if ground is not None:
+        ok &= _to_z_up(points, up_axis)[:, 2] >= ground
+    bad = np.flatnonzero(~ok)
+    return 1.0 if len(bad) == 0 else float(t[bad[0]] - 1.0 / TIP_SAMPLES)
+
+
+def _prior_changes(plain, chosen, adjacency, penalty) -> list[dict]:
+    """Tree edges the priors added or removed, compared with the adjacency's own spanning tree."""
+    plain_set = {tuple(sorted(e)) for e in plain}
+    chosen_set = {tuple(sorted(e)) for e in chosen}
+
+    def entry(edge, change):
+        i, j = edge
+        return {"edge": [i, j], "change": change, "adjacency": float(adjacency[i, j]), "penalty": float(penalty[i, j])}
+
+    added = [entry(e, "added") for e in sorted(chosen_set - plain_set)]
+    return added + [entry(e, "removed") for e in sorted(plain_set - chosen_set)]
 
 
 def _from_z_up(point: np.ndarray, up_axis: str) -> np.ndarray:

@@ -1,17 +1,26 @@
-"""Skinning weights from bone segments: Gaussian of the vertex-segment distance, top-k, normalised.
+"""Skinning weights from bone segments: bone heat or a Gaussian of the vertex-segment distance,
+top-k, normalised.
 
 Numpy + stdlib only (runs inside Blender's Python). Vertices (V, 3) and bones share one frame.
 
 Methods:
-- "gaussian" (default): w_vb = exp(-d(v, segment_b)^2 / (2 sigma^2)), sigma = `sigma` x the mesh's
-  largest bounding-box side (or absolute with `relative=False`).
+- "heat" (`DEFAULT_METHOD`, the product's default; needs the mesh's triangles): bone heat as
+  Blender's automatic weights compute it (`heat.py`: surface heat diffusion from the bones each
+  vertex sees), robust where Blender's fails
+  (mesh pieces that see no bone, loose vertices, placeholder bone tails), so no vertex is left
+  unweighted. Per bone, solutions under 0.025 are dropped and 0.025-0.05 ramped to 0-0.05 (as
+  Blender does); then each vertex keeps its k largest weights, renormalised (plain truncation, as
+  Blender's FBX and glTF exporters limit influences). A vertex whose weights all fell under the
+  threshold keeps its strongest bone.
+- "gaussian" (the function's default, for point clouds): w_vb = exp(-d(v, segment_b)^2 / (2 sigma^2)),
+  sigma = `sigma` x the mesh's largest bounding-box side (or absolute with `relative=False`).
 - "gaussian_scaled": the same kernel on a per-bone scaled distance d / r_b, where r_b is bone b's
   local thickness (median distance to it of the vertices it is nearest to), so a thick body and a
   thin limb each blend over the same fraction of their own width and a thin limb does not pull the
   body's surface towards it. Optionally (`smooth_iterations` > 0, faces given) the weight field is
   then diffused over the surface graph, which evens out noisy reconstructed surfaces; on the
   benchmark's clean meshes smoothing did not pay (docs/bench/rigging.md), so presets leave it off.
-Both end with continuous top-k truncation: the (k+1)-th largest weight is subtracted from the top k,
+Both Gaussian methods end with continuous top-k truncation: the (k+1)-th largest weight is subtracted from the top k,
 so a bone's weight reaches zero smoothly as it leaves the top k; rows are normalised and every vertex
 keeps at least one influence. Weights are computed relative to each row's maximum (a log-space
 shift), so vertices far from every bone still get their nearest bone instead of underflowing to 0.
@@ -23,10 +32,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .heat import heat_solution, heat_sources
+from .rays import GridHitFinder
 from .skeleton import Bone, Skeleton
 
-METHODS = ("gaussian", "gaussian_scaled")
+METHODS = ("heat", "gaussian", "gaussian_scaled")
+DEFAULT_METHOD = "heat"  # the product's default (presets, CLI, service, add-on); the function's own default
+# stays "gaussian", which needs no triangles
 MAX_INFLUENCES = 4
+HEAT_DROP, HEAT_RAMP = 0.025, 0.05  # Blender's heat_limit_weight
+
+
+@dataclass(frozen=True)
+class MethodParameter:
+    """One tunable of a skinning method, as data for user interfaces (the add-on's panel)."""
+
+    name: str
+    default: float | int | bool
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+METHOD_PARAMETERS: dict[str, tuple[MethodParameter, ...]] = {
+    "heat": (
+        MethodParameter("placeholder_tails", True, "Skin bones whose tails stop short of their children (glTF and FBX "
+                        "imports) as segments to their children"),
+    ),
+    "gaussian": (
+        MethodParameter("sigma", 0.08, "Gaussian width as a fraction of the mesh's largest side", 1e-4, 1.0),
+        MethodParameter("relative", True, "Sigma is a fraction of the mesh's largest side (else in scene units)"),
+    ),
+    "gaussian_scaled": (
+        MethodParameter("sharpness", 0.2, "Kernel width on distances scaled by each bone's thickness", 1e-3, 2.0),
+        MethodParameter("smooth_iterations", 0, "Diffusion steps of the weights over the surface", 0, 100),
+        MethodParameter("smooth_step", 0.5, "Weight of the neighbours' mean in each diffusion step", 1e-3, 1.0),
+    ),
+}
 
 
 class SkinningError(ValueError):
@@ -36,13 +78,15 @@ class SkinningError(ValueError):
 @dataclass
 class SkinWeights:
     """indices (V, k) int32 into bone_names, weights (V, k) float32 with rows summing to 1 (unused
-    slots have weight 0), bone_names = deform bones in column order."""
+    slots have weight 0), bone_names = deform bones in column order; params = the method's
+    parameters (enough to recompute), report = what the method had to repair (for provenance)."""
 
     indices: np.ndarray
     weights: np.ndarray
     bone_names: list[str]
     method: str = "gaussian"
     params: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -134,14 +178,20 @@ def compute_skin_weights(
     smooth_iterations: int = 0,
     smooth_step: float = 0.5,
     chunk: int = 8192,
+    placeholder_tails: bool = True,
+    hit_finder=None,
+    linear_solver=None,
     progress=None,
 ) -> SkinWeights:
     """Skin `vertices` (V, 3) to the deform bones of a Skeleton (or a list of Bones).
 
     sigma: Gaussian width ("gaussian"), a fraction of the largest bbox side when `relative`.
     sharpness: width of the kernel on thickness-scaled distances ("gaussian_scaled", unitless).
-    faces: (F, 3) triangles; "gaussian_scaled" diffuses weights over their edges when given and
-        `smooth_iterations` > 0.
+    faces: (F, 3) triangles; required by "heat"; "gaussian_scaled" diffuses weights over their
+        edges when given and `smooth_iterations` > 0.
+    placeholder_tails: "heat" skins placeholder bones as segments to their children (`heat_sources`).
+    hit_finder, linear_solver: faster ray and sparse-solver back ends for "heat" (see `rays.py`,
+        `sparse.py`; the backend passes embree and scipy, the add-on runs the numpy defaults).
     progress: anything with `update(fraction, message)` (keydiff3d.progress.Progress); cancellable.
     """
     v = np.asarray(vertices, np.float64)
@@ -162,6 +212,10 @@ def compute_skin_weights(
     tails = np.stack([b.tail for b in bones]).astype(np.float64)
     names = [b.name for b in bones]
     extent = float(np.ptp(v, axis=0).max()) or 1.0
+
+    if method == "heat":
+        backends = (hit_finder, linear_solver)
+        return _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, backends, progress)
 
     if method == "gaussian":
         width = sigma * extent if relative else sigma
@@ -198,6 +252,64 @@ def compute_skin_weights(
         progress.update(1.0, "skinning")
     params = {"sharpness": sharpness, "smooth_iterations": smooth_iterations if faces is not None else 0, "smooth_step": smooth_step}
     return SkinWeights(indices, weights, names, method, params)
+
+
+def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, backends, progress) -> SkinWeights:
+    hit_finder, linear_solver = backends
+    if faces is None:
+        raise SkinningError("the heat method needs the mesh's triangles (faces); use gaussian for a point cloud")
+    f = np.asarray(faces)
+    if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
+        raise SkinningError("faces must be an F x 3 array of vertex indices of the mesh")
+    all_bones = skeleton_or_bones.bones if isinstance(skeleton_or_bones, Skeleton) else list(skeleton_or_bones)
+    # Files split vertices at every UV seam and hard edge (glTF always): heat must see one connected
+    # surface there, or each side is solved alone and the seam tears when posed.
+    welded, copy_of = weld_seams(v, f)
+    f_welded = copy_of[f]
+    f_welded = f_welded[(f_welded[:, 0] != f_welded[:, 1]) & (f_welded[:, 1] != f_welded[:, 2]) & (f_welded[:, 2] != f_welded[:, 0])]
+    finder = hit_finder or GridHitFinder(welded, f_welded).hits  # rays depend on the geometry alone
+    sources = heat_sources(all_bones, welded, f_welded, finder, placeholder_tails)
+    solution = heat_solution(welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress)
+    per_bone = np.zeros((len(welded), len(names)))
+    np.add.at(per_bone.T, sources.bone, solution.values.T)
+    per_bone = per_bone[copy_of]
+    limited = heat_limit_weight(per_bone)
+    empty = limited.max(1) <= 0
+    limited[np.flatnonzero(empty), per_bone[empty].argmax(1)] = 1.0
+    indices, weights = top_k(limited, k, continuous=False)
+    report = {
+        "unweighted_before_fallback": int(empty.sum()),
+        "blind_pieces": solution.blind_pieces,
+        "blind_vertices": solution.blind_vertices,
+        "loose_vertices": solution.loose,
+        "welded_vertices": int(len(v) - len(welded)),
+        "unconstrained_vertices": int(solution.unconstrained.sum()),
+        "notes": sources.notes,
+    }
+    return SkinWeights(indices, weights, names, "heat", {"placeholder_tails": bool(placeholder_tails)}, report)
+
+
+def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """(welded (U, 3), copy_of (V,)): the copies a file made of one vertex along a seam become one
+    again. Only vertices on open edges (edges of a single triangle) are merged, when they coincide
+    within `tolerance` x the largest bbox side; separate closed shells that merely touch stay apart."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+    unique_edges, uses = np.unique(edges, axis=0, return_counts=True)
+    on_seam = np.zeros(len(v), bool)
+    on_seam[unique_edges[uses == 1].reshape(-1)] = True
+    cell = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
+    key = np.round(v / cell).astype(np.int64)
+    alone = np.where(on_seam, 0, np.arange(1, len(v) + 1))  # any vertex off a seam keeps its own key
+    _, first, copy_of = np.unique(np.column_stack([key, alone]), axis=0, return_index=True, return_inverse=True)
+    return v[first], copy_of.reshape(-1)
+
+
+def heat_limit_weight(weight: np.ndarray) -> np.ndarray:
+    """Blender's cut of small heat weights: under HEAT_DROP -> 0, HEAT_DROP..HEAT_RAMP -> 0..HEAT_RAMP."""
+    ramp = (weight - HEAT_DROP) / (HEAT_RAMP - HEAT_DROP) * HEAT_RAMP
+    return np.where(weight < HEAT_DROP, 0.0, np.where(weight < HEAT_RAMP, ramp, weight))
 
 
 def bone_thickness(d_min: np.ndarray, nearest: np.ndarray, num_bones: int, floor: float) -> np.ndarray:

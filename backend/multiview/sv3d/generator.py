@@ -24,14 +24,24 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ...errors import DeviceError, InputError
+from ...device import resolve_device
+from ...errors import InputError
 from ...geometry import Cameras, orbit_cameras
 from ...geometry.cameras import SV3D_ELEVATION_DEG, SV3D_NUM_FRAMES, sv3d_azimuths_deg
 from ...progress import Progress
 from ...segmentation.preprocess import DEFAULT_MARGIN, prepare_sv3d_input
 from ..base import MultiViewResult
 from .loading import SV3DModels
-from .sampler import cfg_combine, ddpm_sigma, denoised_from_v, edm_sigmas, euler_step, initial_noise, nearest_step, triangle_guidance
+from .sampler import (
+    cfg_combine,
+    ddpm_sigma,
+    denoised_from_v,
+    edm_sigmas,
+    euler_step,
+    initial_noise,
+    nearest_step,
+    triangle_guidance,
+)
 from .taps import DEFAULT_TAPS, FeatureTaps
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -85,12 +95,7 @@ class RuntimeOptions:
     offload: bool = False  # keep networks on the CPU and move each to the GPU only for its stage
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceError("CUDA was requested for SV3D-p but this machine has no CUDA device; use --device cpu (slow)")
-        return device
+        return resolve_device(self.device)
 
     def torch_dtype(self, device: torch.device) -> torch.dtype:
         if self.dtype == "auto":
@@ -183,7 +188,9 @@ class SV3DGenerator:
 
     def cameras(self) -> Cameras:
         """The 21 frames' cameras in the world frame (geometry.orbit_cameras at the configured size/elevation)."""
-        return orbit_cameras(sv3d_azimuths_deg(self.config.num_frames), self.config.elevation_deg, size=self.config.size)
+        return orbit_cameras(
+            sv3d_azimuths_deg(self.config.num_frames), self.config.elevation_deg, size=self.config.size
+        )
 
     # -- stages -------------------------------------------------------------------------------------
 
@@ -217,7 +224,9 @@ class SV3DGenerator:
         image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() * 2.0 - 1.0  # (1, 3, S, S) in [-1, 1]
         with self._on_device(models.image_encoder):
             clip_size = models.image_encoder.config.image_size
-            pixels = F.interpolate((image + 1.0) / 2.0, size=(clip_size, clip_size), mode="bicubic", antialias=True, align_corners=False)
+            pixels = F.interpolate(
+                (image + 1.0) / 2.0, size=(clip_size, clip_size), mode="bicubic", antialias=True, align_corners=False
+            )
             mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
             pixels = ((pixels - mean) / std).to(self.device, self.dtype)
             clip = models.image_encoder(pixel_values=pixels).image_embeds[:, None]
@@ -225,11 +234,16 @@ class SV3DGenerator:
         with self._on_device(models.vae):
             vae_dtype = next(models.vae.parameters()).dtype
             latent = models.vae.encode(noisy.to(self.device, vae_dtype)).latent_dist.mode()
-        return _Conditioning(clip.to(self.device, self.dtype), latent.to(self.device, torch.float32), self._camera_ids())
+        return _Conditioning(
+            clip.to(self.device, self.dtype), latent.to(self.device, torch.float32), self._camera_ids()
+        )
 
     @torch.no_grad()
-    def _sample(self, cond: _Conditioning, generator: torch.Generator, progress: Progress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Euler EDM sampling; returns final latents (T, 4, h, w) float32 and tapped features {name: (T, C, h_l, w_l)}."""
+    def _sample(
+        self, cond: _Conditioning, generator: torch.Generator, progress: Progress
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Euler EDM sampling; returns final latents (T, 4, h, w) float32 and tapped features
+        {name: (T, C, h_l, w_l)}."""
         cfg, unet = self.config, self.models.unet
         frames, size = cfg.num_frames, cfg.latent_size
         sigmas = edm_sigmas(cfg.num_steps, cfg.sigma_min, cfg.sigma_max)
@@ -251,7 +265,9 @@ class SV3DGenerator:
             progress.update(1.0, "denoised")
         return x[0], taps.features
 
-    def _guided_v(self, unet, x, sigma, halves, camera_ids, taps: FeatureTaps, tap: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _guided_v(
+        self, unet, x, sigma, halves, camera_ids, taps: FeatureTaps, tap: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """v-predictions of the unconditional and conditional halves (B=1 each), tapping the cond half if `tap`."""
         frames = x.shape[1]
         scaled = (x / np.sqrt(sigma**2 + 1.0)).to(self.dtype)  # c_in
@@ -281,10 +297,9 @@ class SV3DGenerator:
             scaled = latents / vae.config.scaling_factor
             for start in range(0, len(scaled), chunk):
                 progress.update(start / len(scaled), f"decoding frames {start + 1}-{min(start + chunk, len(scaled))}")
-                part = scaled[start:start + chunk].to(self.device, vae_dtype)
+                part = scaled[start : start + chunk].to(self.device, vae_dtype)
                 temporal = "num_frames" in inspect.signature(vae.decode).parameters  # video decoder vs image VAE
                 frames = (vae.decode(part, num_frames=len(part)) if temporal else vae.decode(part)).sample
                 out.append(((frames.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu())
         progress.update(1.0, "decoded")
         return torch.cat(out).numpy()
-

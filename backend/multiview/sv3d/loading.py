@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ...errors import MissingWeightsError
-from .convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
-from .unet import SV3DUNet
+from ...networks.sv3d_convert import SGM_UNET_PREFIX, convert_sgm_unet, unet_config_from_sgm
+from ...networks.sv3d_unet import SV3DUNet
 
 if TYPE_CHECKING:  # heavy imports stay lazy at run time
     from diffusers import AutoencoderKL, AutoencoderKLTemporalDecoder
@@ -69,12 +69,14 @@ def load_sgm_unet(path: Path, cache_dir: Path | None = None, dtype: torch.dtype 
 
     with safe_open(str(path), framework="pt") as f:
         checkpoint = {k: f.get_tensor(k) for k in f.keys() if k.startswith(SGM_UNET_PREFIX)}
-    bare = {k[len(SGM_UNET_PREFIX):]: v for k, v in checkpoint.items()}
+    bare = {k[len(SGM_UNET_PREFIX) :]: v for k, v in checkpoint.items()}
     try:
         config = unet_config_from_sgm(bare)
         state = convert_sgm_unet(checkpoint, config["layers_per_block"])
     except KeyError as error:
-        raise MissingWeightsError(f"{path} is not an SV3D-p checkpoint ({error.args[0]}); use the original sv3d_p.safetensors") from error
+        raise MissingWeightsError(
+            f"{path} is not an SV3D-p checkpoint ({error.args[0]}); use the original sv3d_p.safetensors"
+        ) from error
     with init_empty_weights():
         unet = SV3DUNet.from_config(config)
     expected = set(unet.state_dict())
@@ -82,7 +84,8 @@ def load_sgm_unet(path: Path, cache_dir: Path | None = None, dtype: torch.dtype 
     if missing or unexpected:
         example = (missing or unexpected)[0]
         raise MissingWeightsError(
-            f"{path} does not match the SV3D-p U-Net ({len(missing)} missing, {len(unexpected)} unexpected tensors, e.g. {example}); use the original sv3d_p.safetensors"
+            f"{path} does not match the SV3D-p U-Net ({len(missing)} missing, {len(unexpected)} unexpected tensors, "
+            f"e.g. {example}); use the original sv3d_p.safetensors"
         )
     unet.load_state_dict(state, strict=True, assign=True)
     unet.to(dtype)
@@ -103,7 +106,7 @@ def _save_atomically(unet: SV3DUNet, target: Path) -> None:
 
 
 def _variant(folder: Path) -> str | None:
-    """"fp16" when a folder only holds the half-precision files (`*.fp16.safetensors`, as Hugging Face ships them)."""
+    """ "fp16" when a folder only holds the half-precision files (`*.fp16.safetensors`, as Hugging Face ships them)."""
     full = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
     return "fp16" if full and all(".fp16." in f.name for f in full) else None
 
@@ -134,14 +137,18 @@ def load_sv3d_models(
     else:
         unet_dir = sv3d / "unet" if (sv3d / "unet" / "config.json").exists() else sv3d
         if not (unet_dir / "config.json").exists():
-            raise MissingWeightsError(f"{sv3d} is neither sv3d_p.safetensors nor a diffusers SV3D folder with unet/config.json")
+            raise MissingWeightsError(
+                f"{sv3d} is neither sv3d_p.safetensors nor a diffusers SV3D folder with unet/config.json"
+            )
         unet = SV3DUNet.from_pretrained(unet_dir, torch_dtype=dtype, variant=_variant(unet_dir))
         sv3d_dir = sv3d
     vae_dir, encoder_dir = _component_dir("vae", sv3d_dir, svd_xt), _component_dir("image_encoder", sv3d_dir, svd_xt)
     vae_class = json.loads((vae_dir / "config.json").read_text()).get("_class_name")
     vae_type = AutoencoderKL if vae_class == "AutoencoderKL" else AutoencoderKLTemporalDecoder
     vae = vae_type.from_pretrained(vae_dir, torch_dtype=dtype, variant=_variant(vae_dir))
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(encoder_dir, dtype=dtype, variant=_variant(encoder_dir))
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(
+        encoder_dir, dtype=dtype, variant=_variant(encoder_dir)
+    )
     if image_encoder.config.projection_dim != unet.config.cross_attention_dim:
         raise MissingWeightsError(
             f"the image encoder gives {image_encoder.config.projection_dim}-d embeddings but the U-Net expects "

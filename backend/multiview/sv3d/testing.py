@@ -14,14 +14,17 @@ from pathlib import Path
 
 import torch
 
-from .convert import unet_to_sgm
+from ...networks.sv3d_convert import unet_to_sgm
+from ...networks.sv3d_unet import SV3DUNet, sv3d_unet_config
 from .generator import RuntimeOptions, SV3DConfig, SV3DGenerator
 from .loading import SV3DModels, load_sv3d_models
-from .unet import SV3DUNet, sv3d_unet_config
 
 TINY_CHANNELS = (32, 32, 64, 64)
 TINY_CONTEXT = 32
-TINY_VAE = {"down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (32,) * 4, "layers_per_block": 1, "latent_channels": 4, "sample_size": 64}
+TINY_VAE = {
+    "down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (32,) * 4, "layers_per_block": 1,
+    "latent_channels": 4, "sample_size": 64,
+}
 TINY_CLIP = {
     "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
     "image_size": 32, "patch_size": 8, "projection_dim": TINY_CONTEXT,
@@ -47,7 +50,9 @@ def svd_xt_vae_config() -> dict:
     }
 
 
-def random_sv3d_models(full_size: bool, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0) -> SV3DModels:
+def random_sv3d_models(
+    full_size: bool, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> SV3DModels:
     """SV3D-p's networks with random weights, built directly on `device` (benchmarks: the full size needs CUDA).
 
     full_size: the released architecture (1.5 B U-Net, SVD-xt VAE, OpenCLIP ViT-H/14 image tower);
@@ -73,7 +78,8 @@ def random_sv3d_models(full_size: bool, device: str | torch.device = "cpu", dtyp
 
 
 def write_tiny_svd_xt(folder: Path, seed: int = 0) -> Path:
-    """An SVD-xt-style diffusers folder with a tiny AutoencoderKLTemporalDecoder (factor 8) and CLIP image encoder."""
+    """An SVD-xt-style diffusers folder with a tiny AutoencoderKLTemporalDecoder (factor 8) and CLIP image
+    encoder."""
     from diffusers import AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -86,7 +92,8 @@ def write_tiny_svd_xt(folder: Path, seed: int = 0) -> Path:
 
 
 def write_tiny_sv3d_checkpoint(path: str | Path, svd_xt: str | Path | None = None, seed: int = 0) -> TinySV3DFiles:
-    """Write a tiny `sv3d_p.safetensors` (SGM keys) at `path` and an SVD-xt folder (default: `<path dir>/tiny-svd-xt`)."""
+    """Write a tiny `sv3d_p.safetensors` (SGM keys) at `path` and an SVD-xt folder
+    (default: `<path dir>/tiny-svd-xt`)."""
     from safetensors.torch import save_file
 
     path = Path(path)

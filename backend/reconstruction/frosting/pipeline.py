@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import trimesh
 
-from ...errors import DeviceError, InputError
+from ...device import resolve_device
+from ...errors import InputError
 from ...geometry import Cameras
 from ...progress import Progress
 from ..coloring import bake_texture, vertex_colors
@@ -45,9 +46,18 @@ class FrostingConfig:
     seed: int = 0
 
     PRESETS = {
-        "short": dict(gaussian_iterations=3000, regularized_iterations=3000, frosting_iterations=3000, frosting_gaussians=150_000),
-        "medium": dict(gaussian_iterations=7000, regularized_iterations=6000, frosting_iterations=7000, frosting_gaussians=300_000),
-        "long": dict(gaussian_iterations=7000, regularized_iterations=8000, frosting_iterations=15_000, frosting_gaussians=500_000),
+        "short": dict(
+            gaussian_iterations=3000, regularized_iterations=3000, frosting_iterations=3000, frosting_gaussians=150_000
+        ),
+        "medium": dict(
+            gaussian_iterations=7000, regularized_iterations=6000, frosting_iterations=7000, frosting_gaussians=300_000
+        ),
+        "long": dict(
+            gaussian_iterations=7000,
+            regularized_iterations=8000,
+            frosting_iterations=15_000,
+            frosting_gaussians=500_000,
+        ),
     }
 
     @classmethod
@@ -83,9 +93,7 @@ def run_frosting(
     images and Gaussian counts (tests), the product never routes frosting to the CPU.
     """
     progress = progress or Progress()
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("Gaussian Frosting needs a CUDA GPU; use the visual hull (--method hull) on this machine")
+    device = resolve_device(device)
     images = np.asarray(images, np.float32)
     masks = np.asarray(masks, np.float32)
     validate_views(images, masks, cameras)
@@ -105,23 +113,50 @@ def run_frosting(
     extent = float(np.linalg.norm(hull.mesh.extents))
     init = init_from_mesh(hull.mesh, config.init_gaussians, seed=config.seed)
     plain = replace(config.schedule, iterations=config.gaussian_iterations, regularize_from=None)
-    free, loss_free = fit_gaussians(init, views, plain, rasterizer, extent=extent, seed=config.seed, progress=progress.span(0.05, 0.35, "3dgs"))
+    free, loss_free = fit_gaussians(
+        init, views, plain, rasterizer, extent=extent, seed=config.seed, progress=progress.span(0.05, 0.35, "3dgs")
+    )
     lap("gaussians")
     regular = replace(config.schedule, iterations=config.regularized_iterations, regularize_from=0, densify=False)
-    flat, loss_reg = fit_gaussians(free, views, regular, rasterizer, extent=extent, seed=config.seed + 1, progress=progress.span(0.35, 0.6, "regularisation"))
+    flat, loss_reg = fit_gaussians(
+        free,
+        views,
+        regular,
+        rasterizer,
+        extent=extent,
+        seed=config.seed + 1,
+        progress=progress.span(0.35, 0.6, "regularisation"),
+    )
     lap("regularisation")
     progress.update(0.6, "level set", "base mesh")
     base, report = base_mesh(
-        flat, resolution=config.grid_resolution, half=config.hull.half, level=config.level, target_faces=config.target_faces, hull=hull.mesh
+        flat,
+        resolution=config.grid_resolution,
+        half=config.hull.half,
+        level=config.level,
+        target_faces=config.target_faces,
+        hull=hull.mesh,
     )
     rgba, zbuffer = vertex_colors(base, images, masks, cameras)
     base.visual = trimesh.visual.ColorVisuals(base, vertex_colors=rgba)
     lap("base_mesh")
     inner, outer = shell_thickness(base, free, minimum=0.004 * extent, maximum=0.05 * extent)
     layer = init_frosting(base, inner, outer, config.frosting_gaussians, seed=config.seed)
-    layer, loss_frost = fit_frosting(layer, views, config.frosting_iterations, rasterizer, schedule=config.schedule, seed=config.seed + 2, progress=progress.span(0.65, 0.98, "frosting"))
+    layer, loss_frost = fit_frosting(
+        layer,
+        views,
+        config.frosting_iterations,
+        rasterizer,
+        schedule=config.schedule,
+        seed=config.seed + 2,
+        progress=progress.span(0.65, 0.98, "frosting"),
+    )
     lap("frosting")
-    textured = bake_texture(base, images, masks, cameras, zbuffer, size=config.texture_size) if config.texture_size > 0 else None
+    textured = (
+        bake_texture(base, images, masks, cameras, zbuffer, size=config.texture_size)
+        if config.texture_size > 0
+        else None
+    )
     progress.update(1.0, "frosting done", "frosting")
     return FrostingOutput(
         mesh=base,

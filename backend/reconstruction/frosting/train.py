@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...geometry import Cameras
+from ...model.losses import ssim
 from ...progress import Progress
 from .gaussians import GaussianParams
 from .layer import FrostingGaussians
@@ -73,21 +73,6 @@ class ViewData:
         )
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of images (B, H, W, C) in [0, 1] with a Gaussian window (as in 3DGS's D-SSIM term)."""
-    x = a.permute(0, 3, 1, 2)
-    y = b.permute(0, 3, 1, 2)
-    C = x.shape[1]
-    g = torch.exp(-((torch.arange(window, device=a.device, dtype=a.dtype) - window // 2) ** 2) / (2 * sigma**2))
-    g = (g / g.sum())[:, None] * (g / g.sum())[None, :]
-    kernel = g.expand(C, 1, window, window).contiguous()
-    blur = lambda t: F.conv2d(t, kernel, padding=window // 2, groups=C)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean()
-
-
 def fit_gaussians(
     init: GaussianParams,
     views: ViewData,
@@ -101,7 +86,9 @@ def fit_gaussians(
     """Optimise `init` on `views`; returns the fitted Gaussians and the loss per step."""
     device = views.images.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.detach().to(device).clone()) for k, v in init.as_dict().items()})
+    params = torch.nn.ParameterDict(
+        {k: torch.nn.Parameter(v.detach().to(device).clone()) for k, v in init.as_dict().items()}
+    )
     lrs = {
         "means": schedule.lr_means * extent,
         "scales": schedule.lr_scales,
@@ -118,22 +105,37 @@ def fit_gaussians(
     order = torch.randperm(V, generator=generator, device=device)
     for step in range(schedule.iterations):
         if progress and step % 50 == 0:
-            progress.update(step / schedule.iterations, f"step {step}/{schedule.iterations}, {len(params['means'])} Gaussians")
+            progress.update(
+                step / schedule.iterations, f"step {step}/{schedule.iterations}, {len(params['means'])} Gaussians"
+            )
         v = int(order[step % V])
         if step % V == V - 1:
             order = torch.randperm(V, generator=generator, device=device)
         rgb, alpha, target, mask, info = _render_step(
-            views, v, rasterizer, generator,
-            params["means"], params["quats"], params["scales"].exp(), torch.sigmoid(params["opacities"]), torch.sigmoid(params["colors"]),
+            views,
+            v,
+            rasterizer,
+            generator,
+            params["means"],
+            params["quats"],
+            params["scales"].exp(),
+            torch.sigmoid(params["opacities"]),
+            torch.sigmoid(params["colors"]),
         )
         if strategy is not None:
             strategy.step_pre_backward(params, optimizers, state, step, info)
         loss = photometric_loss(rgb, alpha, target, mask, schedule)
         if schedule.regularize_from is not None and step >= schedule.regularize_from:
             current = GaussianParams.from_dict(params)
-            if neighbours is None or (step - schedule.regularize_from) % schedule.neighbours_every == 0 or len(neighbours) != len(current):
+            if (
+                neighbours is None
+                or (step - schedule.regularize_from) % schedule.neighbours_every == 0
+                or len(neighbours) != len(current)
+            ):
                 neighbours = nearest_neighbours(current.means, schedule.neighbours)
-            loss = loss + schedule.density_weight * density_alignment_loss(current, neighbours, schedule.density_samples, generator)
+            loss = loss + schedule.density_weight * density_alignment_loss(
+                current, neighbours, schedule.density_samples, generator
+            )
             loss = loss + schedule.opacity_weight * opacity_binary_loss(current)
             loss = loss + schedule.flat_weight * flatness_loss(current, extent)
         loss.backward()
@@ -159,13 +161,21 @@ def _render_step(views: ViewData, v: int, rasterizer: Rasterizer, generator: tor
     background = torch.rand(1, 3, device=device, generator=generator)
     mask = views.masks[v : v + 1]
     target = views.images[v : v + 1] + (1 - mask) * (background[:, None, None, :] - 1.0)
-    render, alpha, info = rasterizer(*gaussians, views.viewmats[v : v + 1], views.Ks[v : v + 1], views.width, views.height, backgrounds=background)
+    render, alpha, info = rasterizer(
+        *gaussians, views.viewmats[v : v + 1], views.Ks[v : v + 1], views.width, views.height, backgrounds=background
+    )
     return render[..., :3], alpha, target, mask, info
 
 
-def photometric_loss(rgb: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, schedule: FitSchedule) -> torch.Tensor:
-    """(1 - l) L1 + l D-SSIM on colour, plus L1 between rendered opacity and the mask."""
-    loss = (1 - schedule.ssim_weight) * (rgb - target).abs().mean() + schedule.ssim_weight * (1 - ssim(rgb, target))
+def photometric_loss(
+    rgb: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, schedule: FitSchedule
+) -> torch.Tensor:
+    """(1 - l) L1 + l D-SSIM (11 x 11 Gaussian window, as in 3DGS) on colour, plus L1 between rendered
+    opacity and the mask.
+
+    rgb, target (1, H, W, 3); alpha, mask (1, H, W, 1)."""
+    structure = ssim(rgb.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), window=11)
+    loss = (1 - schedule.ssim_weight) * (rgb - target).abs().mean() + schedule.ssim_weight * (1 - structure)
     return loss + schedule.alpha_weight * (alpha - mask).abs().mean()
 
 
@@ -183,7 +193,9 @@ def fit_frosting(
     device = views.images.device
     generator = torch.Generator(device=device).manual_seed(seed)
     layer = layer.to(device)
-    params = torch.nn.ParameterDict({k: torch.nn.Parameter(getattr(layer, k).detach().clone()) for k in FrostingGaussians.TRAINABLE})
+    params = torch.nn.ParameterDict(
+        {k: torch.nn.Parameter(getattr(layer, k).detach().clone()) for k in FrostingGaussians.TRAINABLE}
+    )
     lrs = {
         "bary_logits": 1e-2,
         "shell_logits": 1e-2,
@@ -200,8 +212,15 @@ def fit_frosting(
             progress.update(step / iterations, f"frosting step {step}/{iterations}")
         g = layer.with_params(dict(params)).world()
         rgb, alpha, target, mask, _ = _render_step(
-            views, int(torch.randint(0, V, (1,), generator=generator, device=device)), rasterizer, generator,
-            g.means, g.quats, g.scales, g.opacities, g.colors,
+            views,
+            int(torch.randint(0, V, (1,), generator=generator, device=device)),
+            rasterizer,
+            generator,
+            g.means,
+            g.quats,
+            g.scales,
+            g.opacities,
+            g.colors,
         )
         loss = photometric_loss(rgb, alpha, target, mask, schedule)
         loss.backward()

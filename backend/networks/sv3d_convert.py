@@ -35,13 +35,17 @@ _RESNET_LAYERS = {
     "emb_layers.1": "time_emb_proj",
     "skip_connection": "conv_shortcut",
 }
-_ATTENTION_PARTS = {"time_stack": "temporal_transformer_blocks", "time_pos_embed.0": "time_pos_embed.linear_1", "time_pos_embed.2": "time_pos_embed.linear_2"}
+_ATTENTION_PARTS = {
+    "time_stack": "temporal_transformer_blocks",
+    "time_pos_embed.0": "time_pos_embed.linear_1",
+    "time_pos_embed.2": "time_pos_embed.linear_2",
+}
 
 
 def _swap_prefix(name: str, table: dict[str, str]) -> str:
     for old, new in table.items():
         if name == old or name.startswith(old + "."):
-            return new + name[len(old):]
+            return new + name[len(old) :]
     return name
 
 
@@ -49,7 +53,7 @@ def _resnet_to_diffusers(rest: str) -> str:
     if rest == "time_mixer.mix_factor":
         return rest
     if rest.startswith("time_stack."):
-        return "temporal_res_block." + _swap_prefix(rest[len("time_stack."):], _RESNET_LAYERS)
+        return "temporal_res_block." + _swap_prefix(rest[len("time_stack.") :], _RESNET_LAYERS)
     return "spatial_res_block." + _swap_prefix(rest, _RESNET_LAYERS)
 
 
@@ -58,9 +62,9 @@ def _resnet_to_sgm(rest: str) -> str:
     if rest == "time_mixer.mix_factor":
         return rest
     if rest.startswith("temporal_res_block."):
-        return "time_stack." + _swap_prefix(rest[len("temporal_res_block."):], inverse)
+        return "time_stack." + _swap_prefix(rest[len("temporal_res_block.") :], inverse)
     if rest.startswith("spatial_res_block."):
-        return _swap_prefix(rest[len("spatial_res_block."):], inverse)
+        return _swap_prefix(rest[len("spatial_res_block.") :], inverse)
     raise KeyError(rest)
 
 
@@ -68,7 +72,7 @@ def sgm_to_diffusers_key(key: str, layers_per_block: int) -> str:
     """Diffusers name of one SGM U-Net parameter (without the `model.diffusion_model.` prefix)."""
     for old, new in _TOP_LEVEL.items():
         if key.startswith(old + "."):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     per_level = layers_per_block + 1
     if m := re.fullmatch(r"input_blocks\.(\d+)\.(\d)\.(.+)", key):
         index, part, rest = int(m[1]), int(m[2]), m[3]
@@ -98,7 +102,7 @@ def diffusers_to_sgm_key(key: str, layers_per_block: int, attention_levels: set[
     """Inverse of `sgm_to_diffusers_key`; `attention_levels` = up-block indices with attentions."""
     for old, new in _TOP_LEVEL.items():
         if key.startswith(new + "."):
-            return old + key[len(new):]
+            return old + key[len(new) :]
     per_level = layers_per_block + 1
     inverse_attention = {v: k for k, v in _ATTENTION_PARTS.items()}
     if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions|downsamplers)\.(\d+)\.(.+)", key):
@@ -132,7 +136,7 @@ def unet_config_from_sgm(state: dict[str, torch.Tensor], num_frames: int = 21) -
     Everything but the head count is readable from tensor shapes; heads follow SGM's
     `num_head_channels: 64` (sv3d_p.yaml), so `channels // 64` per level.
     """
-    from .unet import sv3d_unet_config
+    from .sv3d_unet import sv3d_unet_config
 
     first_level_blocks = {int(m[1]) for k in state if (m := re.match(r"input_blocks\.(\d+)\.", k))}
     downsamplers = sorted(int(m[1]) for k in state if (m := re.match(r"input_blocks\.(\d+)\.0\.op\.weight$", k)))
@@ -143,16 +147,20 @@ def unet_config_from_sgm(state: dict[str, torch.Tensor], num_frames: int = 21) -
     if max(first_level_blocks) != levels * (layers_per_block + 1) - 1:
         raise KeyError("the input blocks do not form a regular U-Net")
     channels = tuple(
-        int(state[f"input_blocks.{1 + level * (layers_per_block + 1)}.0.in_layers.2.weight"].shape[0]) for level in range(levels)
+        int(state[f"input_blocks.{1 + level * (layers_per_block + 1)}.0.in_layers.2.weight"].shape[0])
+        for level in range(levels)
     )
     cross = int(state["input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"].shape[1])
-    return sv3d_unet_config(channels, cross_attention_dim=cross, layers_per_block=layers_per_block, num_frames=num_frames)
+    return sv3d_unet_config(
+        channels, cross_attention_dim=cross, layers_per_block=layers_per_block, num_frames=num_frames
+    )
 
 
 def convert_sgm_unet(checkpoint: dict[str, torch.Tensor], layers_per_block: int) -> dict[str, torch.Tensor]:
-    """SGM checkpoint (full, with `model.diffusion_model.` prefix, other parts ignored) -> diffusers U-Net state dict."""
+    """SGM checkpoint (full, with the `model.diffusion_model.` prefix; other parts ignored) -> diffusers U-Net
+    state dict."""
     return {
-        sgm_to_diffusers_key(key[len(SGM_UNET_PREFIX):], layers_per_block): tensor
+        sgm_to_diffusers_key(key[len(SGM_UNET_PREFIX) :], layers_per_block): tensor
         for key, tensor in checkpoint.items()
         if key.startswith(SGM_UNET_PREFIX)
     }
@@ -161,4 +169,6 @@ def convert_sgm_unet(checkpoint: dict[str, torch.Tensor], layers_per_block: int)
 def unet_to_sgm(unet_state: dict[str, torch.Tensor], layers_per_block: int) -> dict[str, torch.Tensor]:
     """Diffusers U-Net state dict -> SGM keys with the `model.diffusion_model.` prefix."""
     attention_levels = {int(m[1]) for k in unet_state if (m := re.match(r"up_blocks\.(\d+)\.attentions\.", k))}
-    return {SGM_UNET_PREFIX + diffusers_to_sgm_key(k, layers_per_block, attention_levels): v for k, v in unet_state.items()}
+    return {
+        SGM_UNET_PREFIX + diffusers_to_sgm_key(k, layers_per_block, attention_levels): v for k, v in unet_state.items()
+    }

@@ -1,5 +1,6 @@
 """Preview images: keypoints and the learned skeleton (maximum spanning tree of the adjacency) drawn
-over orbit views; optionally the ground-truth skeleton beside them. Used by training and eval.
+over orbit views; optionally the ground-truth skeleton beside them. Drawn during training and by
+the evaluation (which sits above training and imports them from here).
 """
 
 from __future__ import annotations
@@ -60,7 +61,15 @@ def draw_preview(items: list[PreviewItem], path: str | Path, max_views: int = 4)
             for a, b in item.bones:
                 ax.plot(*uv[[a, b]].T, color="white", lw=2.4)
                 ax.plot(*uv[[a, b]].T, color=colours(a / n), lw=1.2)
-            ax.scatter(uv[:, 0], uv[:, 1], c=[colours(i / n) for i in range(n)], s=12, edgecolors="black", linewidths=0.4, zorder=3)
+            ax.scatter(
+                uv[:, 0],
+                uv[:, 1],
+                c=[colours(i / n) for i in range(n)],
+                s=12,
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
             ax.set_xlim(0, item.cameras.width)
             ax.set_ylim(item.cameras.height, 0)
             if v == 0 and item.title:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .health import BackendUnreachable, check_backend
+from .urls import normalise_backend_url
 
 API_VERSION = 1  # the backend API this add-on speaks (GET /v1/health -> api_version)
 DEFAULT_TIMEOUT_S = 10.0
@@ -74,7 +75,9 @@ def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
     boundary = f"keydiff3d-{uuid.uuid4().hex}"
     parts: list[bytes] = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+        )
     for name, (filename, data) in files.items():
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
@@ -85,11 +88,20 @@ def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
 
 
 class BackendClient:
-    """One backend at `url` (e.g. http://127.0.0.1:8765); `token` is sent as a Bearer token."""
+    """One backend at `url` (e.g. http://127.0.0.1:8765 or 127.0.0.1:8765); `token` is sent as a Bearer token.
+    A malformed URL raises `urls.BadBackendUrl`."""
 
-    def __init__(self, url: str, token: str = "", *, timeout: float = DEFAULT_TIMEOUT_S, retries: int = 2, backoff: float = 0.5,
-                 start_command: str = "keydiff3d serve") -> None:  # fmt: skip
-        self.url = url.rstrip("/")
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retries: int = 2,
+        backoff: float = 0.5,
+        start_command: str = "keydiff3d serve",
+    ) -> None:
+        self.url = normalise_backend_url(url)
         self.token = token
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.start_command = start_command
@@ -97,7 +109,9 @@ class BackendClient:
     # -- API -----------------------------------------------------------------------------------
     def health(self) -> dict:
         """The health answer, after checking the API version (BackendUnreachable, VersionMismatch)."""
-        details = check_backend(self.url, token=self.token, start_command=self.start_command, timeout=min(self.timeout, 5.0)).details
+        details = check_backend(
+            self.url, token=self.token, start_command=self.start_command, timeout=min(self.timeout, 5.0)
+        ).details
         version = details.get("api_version")
         if version != API_VERSION:
             raise VersionMismatch(
@@ -115,7 +129,9 @@ class BackendClient:
         except OSError as error:
             raise BackendError(f"cannot read {path}: {error.strerror or error}", code="local_file") from error
         body, content_type = encode_multipart({"options": json.dumps(options or {})}, {kind: (path.name, data)})
-        answer = self._request("POST", "/v1/jobs", body, {"Content-Type": content_type}, timeout=TRANSFER_TIMEOUT_S, idempotent=False)
+        answer = self._request(
+            "POST", "/v1/jobs", body, {"Content-Type": content_type}, timeout=TRANSFER_TIMEOUT_S, idempotent=False
+        )
         return JobStatus.from_json(json.loads(answer))
 
     def status(self, job_id: str) -> JobStatus:
@@ -134,9 +150,32 @@ class BackendClient:
         partial.replace(target)
         return target
 
+    def models(self) -> dict:
+        """GET /v1/models: the weight files the backend has, and the state of their downloads."""
+        return json.loads(self._request("GET", "/v1/models"))
+
+    def start_model_download(self, name: str, hub_token: str = "") -> dict:
+        """POST /v1/models/{name}/download; `hub_token` (Hugging Face) is needed for gated repositories."""
+        body = json.dumps({"token": hub_token} if hub_token else {}).encode()
+        answer = self._request(
+            "POST", f"/v1/models/{name}/download", body, {"Content-Type": "application/json"}, idempotent=False
+        )
+        return json.loads(answer)
+
+    def cancel_model_download(self, name: str) -> dict:
+        return json.loads(self._request("DELETE", f"/v1/models/{name}/download"))
+
     # -- transport -----------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, *,
-                 timeout: float | None = None, idempotent: bool = True) -> bytes:  # fmt: skip
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict | None = None,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = True,
+    ) -> bytes:
         headers = dict(headers or {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

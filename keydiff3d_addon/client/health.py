@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from .urls import BadBackendUrl, normalise_backend_url
+
 HEALTH_TIMEOUT_S = 2.0
 
 
@@ -27,9 +29,15 @@ def _auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def check_backend(url: str, *, token: str = "", start_command: str = "keydiff3d serve", timeout: float = HEALTH_TIMEOUT_S) -> Health:
-    """The backend's health answer, or `BackendUnreachable` with one actionable sentence."""
-    base = url.rstrip("/")
+def check_backend(
+    url: str, *, token: str = "", start_command: str = "keydiff3d serve", timeout: float = HEALTH_TIMEOUT_S
+) -> Health:
+    """The backend's health answer, or `BackendUnreachable` with one actionable sentence.
+    `url` is normalised first ("127.0.0.1:8765" means http://127.0.0.1:8765)."""
+    try:
+        base = normalise_backend_url(url)
+    except BadBackendUrl as error:
+        raise BackendUnreachable(f"No KeyDiff3D backend can be reached: {error}.") from None
     try:
         request = urllib.request.Request(f"{base}/v1/health", headers=_auth_headers(token))
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -48,5 +56,12 @@ def check_backend(url: str, *, token: str = "", start_command: str = "keydiff3d 
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
-        raise BackendUnreachable(f"The server at {base} did not answer like a KeyDiff3D backend; check the backend URL.")
-    return Health(url=base, status=str(payload.get("status", "unknown")), device=str(payload.get("device", "unknown")), details=payload)
+        raise BackendUnreachable(
+            f"The server at {base} did not answer like a KeyDiff3D backend; check the backend URL."
+        )
+    return Health(
+        url=base,
+        status=str(payload.get("status", "unknown")),
+        device=str(payload.get("device", "unknown")),
+        details=payload,
+    )

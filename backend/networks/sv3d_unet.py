@@ -87,7 +87,9 @@ class SV3DUNet(UNetSpatioTemporalConditionModel):
         """
         batch, frames = sample.shape[:2]
         if added_time_ids.shape != (batch, frames, 3):
-            raise ValueError(f"added_time_ids must be (B, T, 3) = ({batch}, {frames}, 3), got {tuple(added_time_ids.shape)}")
+            raise ValueError(
+                f"added_time_ids must be (B, T, 3) = ({batch}, {frames}, 3), got {tuple(added_time_ids.shape)}"
+            )
         timestep = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32).reshape(-1).expand(batch)
         t_emb = self.time_proj(timestep.repeat_interleave(frames)).to(sample.dtype)
         ids = added_time_ids.reshape(batch * frames, 3)
@@ -108,11 +110,13 @@ class SV3DUNet(UNetSpatioTemporalConditionModel):
         hidden = self.mid_block(hidden_states=hidden, encoder_hidden_states=context, **common)
 
         for block in self.up_blocks:
-            res, skips = skips[-len(block.resnets):], skips[: -len(block.resnets)]
+            res, skips = skips[-len(block.resnets) :], skips[: -len(block.resnets)]
             # odd latent sizes: make each upsampler hit the size of the matching skip exactly
             upsample_size = skips[-1].shape[2:] if skips else None
             extra = {"encoder_hidden_states": context} if getattr(block, "has_cross_attention", False) else {}
-            hidden = block(hidden_states=hidden, res_hidden_states_tuple=res, upsample_size=upsample_size, **common, **extra)
+            hidden = block(
+                hidden_states=hidden, res_hidden_states_tuple=res, upsample_size=upsample_size, **common, **extra
+            )
 
         out = self.conv_out(self.conv_act(self.conv_norm_out(hidden)))
         return (out.reshape(batch, frames, *out.shape[1:]),)

@@ -69,12 +69,13 @@ def test_a_bundle_gets_a_rest_and_a_posed_picture():
 
 
 def test_the_pipeline_writes_the_posed_preview_unless_asked_not_to(tmp_path):
-    from pipeline_support import creature_render_mesh
+    from rig_support import toy_quadruped
 
     from keydiff3d.pipeline.options import PipelineOptions
     from keydiff3d.pipeline.run import GivenKeypoints, run_mesh_pipeline
+    from keydiff3d.synthetic.renderer import RenderMesh
 
-    mesh = creature_render_mesh("quadruped", 1)
+    mesh = RenderMesh.from_arrays(*toy_quadruped())
     given = GivenKeypoints(np.array([[0.0, 0.0, 0.1], [0.3, 0.0, 0.1], [-0.3, 0.0, 0.1]]), np.ones((3, 3)) - np.eye(3))
     for posed in (True, False):
         options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=posed)

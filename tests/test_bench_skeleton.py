@@ -135,3 +135,18 @@ def test_real_part_scores_every_rig_of_a_creature(tmp_path):
     assert refined["inside_fraction"] > 0.95 and refined["long_bones"] == 0 and refined["sided_fraction"] > 0
     assert refined["cd_b2b_ratio"] < 1.0 and 0 < refined["animation_fit"] < 0.01
     assert (tmp_path / "Shark.png").is_file()
+
+
+def test_a_designed_setting_changes_only_on_a_clear_gain():
+    def variant(shift):
+        ratios = np.linspace(0.4, 0.6, 20) + shift
+        return {"cd_j2j_ratio": ratios, "cd_b2b_ratio": np.full(20, 0.2), "bones": np.full(20, 30)}
+
+    noise = np.tile([0.01, -0.01], 10)
+    curves = {"refined (fused)": variant(0.0), "fused, no mirror": variant(-0.05),
+              "fused, no max bone": variant(0.02), "refined (curve only)": variant(noise)}
+    choices = bench.curve_choices(curves)
+    assert choices["fused, no mirror"][2] is False  # 0.05 lower, no spread: off is better
+    assert choices["fused, no max bone"][2] is True
+    change, error, stays = choices["refined (curve only)"]
+    assert change == pytest.approx(0.0) and error > 0 and stays  # a tie keeps the design

@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         f"Machine: {machine_description()}; wall time {(time.perf_counter() - t_start) / 60:.1f} min.",
         "",
     ]
-    report = "\n".join(header) + "\n".join(sections)
+    report = "\n".join(header) + "\n" + "\n".join(sections)
     print("\n" + report)
     if args.report:
         path = Path(args.report)

@@ -14,7 +14,7 @@ setup(
     + find_packages(include=["keydiff3d_addon", "keydiff3d_addon.*"])
     + ["keydiff3d_addon.presets"],
     package_data={
-        "keydiff3d": ["assets/*", "checkpoints/default/*"],
+        "keydiff3d": ["assets/*", "checkpoints/*/*"],
         "keydiff3d.training": ["presets/*.toml"],
         "keydiff3d.rigging": ["schema/*.json"],
         "keydiff3d_addon.presets": ["*.toml"],

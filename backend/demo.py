@@ -3,7 +3,7 @@
 The bundled sample creature (backend/assets/sample_creature.*) is rendered at the SV3D-p orbit cameras (the render generator stands in
 for SV3D, whose weights cannot ship), then the real pipeline runs: keypoints + adjacency from the
 shipped checkpoint -> visual-hull mesh from the views' masks -> skeleton + skin -> rig bundle with
-rig.glb and preview.png -> rig.fbx and rig.blend through the add-on's own import/export code (bpy).
+rig.glb, preview.png and preview_posed.png -> rig.fbx and rig.blend through the add-on's own import/export code (bpy).
 """
 
 from __future__ import annotations
@@ -43,12 +43,13 @@ def sample_mesh():
 
 def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str | None = None, progress=None) -> dict[str, Path]:
     """Run the demo into `out`; returns the written files by role (bundle, glb, fbx, blend, preview)."""
-    from .export import export_bundle
     import torch
 
+    from .export import export_bundle
     from .multiview.render_generator import RenderGenerator
-    from .pipeline.keypoints import load_keypoint_model
+    from .pipeline.keypoints import preset_model
     from .pipeline.options import PipelineOptions
+    from .pipeline.rig import load_preset
     from .pipeline.run import VIEWS_STAGES, run_views_pipeline
     from .pipeline.timing import StageClock
     from .progress import Progress
@@ -59,7 +60,8 @@ def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = Non
         preset=preset or sample_preset, device="cpu", checkpoint=str(checkpoint) if checkpoint else None, reconstruction="hull"
     )
     with clock.stage("views", "rendering the sample's orbit views") as span:
-        load_keypoint_model(options.checkpoint, torch.device("cpu"))  # a missing checkpoint fails before any work
+        # a missing or wrong checkpoint fails before any work
+        preset_model(load_preset(options.preset), options.checkpoint, torch.device("cpu"))
         views = RenderGenerator(size=DEMO_RENDER_SIZE).from_mesh(mesh, span)
     result = run_views_pipeline(views, options, out_dir=out, clock=clock, source="demo sample")
     with clock.stage("export", "writing rig.fbx and rig.blend with Blender") as span:
@@ -70,6 +72,7 @@ def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = Non
         "fbx": out / "rig.fbx",
         "blend": out / "rig.blend",
         "preview": out / "preview.png",
+        "preview_posed": out / "preview_posed.png",
     }
 
 

@@ -25,9 +25,8 @@ def run_demo(out, *extra):
 
 def check_outputs(out):
     import trimesh
-    from PIL import Image
-
     from keydiff3d.rigging.io import load_bundle
+    from PIL import Image
 
     bundle = load_bundle(out)
     n = len(bundle.skeleton.keypoints)
@@ -43,6 +42,9 @@ def check_outputs(out):
     # keypoints are drawn: the preview differs from the plain views somewhere in red
     pixels = np.asarray(preview.convert("RGB")).astype(int)
     assert ((pixels[..., 0] > 200) & (pixels[..., 1] < 90) & (pixels[..., 2] < 80)).sum() > 20
+    from keydiff3d.pipeline.posed_preview import TILE
+
+    assert Image.open(out / "preview_posed.png").size == (2 * TILE, TILE)  # rest and posed
     scene = trimesh.load(out / "rig.glb")
     assert len(scene.geometry) == 1 and sum(len(g.faces) for g in scene.geometry.values()) == len(bundle.faces)
     return bundle
@@ -62,7 +64,13 @@ def test_demo_with_the_shipped_checkpoint(tmp_path):
     done, seconds = run_demo(tmp_path / "demo")
     assert done.returncode == 0, done.stderr[-2000:]
     bundle = check_outputs(tmp_path / "demo")
-    assert bundle.provenance["model"]["checkpoint"] == str(DEFAULT_CHECKPOINT)
+    from keydiff3d.pipeline.keypoints import named_checkpoint
+
+    from keydiff3d_addon.rigcore import load_category_preset
+
+    # the sample is a quadruped: the quadruped preset's own checkpoint (its 20 keypoints)
+    expected = named_checkpoint(load_category_preset("quadruped").checkpoint) / "model.safetensors"
+    assert bundle.provenance["model"]["checkpoint"] == str(expected)
     assert seconds < 120
 
 

@@ -6,9 +6,19 @@ import shutil
 
 import numpy as np
 import pytest
-
 from keydiff3d.paths import PRESETS_DIR
-from keydiff3d_addon.rigcore import CategoryPreset, ExportPreset, PresetError, build_skeleton, compute_skin_weights, list_presets, load_category_preset, load_export_preset, load_preset
+
+from keydiff3d_addon.rigcore import (
+    CategoryPreset,
+    ExportPreset,
+    PresetError,
+    build_skeleton,
+    compute_skin_weights,
+    list_presets,
+    load_category_preset,
+    load_export_preset,
+    load_preset,
+)
 
 
 def test_shipped_presets_load_and_are_usable():
@@ -37,6 +47,9 @@ def test_export_presets_follow_game_engine_rules():
     assert load_export_preset("unity", PRESETS_DIR).apply_scale_options == "FBX_SCALE_ALL"
 
 
+_CATEGORY = '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n'
+
+
 def _write(tmp_path, text: str):
     path = tmp_path / "x.toml"
     path.write_text(text)
@@ -56,6 +69,9 @@ def _write(tmp_path, text: str):
         ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
         ('[preset]\nname="x"\nkind="export"\n[export]\naxis_up="up"\n', "axis_up must be one of"),
         ('[preset]\nname="x"\nkind="export"\n[export]\nmax_influences=8\n', "between 1 and 4"),
+        (_CATEGORY + '[rig]\nmethod="mst"\n', "rig.method must be one of chain"),
+        (_CATEGORY + "[rig]\nresolution=4\n", "between 16 and 512"),
+        (_CATEGORY + 'checkpoint=""\n', "a non-empty name"),
         ("[preset\n", "not valid TOML"),
     ],
 )
@@ -104,3 +120,25 @@ def test_default_and_custom_preset_folders(tmp_path):
     assert load_preset("biped").name == "biped"
     shutil.copy(PRESETS_DIR / "bird.toml", tmp_path / "bird.toml")
     assert list_presets(tmp_path) == ["bird"]
+
+
+def test_rig_section_and_checkpoint_reach_the_preset(tmp_path):
+    text = _CATEGORY + 'checkpoint="mine"\n[rig]\nmethod="fused"\nmax_bone=0\nmirror=false\n'
+    preset = load_category_preset(_write(tmp_path, text))
+    assert preset.checkpoint == "mine" and preset.rig.method == "fused"
+    assert preset.rig.max_bone == 0.0 and preset.rig.mirror is False
+    plain = load_category_preset(_write(tmp_path, _CATEGORY))
+    # a preset without [rig] keeps the learned tree
+    assert plain.checkpoint == "default" and plain.rig.method == "chain"
+
+
+def test_every_shipped_preset_names_a_shipped_checkpoint_with_its_keypoint_count():
+    from keydiff3d.model.checkpoint import read_checkpoint
+    from keydiff3d.pipeline.keypoints import named_checkpoint
+
+    for name in list_presets(PRESETS_DIR, "category"):
+        preset = load_category_preset(name, PRESETS_DIR)
+        path = named_checkpoint(preset.checkpoint) / "model.safetensors"
+        assert path.is_file(), f"{name}: {path}"
+        _, header = read_checkpoint(path)
+        assert header.model_config.num_keypoints == preset.keypoints, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..model import KeyDiff3D
 from ..model.checkpoint import checkpoint_file
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
 from .models import MODELS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +38,37 @@ class LoadedModel:
     model: KeyDiff3D
     metadata: dict[str, Any]
     path: str
+
+
+def named_checkpoint(name: str) -> Path:
+    """A preset's [model] checkpoint: a folder name under backend/checkpoints ("default", "quadruped",
+    ...) or a path to a checkpoint file or folder."""
+    from ..paths import CHECKPOINTS_DIR
+
+    return CHECKPOINTS_DIR / name if (CHECKPOINTS_DIR / name).is_dir() else Path(name).expanduser()
+
+
+def preset_model(preset, checkpoint: str | Path | None, device: torch.device) -> LoadedModel:
+    """The keypoint model a category preset (rigcore CategoryPreset) runs: its [model] checkpoint,
+    which must predict the preset's [model] keypoints (ConfigError otherwise: a preset cannot get
+    another count than it says), or `checkpoint` when the caller names one (the caller's choice of
+    model: its own count is used and logged when it differs)."""
+    if checkpoint is not None:
+        model = load_keypoint_model(checkpoint, device)
+        count = int(model.model.config.num_keypoints)
+        if count != preset.keypoints:
+            log.warning("checkpoint %s predicts %d keypoints; preset %r says %d",
+                        model.path, count, preset.name, preset.keypoints)
+        return model
+    model = load_keypoint_model(named_checkpoint(preset.checkpoint), device)
+    count = int(model.model.config.num_keypoints)
+    if count != preset.keypoints:
+        raise ConfigError(
+            f"preset {preset.name!r} asks for {preset.keypoints} keypoints but its checkpoint {model.path} predicts "
+            f"{count}; point [model] checkpoint at a model trained with {preset.keypoints} keypoints or set "
+            f"[model] keypoints = {count}"
+        )
+    return model
 
 
 def load_keypoint_model(checkpoint: str | Path | None, device: torch.device) -> LoadedModel:

@@ -31,6 +31,7 @@ class PipelineOptions:
     reconstruction:  auto (frosting on CUDA, visual hull on CPU) | hull | frosting (CUDA only).
     up_axis:         up axis of an uploaded mesh: auto (Y for glTF files, Z otherwise) | Y | Z.
     export_glb:      also write rig.glb next to rig.json.
+    posed_preview:   also write preview_posed.png (the rig at rest and bent, a Workbench render: a few seconds).
     seed:            seed of the stochastic stages (SV3D sampling), for reproducible results.
     move_inside:     move given keypoints (rig-mesh --keypoints) that lie outside the mesh just inside
                      it; predicted keypoints are always moved. What moved is in the provenance.
@@ -42,6 +43,7 @@ class PipelineOptions:
     reconstruction: str = "auto"
     up_axis: str = "auto"
     export_glb: bool = True
+    posed_preview: bool = True
     seed: int = 0
     move_inside: bool = False
 

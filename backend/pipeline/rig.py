@@ -16,7 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keydiff3d_addon.rigcore import CategoryPreset, PresetError, RigBundle, SkeletonError, SkinningError, build_skeleton, compute_skin_weights, load_category_preset
+from keydiff3d_addon.rigcore import (
+    CategoryPreset,
+    PresetError,
+    RigBundle,
+    SkeletonError,
+    SkinningError,
+    build_skeleton,
+    compute_skin_weights,
+    load_category_preset,
+)
 
 from .. import __version__
 from ..errors import ConfigError, InputError
@@ -77,13 +86,16 @@ def rig_mesh(
     given: bool = False,
     move_inside: bool = True,
 ) -> RigBundle:
-    """Skeleton (maximum spanning tree of `adjacency`) and skin weights for `mesh`. keypoints (N, 3),
-    adjacency (N, N) and the mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the
-    bundle keeps that frame. `views_entry` is rig.json's optional "views" section. The bundle's
-    timings hold the seconds of "skeleton" and "skinning". Bad inputs raise InputError (one sentence).
+    """Skeleton and skin weights for `mesh`: the maximum spanning tree of `adjacency` over the
+    keypoints (preset [rig] method "chain"), or the mesh's curve skeleton alone ("curve") or with
+    joints at the keypoints ("fused"; rigging.volume_rig). keypoints (N, 3), adjacency (N, N) and the
+    mesh share one frame whose up axis is `up_axis` ("Z" or "Y"); the bundle keeps that frame.
+    `views_entry` is rig.json's optional "views" section. The bundle's timings hold the seconds of
+    "skeleton" and "skinning". Bad inputs raise InputError (one sentence).
 
-    given: the keypoints and adjacency come from the user (`rig-mesh --keypoints`): the adjacency
-        names the edges, so the tree's priors only break near-ties (the preset's `prior_margin`).
+    given: the keypoints and adjacency come from the user (`rig-mesh --keypoints`): their own
+        skeleton, so always the "chain" method, and the adjacency names the edges, so the tree's
+        priors only break near-ties (the preset's `prior_margin`).
     move_inside: keypoints outside the mesh are moved just inside it (recorded in the provenance);
         otherwise they stay and the skeleton's repairs note them."""
     from ..rigging.heat_backends import heat_accelerators
@@ -101,8 +113,15 @@ def rig_mesh(
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     margin = preset.skeleton.prior_margin if given else None
     try:
-        skeleton = build_skeleton(keypoints, adjacency, inside=inside, tip_inside=fine_inside, naming=preset.naming,
-                                  up_axis=up_axis, ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
+        if given or preset.rig.method == "chain":
+            skeleton = build_skeleton(keypoints, adjacency, inside=inside, tip_inside=fine_inside, naming=preset.naming,
+                                      up_axis=up_axis, ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
+        else:
+            from ..rigging.volume_rig import volume_skeleton
+
+            rig = volume_skeleton(mesh.vertices, mesh.faces, preset.rig, keypoints=keypoints, naming=preset.naming,
+                                  up_axis=up_axis, root_bone=preset.skeleton.root_bone, ground=ground)
+            skeleton = rig.skeleton
         if moved:
             skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
         timings["skeleton"] = time.perf_counter() - start

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
+
 from .. import __version__
 from ..errors import ConfigError
 from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
 from ..device import resolve_device
-from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views
+from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views, preset_model
 from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
 from .models import MODELS
 from .options import PipelineOptions
@@ -102,7 +103,7 @@ def run_mesh_pipeline(
     if keypoints is None:
         with clock.stage("model", "loading the keypoint model"):
             device = resolve_device(options.device)
-            model = load_keypoint_model(options.checkpoint, device)
+            model = preset_model(preset, options.checkpoint, device)
         upright = mesh if up_axis == "Z" else mesh.rotated(upright_rotation(up_axis))
         with clock.stage("views", "rendering orbit views") as span:
             world_views, placement = render_mesh_views(upright, RENDER_SIZE, span)
@@ -124,7 +125,7 @@ def run_mesh_pipeline(
                           given=keypoints is not None, move_inside=keypoints is None or options.move_inside)
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
-        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+        bundle_dir = _write(bundle, views, Path(out_dir), options, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
@@ -144,7 +145,7 @@ def run_views_pipeline(
     preset, method = _preflight(options)
     with clock.stage("model", "loading the keypoint model"):
         device = resolve_device(options.device)
-        model = load_keypoint_model(options.checkpoint, device)
+        model = preset_model(preset, options.checkpoint, device)
     with clock.stage("keypoints", "predicting keypoints") as span:
         prediction = predict_from_views(views, model, span)
     with clock.stage("reconstruction", "reconstructing the mesh") as span:
@@ -156,7 +157,7 @@ def run_views_pipeline(
                           views_entry=views_section(views), provenance=_provenance(options, model, device, source, None))
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
-        bundle_dir = _write(bundle, views, Path(out_dir), options.export_glb, span)
+        bundle_dir = _write(bundle, views, Path(out_dir), options, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
@@ -233,14 +234,19 @@ def _versions() -> dict:
     return {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, glb: bool, progress: Progress) -> Path:
+def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, options: PipelineOptions,
+           progress: Progress) -> Path:
     from ..rigging.io import save_bundle
+    from .posed_preview import bundle_posed_preview
 
     files: dict[str, bytes] = {}
     if views is not None:
         files = view_files(views)
         progress.update(0.3, "drawing the preview")
         files["preview.png"] = draw_preview(views, bundle.skeleton)
+    if options.posed_preview:
+        progress.update(0.4, "rendering the posed preview")
+        files["preview_posed.png"] = bundle_posed_preview(bundle)
     progress.update(0.5, "writing files")
-    save_bundle(out_dir, bundle, glb=glb, files=files)
+    save_bundle(out_dir, bundle, glb=options.export_glb, files=files)
     return out_dir

@@ -11,6 +11,7 @@ from .presets import (
     CategoryPreset,
     ExportPreset,
     PresetError,
+    RigOptions,
     SkeletonOptions,
     SkinningOptions,
     default_presets_dir,
@@ -19,10 +20,9 @@ from .presets import (
     load_export_preset,
     load_preset,
 )
+from .naming import Mirror, Naming, chain_names, find_mirror
 from .skeleton import (
     Bone,
-    Mirror,
-    Naming,
     Skeleton,
     SkeletonError,
     bone_rest_z_axis,
@@ -30,7 +30,6 @@ from .skeleton import (
     build_skeleton,
     clean_adjacency,
     edge_penalty,
-    find_mirror,
     length_penalty,
     maximum_spanning_tree,
     tree_center,
@@ -52,6 +51,7 @@ __all__ = [
     "PlyError",
     "PresetError",
     "RigBundle",
+    "RigOptions",
     "Skeleton",
     "SkeletonError",
     "SkeletonOptions",
@@ -61,6 +61,7 @@ __all__ = [
     "bone_rest_z_axis",
     "bone_roll",
     "build_skeleton",
+    "chain_names",
     "clean_adjacency",
     "compute_skin_weights",
     "default_presets_dir",

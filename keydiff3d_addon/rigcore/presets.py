@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .skeleton import Naming
+from .naming import Naming
 from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS
 
 
@@ -51,6 +51,31 @@ class SkeletonOptions:
                     volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
 
 
+RIG_METHODS = ("chain", "curve", "fused")
+
+
+@dataclass(frozen=True)
+class RigOptions:
+    """How the skeleton is made (docs/PRESETS.md, [rig]). method: "chain" = the learned keypoints'
+    spanning tree (the paper's), "curve" = the mesh's own curve skeleton, "fused" = the curve
+    skeleton with joints at the learned keypoints; mirror: left / right made mirror images in the
+    plane found on the rest surface; the rest are the curve skeleton's settings
+    (keydiff3d.rigging.curve_skeleton.CurveSkeletonOptions)."""
+
+    method: str = "chain"
+    mirror: bool = True
+    resolution: int = 96
+    spur_factor: float = 1.5
+    bend_tolerance: float = 0.02
+    min_branch: float = 0.04
+    extend_ends: bool = True
+    merge_factor: float = 1.0
+    max_bone: float = 0.2
+    limb_root: float = 1.0
+    anchor_spacing: float = 0.04
+    keep_anchored_spurs: bool = False
+
+
 @dataclass(frozen=True)
 class CategoryPreset:
     name: str
@@ -59,6 +84,8 @@ class CategoryPreset:
     skeleton: SkeletonOptions = field(default_factory=SkeletonOptions)
     naming: Naming = field(default_factory=Naming)
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
+    rig: RigOptions = field(default_factory=RigOptions)
+    checkpoint: str = "default"
     kind: str = "category"
 
 
@@ -102,7 +129,24 @@ _CATEGORY_SCHEMA = {
         "name": (str, None), "kind": (str, _choice("category")), "description": (str, None),
         "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
     },
-    "model": {"keypoints": (int, (lambda v: v >= 2, "at least 2"))},
+    "model": {
+        "keypoints": (int, (lambda v: v >= 2, "at least 2")),
+        "checkpoint": (str, (lambda v: bool(v.strip()), "a non-empty name")),
+    },
+    "rig": {
+        "method": (str, _choice(*RIG_METHODS)),
+        "mirror": (bool, None),
+        "resolution": (int, (lambda v: 16 <= v <= 512, "between 16 and 512")),
+        "spur_factor": (float, _NONNEG),
+        "bend_tolerance": (float, _POSITIVE),
+        "min_branch": (float, _NONNEG),
+        "extend_ends": (bool, None),
+        "merge_factor": (float, _NONNEG),
+        "max_bone": (float, _NONNEG),
+        "limb_root": (float, _NONNEG),
+        "anchor_spacing": (float, _NONNEG),
+        "keep_anchored_spurs": (bool, None),
+    },
     "skeleton": {
         "root": ((str, int), (lambda v: v == "center" or (isinstance(v, int) and v >= 0), "'center' or a keypoint index")),
         "leaf_bones": (bool, None),
@@ -259,6 +303,8 @@ def _category(data: dict, stem: str) -> CategoryPreset:
         skeleton=_with_floats(SkeletonOptions, data.get("skeleton", {})),
         naming=_with_floats(Naming, data.get("naming", {})),
         skinning=_with_floats(SkinningOptions, data.get("skinning", {})),
+        rig=_with_floats(RigOptions, data.get("rig", {})),
+        checkpoint=data["model"].get("checkpoint", "default"),
     )
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .naming import Mirror, Naming, chain_names, find_mirror, tip_name  # noqa: F401 (Naming, find_mirror: re-exported)
+
 log = logging.getLogger(__name__)
 
 BONE_KINDS = ("edge", "leaf", "root")
@@ -357,155 +359,6 @@ def bone_roll(head, tail, vertical_degrees: float = 30.0) -> float:
     return float(math.atan2(float(np.cross(z0, target) @ d), float(z0 @ target)))
 
 
-# --------------------------------------------------------------------------- mirror symmetry
-
-
-@dataclass
-class Mirror:
-    """Reflection plane (unit normal, point) and mirror[i] = index of keypoint i's mirror image
-    (i itself when i lies on the plane). side[i] = +1 (.L), -1 (.R) or 0 (on the plane)."""
-
-    normal: np.ndarray
-    point: np.ndarray
-    mirror: np.ndarray
-    side: np.ndarray
-    error: float  # mean mismatch / skeleton extent
-
-
-def find_mirror(keypoints_zup, parents, tolerance: float = 0.05) -> Mirror | None:
-    """Find a vertical mirror plane through the keypoint centroid under which the skeleton maps onto
-    itself (tree edges to tree edges). None when the mean mismatch exceeds `tolerance` x extent or
-    any keypoint misses its mirror image by more than twice that."""
-    k = np.asarray(keypoints_zup, np.float64)
-    extent = float(np.ptp(k, axis=0).max()) or 1.0
-    centre = k.mean(0)
-
-    def evaluate(angle: float):
-        normal = np.array([math.cos(angle), math.sin(angle), 0.0])
-        signed = (k - centre) @ normal
-        reflected = k - 2.0 * signed[:, None] * normal
-        dist = np.linalg.norm(reflected[:, None, :] - k[None, :, :], axis=-1)
-        match = dist.argmin(1)
-        return float(dist[np.arange(len(k)), match].mean()) / extent, normal, match, signed
-
-    coarse = min((evaluate(math.radians(a)) + (math.radians(a),) for a in np.arange(0.0, 180.0, 2.0)), key=lambda r: r[0])
-    fine = min(
-        (evaluate(coarse[4] + math.radians(a)) for a in np.arange(-2.0, 2.01, 0.1)), key=lambda r: r[0]
-    )
-    error, normal, match, signed = fine
-    reflected = k - 2.0 * signed[:, None] * normal
-    worst = float(np.linalg.norm(reflected - k[match], axis=1).max()) / extent
-    if error > tolerance or worst > 2.0 * tolerance:  # one keypoint far off breaks the symmetry too
-        return None
-    n = len(k)
-    if not np.array_equal(match[match], np.arange(n)):
-        return None
-    for i in range(n):  # tree edges must map to tree edges
-        p = parents[i]
-        if p >= 0 and parents[match[i]] != match[p] and parents[match[p]] != match[i]:
-            return None
-    eps = tolerance * extent
-    side = np.where(match == np.arange(n), 0, np.sign(signed)).astype(np.int64)
-    if ((match != np.arange(n)) & (np.abs(signed) < 0.5 * eps)).any():
-        return None
-    if (side[match] != -side).any():
-        return None
-    # orient the normal so .L is +X (Blender's left for a character facing -Y)
-    if normal[0] < -1e-9 or (abs(normal[0]) <= 1e-9 and normal[1] < 0):
-        normal, side = -normal, -side
-    return Mirror(normal=normal, point=centre, mirror=match, side=side, error=error)
-
-
-# --------------------------------------------------------------------------- naming
-
-
-@dataclass(frozen=True)
-class Naming:
-    """How bones are named. "auto": chains labelled spine/neck/tail/leg/arm with .L/.R when mirror
-    symmetric, else "index" names bone_01, bone_02, ... in bone order."""
-
-    style: str = "auto"  # "auto" | "index"
-    limb_down: str = "leg"  # paired chain that ends below where it starts
-    limb_other: str = "arm"  # paired chain that does not (arms, wings)
-    mirror_tolerance: float = 0.05
-
-
-def _chains(children: list[list[int]], root: int) -> list[list[int]]:
-    """Split the rooted tree into chains of child keypoints: a chain starts below a branching node
-    (or the root) and continues while nodes have exactly one child. Parent-first, index order."""
-    chains: list[list[int]] = []
-    stack = [[c] for c in reversed(children[root])]
-    while stack:
-        chain = stack.pop()
-        while len(children[chain[-1]]) == 1:
-            chain.append(children[chain[-1]][0])
-        chains.append(chain)
-        stack.extend([c] for c in reversed(children[chain[-1]]))
-    return chains
-
-
-def _auto_names(k: np.ndarray, parents: np.ndarray, root: int, naming: Naming) -> dict[int, str] | None:
-    """Bone name ("<chain>_<nn>[.L|.R]") per child keypoint, or None when not mirror symmetric."""
-    mirror = find_mirror(k, parents, naming.mirror_tolerance)
-    if mirror is None:
-        return None
-    n = len(k)
-    children = [sorted(int(i) for i in np.flatnonzero(parents == p)) for p in range(n)]
-    chains = _chains(children, root)
-    body_axis = np.cross([0.0, 0.0, 1.0], mirror.normal)  # horizontal, in the mirror plane
-    size = 2.0 * float(np.linalg.norm(k - k.mean(0), axis=1).max()) or 1.0  # rotation invariant
-
-    def start_of(chain):
-        return k[parents[chain[0]]]
-
-    # centre chains: ending at a branch -> "spine"; the highest-ending rising one of those ending at a
-    # leaf -> "neck", the others -> "tail"; paired chains -> limb_down / limb_other
-    labels: dict[int, str] = {}
-    centre_leaves = []
-    for ci, c in enumerate(chains):
-        if mirror.side[c[-1]] == 0:
-            if children[c[-1]]:
-                labels[ci] = "spine"
-            else:
-                centre_leaves.append(ci)
-    rising = [ci for ci in centre_leaves if k[chains[ci][-1]][2] - start_of(chains[ci])[2] > 0.1 * size]
-    neck = max(rising, key=lambda ci: (k[chains[ci][-1]][2], -ci)) if rising else None
-    for ci in centre_leaves:
-        labels[ci] = "neck" if ci == neck else "tail"
-    for ci, c in enumerate(chains):
-        if ci not in labels:
-            drop = start_of(c)[2] - k[c[-1]][2]
-            labels[ci] = naming.limb_down if drop > 0.3 * np.linalg.norm(k[c[-1]] - start_of(c)) else naming.limb_other
-    # number along the body, head end first when a neck was found
-    necks = [chains[ci][-1] for ci, label in labels.items() if label == "neck"]
-    if necks and float((k[necks[0]] - k.mean(0)) @ body_axis) < 0:
-        body_axis = -body_axis
-
-    # number chains sharing a label (left side + centre decide; right chains copy their mirror)
-    chain_of = {tuple(c): ci for ci, c in enumerate(chains)}
-    bases: dict[int, str] = {}
-    groups: dict[str, list[int]] = {}
-    for ci, c in enumerate(chains):
-        if mirror.side[c[-1]] >= 0:
-            groups.setdefault(labels[ci], []).append(ci)
-    for label, group in groups.items():
-        group.sort(key=lambda ci: (-float(k[chains[ci]].mean(0) @ body_axis), -float(k[chains[ci]].mean(0)[2]), ci))
-        for number, ci in enumerate(group, 1):
-            bases[ci] = label if len(group) == 1 else f"{label}{number}"
-    for ci, c in enumerate(chains):
-        if mirror.side[c[-1]] < 0:
-            twin = chain_of.get(tuple(int(mirror.mirror[i]) for i in c))
-            if twin is None or twin not in bases:
-                return None
-            bases[ci] = bases[twin]
-    names: dict[int, str] = {}
-    for ci, c in enumerate(chains):
-        suffix = {1: ".L", -1: ".R", 0: ""}[int(mirror.side[c[-1]])]
-        for j, kp in enumerate(c, 1):
-            names[kp] = f"{bases[ci]}_{j:02d}{suffix}"
-    return names
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -524,6 +377,8 @@ def build_skeleton(
     length_weight: float = 0.0,
     prior_margin: float | None = None,
     naming: Naming | None = None,
+    mirror: Mirror | None = None,
+    thickness=None,
     up_axis: str = "Z",
     min_bone_fraction: float = 1e-3,
 ) -> Skeleton:
@@ -553,6 +408,11 @@ def build_skeleton(
     bones are shortened to stay inside the mesh (16 samples along the bone); with `ground`, to stay
     above it; never below `min_bone_fraction` x the skeleton extent (`decisions["tips_shortened"]`:
     bone -> fraction of its length kept).
+
+    Names (`naming`, rigcore.naming.chain_names): `mirror` gives the keypoints' left/right pairs and
+    the plane (z-up frame) when the caller knows them (the backend finds the plane on the mesh's rest
+    surface); without it the plane is searched on the keypoints. `thickness` (N,): the body's
+    thickness at each keypoint, which tells the head end from the tail end when neither rises.
     """
     naming = naming or Naming()
     if naming.style not in ("auto", "index"):
@@ -590,7 +450,10 @@ def build_skeleton(
     _nudge_coincident(k, parents, order, up_axis, min_bone_fraction, repairs)
 
     kz = _to_z_up(k, up_axis)
-    names = _auto_names(kz, parents, root_index, naming) if naming.style == "auto" else None
+    try:
+        names = chain_names(kz, parents, root_index, naming, mirror, thickness) if naming.style == "auto" else None
+    except ValueError as error:
+        raise SkeletonError(f"the given mirror pairs do not fit the tree: {error}") from None
     auto = names is not None
     if names is None:
         names = {kp: f"bone_{i:02d}" for i, kp in enumerate(order[1:], 1)}
@@ -629,7 +492,7 @@ def build_skeleton(
             full = float(np.linalg.norm(d))
             keep = max(_tip_fraction(k[kp], d, tip_inside, ground, up_axis), min(1.0, shortest / max(full, 1e-300)))
             tail = k[kp] + keep * d
-            name = _tip_name(names[kp], chain_named=auto)
+            name = tip_name(names[kp], chain_named=auto)
             if keep < 1.0:
                 shortened[name] = round(keep, 4)
             roll = bone_roll(kz[kp], _to_z_up(tail, up_axis))
@@ -672,14 +535,6 @@ def _prior_changes(plain, chosen, adjacency, penalty) -> list[dict]:
 
     added = [entry(e, "added") for e in sorted(chosen_set - plain_set)]
     return added + [entry(e, "removed") for e in sorted(plain_set - chosen_set)]
-
-
-def _tip_name(last_bone: str, chain_named: bool) -> str:
-    """Leaf bone name: "leg1_03.L" -> "leg1_tip.L" for chain names, "bone_07" -> "bone_07_tip"."""
-    if not chain_named:
-        return f"{last_bone}_tip"
-    stem, side = (last_bone[:-2], last_bone[-2:]) if last_bone.endswith((".L", ".R")) else (last_bone, "")
-    return f"{stem.rsplit('_', 1)[0]}_tip{side}"
 
 
 def _from_z_up(point: np.ndarray, up_axis: str) -> np.ndarray:

@@ -1,0 +1,147 @@
+"""Skeletons built on the mesh's own volume: the curve skeleton of the voxelised interior alone
+("curve"), or with joints at the learned keypoints ("fused"), mirror symmetric in the plane found on
+the rest surface (left / right chains only paired for names on a posed creature) and named from what
+the chains are (rigcore.naming). The preset's [rig] section
+(rigcore.presets.RigOptions) chooses; "chain" (the learned spanning tree) is built by
+rigcore.build_skeleton directly and does not come here.
+
+Frame: the mesh's own, with `up_axis` "Z" or "Y" naming its up direction (the bundle's up axis).
+A y-up mesh is turned z up first (mesh_io.Y_UP_TO_Z_UP) and the joints turned back, so both frames
+give the same rig; the mirror plane is searched among vertical planes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from keydiff3d_addon.rigcore import (
+    Mirror,
+    Naming,
+    RigOptions,
+    Skeleton,
+    SkeletonError,
+    build_skeleton,
+)
+
+from ..errors import InputError
+from ..mesh_io import Y_UP_TO_Z_UP
+from ..progress import Progress
+from .curve_skeleton import (
+    CurveSkeleton,
+    CurveSkeletonOptions,
+    VoxelGrid,
+    curve_skeleton,
+)
+from .symmetry import (
+    MirrorPlane,
+    mirror_skeleton,
+    pair_posed_sides,
+    surface_mirror,
+    torso_mirror,
+)
+
+SYMMETRIC = 0.01  # a surface whose asymmetry (rigging.symmetry) is at most this fraction of size is mirrored
+POSED = (
+    0.02  # up to this asymmetry of the torso (a posed bilateral creature) left / right chains are paired for names only
+)
+TORSO = 2.0  # the torso: faces within this x the root joint's thickness
+
+
+@dataclass
+class VolumeRig:
+    """The skeleton and how it was made: the curve skeleton (z up; joints = skeleton.keypoints in
+    the mesh's own frame), the mirror plane found on the surface (z up) and what it did: symmetry
+    "mirrored" (asymmetry <= SYMMETRIC: the two sides made mirror images), "paired" (a posed
+    creature whose torso's plane has asymmetry <= POSED; that plane: left / right chains paired for
+    names, positions kept) or "none"."""
+
+    skeleton: Skeleton
+    curve: CurveSkeleton
+    plane: MirrorPlane
+    symmetry: str
+
+
+def curve_options(rig: RigOptions) -> CurveSkeletonOptions:
+    """The curve-skeleton settings of a preset's [rig] section."""
+    names = {f.name for f in fields(CurveSkeletonOptions)}
+    return CurveSkeletonOptions(**{f.name: getattr(rig, f.name) for f in fields(rig) if f.name in names})
+
+
+def volume_skeleton(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    rig: RigOptions,
+    *,
+    keypoints: np.ndarray | None = None,
+    naming: Naming | None = None,
+    up_axis: str = "Z",
+    root_bone: bool = False,
+    ground: float | None = None,
+    options: CurveSkeletonOptions | None = None,
+    grid: VoxelGrid | None = None,
+    plane: MirrorPlane | None = None,
+    progress: Progress | None = None,
+) -> VolumeRig:
+    """A skeleton on the mesh's curve skeleton (rig.method "curve" or "fused"; "fused" needs
+    `keypoints` (N, 3), which become joints where they snap onto the curves). `options` overrides
+    the curve settings taken from `rig`; `grid` and `plane` reuse a voxelisation and a mirror plane
+    of the same (z-up) mesh (a benchmark comparing settings). Bones: one per curve-skeleton edge,
+    hung from its thickest branch point; no leaf bones (the ends already reach the surface)."""
+    progress = progress or Progress()
+    if rig.method not in ("curve", "fused"):
+        raise InputError(f"volume_skeleton builds 'curve' or 'fused' rigs, not {rig.method!r}")
+    if rig.method == "fused" and (keypoints is None or len(keypoints) == 0):
+        raise InputError("a 'fused' rig needs the learned keypoints")
+    if up_axis not in ("Z", "Y"):
+        raise InputError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
+    rotation = Y_UP_TO_Z_UP if up_axis == "Y" else np.eye(3)  # own -> z up
+    vertices = np.asarray(vertices, np.float64) @ rotation.T
+    keypoints = None if keypoints is None else np.asarray(keypoints, np.float64) @ rotation.T
+    options = options or curve_options(rig)
+    anchors = keypoints if rig.method == "fused" else None
+    progress.update(0.0, "curve skeleton", stage="skeleton")
+    curve = curve_skeleton(
+        vertices,
+        faces,
+        options,
+        grid=grid,
+        anchors=anchors,
+        protect_anchored_spurs=rig.keep_anchored_spurs and anchors is not None,
+    )
+    progress.update(0.6, "mirror plane")
+    plane = plane or surface_mirror(vertices, faces)
+    symmetry = "none"
+    if rig.mirror and plane.asymmetry <= SYMMETRIC:  # mirror images where they match, names for the rest
+        curve, symmetry = pair_posed_sides(mirror_skeleton(curve, plane), plane), "mirrored"
+    elif rig.mirror:  # posed: the torso (twice its thickness around the root joint) keeps the symmetry
+        torso = torso_mirror(vertices, faces, curve.joints[0], TORSO * float(curve.radius[0]))
+        if torso is not None and torso.asymmetry <= POSED:
+            plane = torso
+            curve, symmetry = pair_posed_sides(curve, plane), "paired"
+    edges = curve.edges
+    adjacency = np.zeros((len(curve.joints),) * 2)
+    adjacency[edges[:, 0], edges[:, 1]] = adjacency[edges[:, 1], edges[:, 0]] = 1.0
+    mirror = (
+        Mirror(plane.normal, plane.point, curve.mirror, curve.side, plane.asymmetry) if symmetry != "none" else None
+    )
+    progress.update(0.8, "bones")
+    try:
+        skeleton = build_skeleton(
+            curve.joints @ rotation,
+            adjacency,
+            root=0,
+            volume_weight=0.0,
+            length_weight=0.0,
+            naming=naming,
+            mirror=mirror,
+            thickness=curve.radius,
+            up_axis=up_axis,
+            root_bone=root_bone,
+            ground=ground,
+        )
+    except SkeletonError as error:
+        raise InputError(f"the skeleton could not be built: {error}") from None
+    progress.update(1.0, "skeleton built")
+    return VolumeRig(skeleton, curve, plane, symmetry)

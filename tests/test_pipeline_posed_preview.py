@@ -1,0 +1,83 @@
+"""preview_posed.png: which bones bend, how bends compose, and the Workbench picture (bpy)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module first)
+from keydiff3d.evaluation.deformation import bend_matrices
+from keydiff3d.pipeline.posed_preview import (
+    TILE,
+    PreviewRig,
+    bend_pose,
+    bundle_posed_preview,
+    pose_bones,
+)
+
+pytestmark = pytest.mark.bpy
+
+HEADS = np.array([[0.0, 0, 0.5], [0.4, 0, 0.5], [0.6, 0, 0.8], [-0.4, 0, 0.5], [0.3, 0.1, 0.5], [0.3, 0.1, 0.25]])
+TAILS = np.array([[0.4, 0, 0.5], [0.6, 0, 0.8], [0.75, 0, 0.8], [-0.75, 0, 0.6], [0.3, 0.1, 0.25], [0.3, 0.1, 0.0]])
+PARENTS = np.array([-1, 0, 1, 0, 0, 4])
+
+
+def _rig(names) -> PreviewRig:
+    vertices = np.concatenate([HEADS, TAILS])
+    weights = np.concatenate([np.eye(6), np.eye(6)])
+    return PreviewRig(vertices, np.array([[0, 1, 2]]), weights, HEADS, TAILS, PARENTS, names)
+
+
+def test_bones_to_bend_come_from_names_then_from_shape():
+    named = _rig(["spine_01", "neck_01", "head_01", "tail_01", "leg1_01.L", "leg1_02.L"])
+    assert pose_bones(named) == {"leg": 5, "neck": 1, "tail": 3}  # the leg bends where it leaves the body
+    artist = _rig(["Body", "Neck", "Head", "Tail1", "UpperLeg.L", "Foot.L"])
+    assert pose_bones(artist) == {"leg": 4, "neck": 1, "tail": 3}
+    unnamed = pose_bones(_rig([f"bone_{i:02d}" for i in range(6)]))
+    assert unnamed["leg"] == 4 and unnamed["neck"] in (1, 2)  # the chain reaching the ground; the one reaching highest
+
+
+def test_nested_bends_compose_child_first():
+    m = bend_pose(HEADS, TAILS, PARENTS, [4, 5], 30.0)
+    child, parent = bend_matrices(HEADS, TAILS, PARENTS, 5, 30.0), bend_matrices(HEADS, TAILS, PARENTS, 4, 30.0)
+    np.testing.assert_allclose(m[5], parent[5] @ child[5], atol=1e-12)
+    np.testing.assert_allclose(m[4], parent[4], atol=1e-12)
+    np.testing.assert_allclose(m[0], np.eye(4), atol=1e-12)
+
+
+def test_a_bundle_gets_a_rest_and_a_posed_picture():
+    from dataclasses import replace
+
+    from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
+    from PIL import Image
+    from rig_support import toy_quadruped
+
+    v, f = toy_quadruped()
+    preset = load_preset("quadruped")
+    bundle = rig_mesh(
+        MeshArrays(v.astype(np.float32), f.astype(np.int32)),
+        np.zeros((2, 3)),
+        np.ones((2, 2)),
+        replace(preset, rig=replace(preset.rig, method="curve", resolution=64)),
+    )
+    image = np.asarray(Image.open(io.BytesIO(bundle_posed_preview(bundle))).convert("RGB"))
+    assert image.shape == (TILE, 2 * TILE, 3)
+    rest, posed = image[:, :TILE].astype(int), image[:, TILE:].astype(int)
+    assert (rest.sum(-1) < 600).mean() > 0.02  # the creature is there, not a blank frame
+    assert np.abs(rest - posed).sum(-1).astype(bool).mean() > 0.01  # and bent in the second picture
+
+
+def test_the_pipeline_writes_the_posed_preview_unless_asked_not_to(tmp_path):
+    from rig_support import toy_quadruped
+
+    from keydiff3d.pipeline.options import PipelineOptions
+    from keydiff3d.pipeline.run import GivenKeypoints, run_mesh_pipeline
+    from keydiff3d.synthetic.renderer import RenderMesh
+
+    mesh = RenderMesh.from_arrays(*toy_quadruped())
+    given = GivenKeypoints(np.array([[0.0, 0.0, 0.1], [0.3, 0.0, 0.1], [-0.3, 0.0, 0.1]]), np.ones((3, 3)) - np.eye(3))
+    for posed in (True, False):
+        options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=posed)
+        result = run_mesh_pipeline(mesh, options, out_dir=tmp_path / str(posed), keypoints=given)
+        assert (result.bundle_dir / "preview_posed.png").is_file() == posed

@@ -1,0 +1,101 @@
+"""Skeletons on the mesh's own volume (keydiff3d.rigging.volume_rig) and the rig stage's [rig] methods."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from keydiff3d.errors import InputError
+from keydiff3d.evaluation.rig_quality import bone_scores, mesh_inside, rig_bones
+from keydiff3d.mesh_io import Y_UP_TO_Z_UP
+from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
+from keydiff3d.rigging.volume_rig import volume_skeleton
+from rig_support import toy_quadruped
+
+from keydiff3d_addon.rigcore import Naming, RigOptions, validate_document
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_quadruped()
+
+
+def test_curve_rig_is_inside_symmetric_and_named(toy):
+    v, f = toy
+    rig = volume_skeleton(v, f, RigOptions(method="curve"), naming=Naming(limb_other="leg"))
+    names = rig.skeleton.bone_names()
+    assert rig.symmetry == "mirrored" and rig.plane.asymmetry < 0.002
+    legs = [n for n in names if n.startswith("leg")]
+    assert len(legs) >= 8 and {n[-2:] for n in legs} == {".L", ".R"}
+    assert sorted(n[:-2] for n in legs if n.endswith(".L")) == sorted(n[:-2] for n in legs if n.endswith(".R"))
+    assert any(n.startswith("tail") for n in names) and any(n.startswith(("neck", "head")) for n in names)
+    scores = bone_scores(rig_bones(rig.skeleton), mesh_inside(v, f), float(np.ptp(v, axis=0).max()))
+    assert scores["inside_fraction"] > 0.97 and scores["long_bones"] == 0
+    # the creature faces +x (its head): its own left is +y, whatever Blender's axes say
+    left = [b for b in rig.skeleton.bones if b.name.endswith(".L")]
+    assert all(b.tail[1] > 0 for b in left)
+
+
+def test_a_y_up_mesh_gets_the_same_rig(toy):
+    v, f = toy
+    z_up = volume_skeleton(v, f, RigOptions(method="curve"))
+    y_up = volume_skeleton(v @ np.linalg.inv(Y_UP_TO_Z_UP).T, f, RigOptions(method="curve"), up_axis="Y")
+    assert y_up.skeleton.bone_names() == z_up.skeleton.bone_names()
+    np.testing.assert_allclose(y_up.skeleton.keypoints @ Y_UP_TO_Z_UP.T, z_up.skeleton.keypoints, atol=1e-6)
+
+
+def test_fused_rig_puts_joints_at_the_keypoints(toy):
+    v, f = toy
+    knees = np.array([[x, y, 0.26] for x in (-0.3, 0.3) for y in (-0.1, 0.1)])
+    plain = volume_skeleton(v, f, RigOptions(method="curve", max_bone=0.0, limb_root=0.0))
+    fused = volume_skeleton(v, f, RigOptions(method="fused", max_bone=0.0, limb_root=0.0), keypoints=knees)
+    near = lambda s: np.linalg.norm(s.skeleton.keypoints[None] - knees[:, None], axis=-1).min(1)
+    assert near(fused).max() < 0.03 and near(fused).max() < near(plain).max()
+
+
+def test_bad_requests_raise_one_sentence(toy):
+    v, f = toy
+    with pytest.raises(InputError, match="needs the learned keypoints"):
+        volume_skeleton(v, f, RigOptions(method="fused"))
+    with pytest.raises(InputError, match="'curve' or 'fused'"):
+        volume_skeleton(v, f, RigOptions(method="chain"))
+
+
+def test_the_rig_stage_builds_the_presets_method(toy):
+    v, f = toy
+    preset = load_preset("quadruped")
+    keypoints = np.array([[0.0, 0.0, 0.5], [0.5, 0.0, 0.7], [-0.5, 0.0, 0.55], [0.3, 0.1, 0.1]])
+    adjacency = np.ones((4, 4)) - np.eye(4)
+    for method in ("chain", "curve", "fused"):
+        bundle = rig_mesh(
+            MeshArrays(v.astype(np.float32), f.astype(np.int32)),
+            keypoints,
+            adjacency,
+            replace(preset, rig=replace(preset.rig, method=method)),
+        )
+        validate_document(bundle.to_json())
+        deform = [b.name for b in bundle.skeleton.bones if b.deform]
+        assert bundle.skin.bone_names == deform and set(bundle.timings) >= {"skeleton", "skinning"}
+        if method == "chain":
+            assert len(bundle.skeleton.keypoints) == 4
+        else:
+            assert len(bundle.skeleton.keypoints) > 10 and any(n.endswith(".L") for n in deform)
+
+
+def test_a_posed_creature_gets_left_and_right_names_and_keeps_its_pose():
+    from keydiff3d.synthetic import generate_creature
+
+    creature = generate_creature("biped", 2)  # posed: arms and legs at different angles
+    rig = volume_skeleton(
+        creature.vertices, creature.faces, RigOptions(method="curve"), naming=Naming(limb_other="arm")
+    )
+    assert rig.symmetry == "paired"
+    names = rig.skeleton.bone_names()
+    for stem in ("arm", "leg"):
+        left = sorted(n[:-2] for n in names if n.startswith(stem) and n.endswith(".L"))
+        assert left and left == sorted(n[:-2] for n in names if n.startswith(stem) and n.endswith(".R"))
+    # the pose stays: the two hands are not mirror images of each other
+    tips = {b.name: b.tail for b in rig.skeleton.bones}
+    last = max(n for n in names if n.startswith("arm") and n.endswith(".L"))
+    assert np.linalg.norm(rig.plane.reflect(tips[last]) - tips[last[:-2] + ".R"]) > 0.02

@@ -10,14 +10,13 @@ there, as in the add-on.
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, list_presets, load_export_preset
 
+from .blender import addon_module
 from .errors import ConfigError, InputError
 from .progress import Progress
 
@@ -30,16 +29,6 @@ class ExportRun:
     files: list[Path] = field(default_factory=list)
     bones: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def addon_module(name: str) -> ModuleType:
-    """`keydiff3d_addon.<name>` (imports bpy: only inside `run`)."""
-    try:
-        return importlib.import_module(f"keydiff3d_addon.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == "bpy":
-            raise ConfigError("the Blender module is not installed; install it with `pip install 'bpy==4.5.*'`") from error
-        raise
 
 
 def export_bundle(

@@ -91,7 +91,7 @@ def _time_writers(bundle_dir: Path, per_weight_limit: int) -> dict[str, float]:
     Recompute Weights (skinning + writing) on the imported rig."""
     import bpy
 
-    from keydiff3d.export import addon_module
+    from keydiff3d.blender import addon_module
 
     importer, weights_module = addon_module("importer"), addon_module("weights")
     bundle = addon_module("rigcore").read_bundle(bundle_dir)

@@ -19,7 +19,7 @@ from scipy.spatial.transform import Rotation
 from bpy_fixtures import bpy, chain_bundle, clean_scene, hierarchy, world_positions  # noqa: F401  (fixtures)
 
 from keydiff3d_addon.exporter import export_rig
-from keydiff3d_addon.importer import import_bundle
+from keydiff3d_addon.importer import PROP_KEYPOINT, import_bundle
 
 pytestmark = pytest.mark.bpy
 
@@ -66,8 +66,9 @@ def posed_rig(request, clean_scene, chain_bundle):
     rig = import_bundle(chain_bundle, target_height=HEIGHT_M)
     bpy.context.view_layer.objects.active = rig.armature
     bpy.ops.object.mode_set(mode="POSE")
-    for name, angle in (("spine_02", 0.6), ("tail_01", -0.9)):
-        bone = rig.armature.pose.bones[name]
+    bone_to = {b[PROP_KEYPOINT]: b.name for b in rig.armature.data.bones}  # by the keypoint each bone ends at
+    for keypoint, angle in ((2, 0.6), (4, -0.9)):  # the trunk's middle and the sideways limb
+        bone = rig.armature.pose.bones[bone_to[keypoint]]
         bone.rotation_mode = "XYZ"
         bone.rotation_euler = (angle, 0.3, 0.0)
     bpy.context.view_layer.update()

@@ -28,7 +28,7 @@ ADDON = REPO / "keydiff3d_addon"
 # layer and the ones before it. "commands" are the modules `keydiff3d.cli.COMMANDS` names: entry points,
 # on top whatever folder they live in (each command lives in its stage).
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"keydiff3d", "errors", "progress", "paths", "geometry", "device", "image_io", "networks"}),
+    ("foundations", {"keydiff3d", "errors", "progress", "paths", "geometry", "device", "image_io", "networks", "blender"}),
     ("weight files", {"weights", "weights_download"}),
     ("data and generators", {"mesh_io", "synthetic", "segmentation", "multiview"}),
     ("model", {"model"}),
@@ -41,8 +41,9 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 # backend files that drive add-on modules other than rigcore (inside Blender's Python, `bpy` module)
 ADDON_ENTRIES = {
-    "backend/export.py": "`keydiff3d export` (and the demo through it) builds the scene with the add-on's importer "
-    "and writes it with its exporter, so the command and the Export button give the same files",
+    "backend/blender.py": "loads the add-on's bpy-side modules on demand (`addon_module`): `keydiff3d export` builds the "
+    "scene with the add-on's importer and writes it with its exporter (the command and the Export button give the "
+    "same files); the posed preview builds its meshes with the importer",
 }
 
 # (file, imported module): violations allowed for now; each entry must name a file and say why

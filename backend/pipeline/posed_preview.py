@@ -220,7 +220,7 @@ def _render_in_this_process(panels: list[Panel], columns: int, direction: np.nda
     """render_panels' work, in the bpy module of this process."""
     import bpy
 
-    from ..export import addon_module
+    from ..blender import addon_module
 
     importer = addon_module("importer")  # the add-on's own mesh builder
     from bpy_extras.object_utils import world_to_camera_view

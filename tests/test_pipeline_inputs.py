@@ -95,14 +95,16 @@ def test_options_from_json_checks_keys_and_types():
     options = PipelineOptions.from_dict({"preset": "quadruped", "seed": 3, "export_glb": False})
     assert (options.preset, options.seed, options.export_glb) == ("quadruped", 3, False)
     assert PipelineOptions.from_dict(options.to_dict()) == options
-    with pytest.raises(InputError, match="unknown option 'colour'"):
+    with pytest.raises(InputError, match="^options: unknown key colour"):
         PipelineOptions.from_dict({"colour": "red"})
-    with pytest.raises(InputError, match="'seed' must be int"):
+    with pytest.raises(InputError, match="^options: seed must be int, got True"):
         PipelineOptions.from_dict({"seed": True})
-    with pytest.raises(InputError, match="'device' must be one of"):
+    with pytest.raises(InputError, match="^options: device must be one of auto, cuda, cpu, got 'tpu'"):
         PipelineOptions.from_dict({"device": "tpu"})
     with pytest.raises(InputError, match="preset name"):
         PipelineOptions.from_dict({"preset": "../../etc/passwd"})
+    with pytest.raises(InputError, match="preset must be a preset name"):
+        PipelineOptions(preset="../x")  # built directly: the same checks
     with pytest.raises(InputError, match="JSON object"):
         PipelineOptions.from_dict([1, 2])
 

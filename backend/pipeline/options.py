@@ -8,9 +8,11 @@ at submission instead of a failure deep inside a stage.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from keydiff3d_addon.rigcore.config import Check, load, validate
 from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, load_category_preset
 
 from ..errors import InputError
@@ -18,6 +20,12 @@ from ..mesh_io import UP_AXES
 
 DEVICES = ("auto", "cuda", "cpu")
 RECONSTRUCTIONS = ("auto", "hull", "frosting")
+SOURCE = "options"  # first word of every message about them
+
+# a file stem, so a name can never reach outside presets/
+_PRESET_NAME = Check(
+    lambda v: v.replace("_", "").replace("-", "").isalnum(), "a preset name such as 'quadruped'"
+)
 
 
 @dataclass
@@ -37,61 +45,33 @@ class PipelineOptions:
                      it; predicted keypoints are always moved. What moved is in the provenance.
     """
 
-    preset: str = dataclasses.field(default_factory=lambda: default_preset_name("category"))
-    device: str = "auto"
+    preset: Annotated[str, _PRESET_NAME] = dataclasses.field(default_factory=lambda: default_preset_name("category"))
+    device: Literal[DEVICES] = "auto"
     checkpoint: str | None = None
-    reconstruction: str = "auto"
-    up_axis: str = "auto"
+    reconstruction: Literal[RECONSTRUCTIONS] = "auto"
+    up_axis: Literal[UP_AXES] = "auto"
     export_glb: bool = True
     posed_preview: bool = True
     seed: int = 0
     move_inside: bool = False
 
     def __post_init__(self) -> None:
-        _choice("device", self.device, DEVICES)
-        _choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _choice("up_axis", self.up_axis, UP_AXES)
-        if not isinstance(self.preset, str) or not self.preset.replace("_", "").replace("-", "").isalnum():
-            raise InputError(f"option 'preset' must be a preset name such as 'quadruped', got {self.preset!r}")
+        validate(self, source=SOURCE, error=InputError)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "PipelineOptions":
-        """Options from a JSON object; unknown keys, wrong types and a preset that is not a
-        category preset (missing, malformed, or an export preset such as 'unity') raise InputError."""
+    def from_dict(cls, data: Mapping[str, Any] | None) -> PipelineOptions:
+        """Options from a JSON object; unknown keys, wrong types and values, and a preset that is not
+        a category preset (missing, malformed, or an export preset such as 'unity') raise InputError."""
         if data is None:
             return cls()
-        if not isinstance(data, dict):
-            raise InputError("options must be a JSON object such as {\"preset\": \"quadruped\"}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise InputError(f"unknown option {unknown[0]!r}; known options: {', '.join(known)}")
-        values = {}
-        for name, value in data.items():
-            values[name] = _check_type(name, value, known[name].type)
-        options = cls(**values)
+        if not isinstance(data, Mapping):
+            raise InputError('options must be a JSON object such as {"preset": "quadruped"}')
+        options = load(cls, data, source=SOURCE, error=InputError)
         try:
             load_category_preset(options.preset)
         except PresetError as error:
-            raise InputError(f"option 'preset': {error}") from None
+            raise InputError(f"{SOURCE}: preset: {error}") from None
         return options
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"option {name!r} must be one of {', '.join(choices)}, got {value!r}")
-
-
-_TYPES = {"str": (str,), "str | None": (str, type(None)), "bool": (bool,), "int": (int,)}
-
-
-def _check_type(name: str, value: Any, annotation: str) -> Any:
-    allowed = _TYPES[annotation]
-    # bool is an int in Python; a JSON true must not pass as a seed
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        wanted = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-        raise InputError(f"option {name!r} must be {wanted}, got {type(value).__name__}")
-    return value

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+
+from .config import positive
 
 
 @dataclass
@@ -107,10 +110,10 @@ class Naming:
     """How bones are named. "auto": chains labelled (module docstring) with .L/.R when mirror
     symmetric, else "index" names bone_01, bone_02, ... in bone order."""
 
-    style: str = "auto"  # "auto" | "index"
+    style: Literal["auto", "index"] = "auto"
     limb_down: str = "leg"  # paired chain that goes down to the ground
     limb_other: str = "arm"  # paired chain that does not and does not rise (arms; "limb" for generic)
-    mirror_tolerance: float = 0.05
+    mirror_tolerance: Annotated[float, positive] = 0.05
 
 
 def chains(children: list[list[int]], root: int) -> list[list[int]]:

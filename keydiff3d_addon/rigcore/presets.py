@@ -1,54 +1,66 @@
 """TOML presets (stdlib tomllib): category presets (how to rig a kind of creature) and export presets
-(how to write FBX/glTF for a game engine). Every key is checked on load: unknown keys, wrong types
-and out-of-range values raise `PresetError` naming the file and key. See docs/PRESETS.md.
+(how to write FBX/glTF for a game engine). Every key is checked on load by the one config loader
+(`rigcore.config`): unknown keys, wrong types and out-of-range values raise `PresetError` naming the
+file and key. See docs/PRESETS.md.
+
+The dataclasses below are the files' shape: one per [section], fields with their checks beside them.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
+from .config import Check, at_least, between, finite_non_negative, in_interval, load, non_empty, non_negative, positive
 from .naming import Naming
-from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS
-
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS, method_parameter
 
 class PresetError(ValueError):
     """A preset that is missing or malformed (one clear sentence)."""
 
 
+_MAX_SMOOTH_ITERATIONS = method_parameter("gaussian_scaled", "smooth_iterations").maximum
+
+
 @dataclass(frozen=True)
 class SkinningOptions:
-    method: str = DEFAULT_METHOD
-    sigma: float = PARAMETER_DEFAULTS["sigma"]
-    k: int = MAX_INFLUENCES
-    sharpness: float = PARAMETER_DEFAULTS["sharpness"]
-    smooth_iterations: int = PARAMETER_DEFAULTS["smooth_iterations"]
-    smooth_step: float = PARAMETER_DEFAULTS["smooth_step"]
+    """[skinning]: the method and its parameters (rigcore.skinning.METHOD_PARAMETERS describes them)."""
+
+    method: Literal[METHODS] = DEFAULT_METHOD
+    sigma: Annotated[float, positive] = PARAMETER_DEFAULTS["sigma"]
+    k: Annotated[int, between(1, MAX_INFLUENCES)] = MAX_INFLUENCES
+    sharpness: Annotated[float, positive] = PARAMETER_DEFAULTS["sharpness"]
+    smooth_iterations: Annotated[int, between(0, _MAX_SMOOTH_ITERATIONS)] = PARAMETER_DEFAULTS["smooth_iterations"]
+    smooth_step: Annotated[float, in_interval(0, 1, low_open=True)] = PARAMETER_DEFAULTS["smooth_step"]
     placeholder_tails: bool = PARAMETER_DEFAULTS["placeholder_tails"]
 
     def kwargs(self) -> dict:
         """Keyword arguments for `compute_skin_weights`."""
-        return dict(method=self.method, sigma=self.sigma, k=self.k, sharpness=self.sharpness,
-                    smooth_iterations=self.smooth_iterations, smooth_step=self.smooth_step,
-                    placeholder_tails=self.placeholder_tails)  # fmt: skip
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_ROOT = Check(lambda v: v == "center" or (isinstance(v, int) and v >= 0), "'center' or a keypoint index")
 
 
 @dataclass(frozen=True)
 class SkeletonOptions:
-    root: str | int = "center"
+    """[skeleton]: the spanning tree and the bones made from it (rigcore.skeleton.build_skeleton)."""
+
+    root: Annotated[str | int, _ROOT] = "center"
     leaf_bones: bool = False
     root_bone: bool = False
-    volume_weight: float = 1.0
-    length_weight: float = 0.0
-    prior_margin: float = 0.1  # given adjacencies: the priors break near-ties only (`edge_penalty`)
+    volume_weight: Annotated[float, non_negative] = 1.0
+    length_weight: Annotated[float, finite_non_negative] = 0.0
+    # given adjacencies: the priors break near-ties only (`edge_penalty`)
+    prior_margin: Annotated[float, finite_non_negative] = 0.1
 
     def kwargs(self) -> dict:
         """Keyword arguments for `build_skeleton` (besides naming; `prior_margin` applies to given
         adjacencies only, so the caller passes it)."""
-        return dict(root=self.root, leaf_bones=self.leaf_bones, root_bone=self.root_bone,
-                    volume_weight=self.volume_weight, length_weight=self.length_weight)  # fmt: skip
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "prior_margin"}
 
 
 RIG_METHODS = ("chain", "curve", "fused")
@@ -62,17 +74,17 @@ class RigOptions:
     plane found on the rest surface; the rest are the curve skeleton's settings
     (keydiff3d.rigging.curve_skeleton.CurveSkeletonOptions)."""
 
-    method: str = "chain"
+    method: Literal[RIG_METHODS] = "chain"
     mirror: bool = True
-    resolution: int = 96
-    spur_factor: float = 1.5
-    bend_tolerance: float = 0.02
-    min_branch: float = 0.04
+    resolution: Annotated[int, between(16, 512)] = 96
+    spur_factor: Annotated[float, non_negative] = 1.5
+    bend_tolerance: Annotated[float, positive] = 0.02
+    min_branch: Annotated[float, non_negative] = 0.04
     extend_ends: bool = True
-    merge_factor: float = 1.0
-    max_bone: float = 0.2
-    limb_root: float = 1.0
-    anchor_spacing: float = 0.04
+    merge_factor: Annotated[float, non_negative] = 1.0
+    max_bone: Annotated[float, non_negative] = 0.2
+    limb_root: Annotated[float, non_negative] = 1.0
+    anchor_spacing: Annotated[float, non_negative] = 0.04
     keep_anchored_spurs: bool = False
 
 
@@ -89,110 +101,75 @@ class CategoryPreset:
     kind: str = "category"
 
 
-@dataclass(frozen=True)
-class ExportPreset:
-    """Settings for Blender's FBX / glTF exporters (names follow bpy.ops.export_scene.fbx)."""
+_AXIS = Literal["X", "Y", "Z", "-X", "-Y", "-Z"]
 
-    name: str
-    description: str
-    format: str = "fbx"  # "fbx" | "glb"
-    axis_forward: str = "-Z"
-    axis_up: str = "Y"
-    global_scale: float = 1.0
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """[export]: settings for Blender's FBX / glTF exporters (names follow bpy.ops.export_scene.fbx)."""
+
+    format: Literal["fbx", "glb"] = "fbx"
+    axis_forward: _AXIS = "-Z"
+    axis_up: _AXIS = "Y"
+    global_scale: Annotated[float, positive] = 1.0
     apply_unit_scale: bool = True
-    apply_scale_options: str = "FBX_SCALE_ALL"
+    apply_scale_options: Literal["FBX_SCALE_NONE", "FBX_SCALE_UNITS", "FBX_SCALE_CUSTOM", "FBX_SCALE_ALL"] = (
+        "FBX_SCALE_ALL"
+    )
     bake_space_transform: bool = False
     add_leaf_bones: bool = False
     use_armature_deform_only: bool = True
-    armature_name: str = "Armature"
-    max_influences: int = 4
+    armature_name: Annotated[str, non_empty] = "Armature"
+    max_influences: Annotated[int, between(1, MAX_INFLUENCES)] = 4
     root_bone: bool = True
-    primary_bone_axis: str = "Y"
-    secondary_bone_axis: str = "X"
+    primary_bone_axis: _AXIS = "Y"
+    secondary_bone_axis: _AXIS = "X"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportPreset(ExportSettings):
+    """An export preset: its name and description and the [export] settings, as flat attributes."""
+
+    name: str
+    description: str = ""
     kind: str = "export"
 
 
-_AXES = ("X", "Y", "Z", "-X", "-Y", "-Z")
+# -- the files' shape
 
 
-def _choice(*options):
-    return lambda v: v in options, f"one of {', '.join(map(str, options))}"
+@dataclass(frozen=True)
+class _Header:
+    """[preset]"""
+
+    name: str
+    kind: Literal["category", "export"]
+    description: str = ""
+    default: bool = False  # the one preset of its kind the CLI and the add-on start with
 
 
-_POSITIVE = (lambda v: v > 0, "positive")
-_NONNEG = (lambda v: v >= 0, "zero or more")
-_FINITE_NONNEG = (lambda v: math.isfinite(v) and v >= 0, "a finite number, zero or more")
+@dataclass(frozen=True)
+class _Model:
+    """[model]"""
 
-# section -> key -> (type, (check, description) or None)
-_CATEGORY_SCHEMA = {
-    "preset": {
-        "name": (str, None), "kind": (str, _choice("category")), "description": (str, None),
-        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
-    },
-    "model": {
-        "keypoints": (int, (lambda v: v >= 2, "at least 2")),
-        "checkpoint": (str, (lambda v: bool(v.strip()), "a non-empty name")),
-    },
-    "rig": {
-        "method": (str, _choice(*RIG_METHODS)),
-        "mirror": (bool, None),
-        "resolution": (int, (lambda v: 16 <= v <= 512, "between 16 and 512")),
-        "spur_factor": (float, _NONNEG),
-        "bend_tolerance": (float, _POSITIVE),
-        "min_branch": (float, _NONNEG),
-        "extend_ends": (bool, None),
-        "merge_factor": (float, _NONNEG),
-        "max_bone": (float, _NONNEG),
-        "limb_root": (float, _NONNEG),
-        "anchor_spacing": (float, _NONNEG),
-        "keep_anchored_spurs": (bool, None),
-    },
-    "skeleton": {
-        "root": ((str, int), (lambda v: v == "center" or (isinstance(v, int) and v >= 0), "'center' or a keypoint index")),
-        "leaf_bones": (bool, None),
-        "root_bone": (bool, None),
-        "volume_weight": (float, _NONNEG),
-        "length_weight": (float, _FINITE_NONNEG),
-        "prior_margin": (float, _FINITE_NONNEG),
-    },
-    "naming": {
-        "style": (str, _choice("auto", "index")),
-        "limb_down": (str, None),
-        "limb_other": (str, None),
-        "mirror_tolerance": (float, _POSITIVE),
-    },
-    "skinning": {
-        "method": (str, _choice(*METHODS)),
-        "sigma": (float, _POSITIVE),
-        "k": (int, (lambda v: 1 <= v <= MAX_INFLUENCES, f"between 1 and {MAX_INFLUENCES}")),
-        "sharpness": (float, _POSITIVE),
-        "smooth_iterations": (int, _NONNEG),
-        "smooth_step": (float, (lambda v: 0 < v <= 1, "in (0, 1]")),
-        "placeholder_tails": (bool, None),
-    },
-}
-_EXPORT_SCHEMA = {
-    "preset": {
-        "name": (str, None), "kind": (str, _choice("export")), "description": (str, None),
-        "default": (bool, None),  # the one preset of its kind the CLI and the add-on start with
-    },
-    "export": {
-        "format": (str, _choice("fbx", "glb")),
-        "axis_forward": (str, _choice(*_AXES)),
-        "axis_up": (str, _choice(*_AXES)),
-        "global_scale": (float, _POSITIVE),
-        "apply_unit_scale": (bool, None),
-        "apply_scale_options": (str, _choice("FBX_SCALE_NONE", "FBX_SCALE_UNITS", "FBX_SCALE_CUSTOM", "FBX_SCALE_ALL")),
-        "bake_space_transform": (bool, None),
-        "add_leaf_bones": (bool, None),
-        "use_armature_deform_only": (bool, None),
-        "armature_name": (str, (lambda v: bool(v.strip()), "a non-empty name")),
-        "max_influences": (int, (lambda v: 1 <= v <= MAX_INFLUENCES, f"between 1 and {MAX_INFLUENCES}")),
-        "root_bone": (bool, None),
-        "primary_bone_axis": (str, _choice(*_AXES)),
-        "secondary_bone_axis": (str, _choice(*_AXES)),
-    },
-}
+    keypoints: Annotated[int, at_least(2)]
+    checkpoint: Annotated[str, non_empty] = "default"
+
+
+@dataclass(frozen=True)
+class _CategoryFile:
+    preset: _Header
+    model: _Model
+    rig: RigOptions = field(default_factory=RigOptions)
+    skeleton: SkeletonOptions = field(default_factory=SkeletonOptions)
+    naming: Naming = field(default_factory=Naming)
+    skinning: SkinningOptions = field(default_factory=SkinningOptions)
+
+
+@dataclass(frozen=True)
+class _ExportFile:
+    preset: _Header
+    export: ExportSettings = field(default_factory=ExportSettings)
 
 
 def default_presets_dir() -> Path:
@@ -235,13 +212,23 @@ def load_preset(name_or_path, presets_dir=None) -> CategoryPreset | ExportPreset
             known = ", ".join(list_presets(folder)) if folder.is_dir() else "none"
             raise PresetError(f"no preset named {name_or_path!r} (available: {known})")
     data = _read(path)
-    kind = data.get("preset", {}).get("kind")
+    kind = data.get("preset", {}).get("kind") if isinstance(data.get("preset"), dict) else None
     if kind == "category":
-        _check(data, _CATEGORY_SCHEMA, path.name)
-        return _category(data, path.stem)
+        file = load(_CategoryFile, data, source=path.name, error=PresetError)
+        return CategoryPreset(
+            name=file.preset.name,
+            description=file.preset.description,
+            keypoints=file.model.keypoints,
+            skeleton=file.skeleton,
+            naming=file.naming,
+            skinning=file.skinning,
+            rig=file.rig,
+            checkpoint=file.model.checkpoint,
+        )
     if kind == "export":
-        _check(data, _EXPORT_SCHEMA, path.name)
-        return _export(data, path.stem)
+        file = load(_ExportFile, data, source=path.name, error=PresetError)
+        settings = {f.name: getattr(file.export, f.name) for f in dataclasses.fields(ExportSettings)}
+        return ExportPreset(name=file.preset.name, description=file.preset.description, **settings)
     raise PresetError(f"{path.name}: [preset] kind must be 'category' or 'export', got {kind!r}")
 
 
@@ -267,55 +254,3 @@ def _read(path: Path) -> dict:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as error:
         raise PresetError(f"{path.name} is not valid TOML: {error}") from None
-
-
-def _check(data: dict, schema: dict, source: str) -> None:
-    for section, values in data.items():
-        if section not in schema:
-            raise PresetError(f"{source}: unknown section [{section}] (known: {', '.join(schema)})")
-        if not isinstance(values, dict):
-            raise PresetError(f"{source}: {section} must be a [{section}] table")
-        for key, value in values.items():
-            if key not in schema[section]:
-                raise PresetError(f"{source}: unknown key {section}.{key} (known: {', '.join(schema[section])})")
-            types, rule = schema[section][key]
-            types = types if isinstance(types, tuple) else (types,)
-            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-            if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
-                ok = True  # an integer where a float is expected is fine
-            if not ok:
-                expected = " or ".join(t.__name__ for t in types)
-                raise PresetError(f"{source}: {section}.{key} must be {expected}, got {value!r}")
-            if rule is not None and not rule[0](value):
-                raise PresetError(f"{source}: {section}.{key} must be {rule[1]}, got {value!r}")
-    for required in ("name", "kind"):
-        if required not in data.get("preset", {}):
-            raise PresetError(f"{source}: [preset] needs {required!r}")
-
-
-def _category(data: dict, stem: str) -> CategoryPreset:
-    if "keypoints" not in data.get("model", {}):
-        raise PresetError(f"{stem}.toml: [model] needs 'keypoints'")
-    return CategoryPreset(
-        name=data["preset"]["name"],
-        description=data["preset"].get("description", ""),
-        keypoints=data["model"]["keypoints"],
-        skeleton=_with_floats(SkeletonOptions, data.get("skeleton", {})),
-        naming=_with_floats(Naming, data.get("naming", {})),
-        skinning=_with_floats(SkinningOptions, data.get("skinning", {})),
-        rig=_with_floats(RigOptions, data.get("rig", {})),
-        checkpoint=data["model"].get("checkpoint", "default"),
-    )
-
-
-def _with_floats(options, values: dict):
-    """options(**values) with integers turned into floats where the field's default is a float."""
-    fields = options.__dataclass_fields__
-    return options(**{k: float(v) if isinstance(fields[k].default, float) else v for k, v in values.items()})
-
-
-def _export(data: dict, stem: str) -> ExportPreset:
-    values = dict(data.get("export", {}))
-    if "global_scale" in values:
-        values["global_scale"] = float(values["global_scale"])
-    return ExportPreset(name=data["preset"]["name"], description=data["preset"].get("description", ""), **values)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .frames import UP_AXES, from_z_up, to_z_up
 from .naming import Mirror, Naming, chain_names, find_mirror, tip_name  # noqa: F401 (Naming, find_mirror: re-exported)
 
 log = logging.getLogger(__name__)
@@ -320,15 +321,6 @@ def _neighbours(n: int, edges: Sequence[tuple[int, int]]) -> list[list[int]]:
 # --------------------------------------------------------------------------- roll
 
 
-def _to_z_up(points: np.ndarray, up_axis: str) -> np.ndarray:
-    points = np.asarray(points, np.float64)
-    if up_axis == "Z":
-        return points
-    if up_axis == "Y":
-        return np.stack([points[..., 0], -points[..., 2], points[..., 1]], -1)
-    raise SkeletonError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
-
-
 def bone_rest_z_axis(direction) -> np.ndarray:
     """Blender's bone z axis at roll 0: the minimal rotation taking +Y onto `direction` applied to
     +Z (a bone pointing straight down -Y uses the 180 deg turn about +Z, as Blender does)."""
@@ -417,7 +409,7 @@ def build_skeleton(
     naming = naming or Naming()
     if naming.style not in ("auto", "index"):
         raise SkeletonError(f"naming style must be 'auto' or 'index', got {naming.style!r}")
-    if up_axis not in ("Z", "Y"):
+    if up_axis not in UP_AXES:
         raise SkeletonError(f"up_axis must be 'Z' or 'Y', got {up_axis!r}")
     repairs: list[str] = []
     k = check_keypoints(keypoints).copy()
@@ -449,7 +441,7 @@ def build_skeleton(
     order = _parent_first(parents, root_index)
     _nudge_coincident(k, parents, order, up_axis, min_bone_fraction, repairs)
 
-    kz = _to_z_up(k, up_axis)
+    kz = to_z_up(k, up_axis)
     try:
         names = chain_names(kz, parents, root_index, naming, mirror, thickness) if naming.style == "auto" else None
     except ValueError as error:
@@ -471,7 +463,7 @@ def build_skeleton(
         else:  # a hub at the root keypoint, pointing up: the bones leaving it get one parent
             head_z = kz[root_index].copy()
             tail_z = head_z + np.array([0.0, 0.0, 0.1 * size])
-        head, tail = _from_z_up(head_z, up_axis), _from_z_up(tail_z, up_axis)
+        head, tail = from_z_up(head_z, up_axis), from_z_up(tail_z, up_axis)
         root_name = ROOT_BONE_NAME
         bones.append(Bone(root_name, head, tail, None, -1, False, bone_roll(head_z, tail_z), "root", False))
     for kp in order[1:]:
@@ -495,7 +487,7 @@ def build_skeleton(
             name = tip_name(names[kp], chain_named=auto)
             if keep < 1.0:
                 shortened[name] = round(keep, 4)
-            roll = bone_roll(kz[kp], _to_z_up(tail, up_axis))
+            roll = bone_roll(kz[kp], to_z_up(tail, up_axis))
             bones.append(Bone(name, k[kp].copy(), tail, names[kp], kp, True, roll, "leaf", True))
         if tip_inside is not None or ground is not None:
             decisions["tips_shortened"] = shortened
@@ -519,7 +511,7 @@ def _tip_fraction(head, vector, inside, ground, up_axis) -> float:
     if inside is not None:
         ok &= np.asarray(inside(points), bool)
     if ground is not None:
-        ok &= _to_z_up(points, up_axis)[:, 2] >= ground
+        ok &= to_z_up(points, up_axis)[:, 2] >= ground
     bad = np.flatnonzero(~ok)
     return 1.0 if len(bad) == 0 else float(t[bad[0]] - 1.0 / TIP_SAMPLES)
 
@@ -537,11 +529,6 @@ def _prior_changes(plain, chosen, adjacency, penalty) -> list[dict]:
     return added + [entry(e, "removed") for e in sorted(plain_set - chosen_set)]
 
 
-def _from_z_up(point: np.ndarray, up_axis: str) -> np.ndarray:
-    p = np.asarray(point, np.float64)
-    return p if up_axis == "Z" else np.array([p[0], p[2], -p[1]])
-
-
 def _parent_first(parents: np.ndarray, root: int) -> list[int]:
     """Depth-first order from the root, children by index: every parent precedes its children."""
     children = [sorted(int(i) for i in np.flatnonzero(parents == p)) for p in range(len(parents))]
@@ -556,7 +543,7 @@ def _parent_first(parents: np.ndarray, root: int) -> list[int]:
 def _nudge_coincident(k, parents, order, up_axis, fraction, repairs) -> None:
     extent = float(np.ptp(k, axis=0).max())
     min_len = fraction * (extent if extent > 0 else 1.0)
-    up = _from_z_up(np.array([0.0, 0.0, 1.0]), up_axis)
+    up = from_z_up(np.array([0.0, 0.0, 1.0]), up_axis)
     moved = []
     for kp in order[1:]:
         p = parents[kp]

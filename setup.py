@@ -5,6 +5,7 @@ extension zip puts it too), so the add-on and the backend read the same files in
 package_data lists every non-Python file the code reads at run time (keydiff3d.paths, the preset and
 training-config loaders, the bundle schema), so a plain `pip install .` works like the editable one.
 """
+
 from setuptools import find_packages, setup
 
 setup(

@@ -34,7 +34,9 @@ def read_manifest(path: Path = MANIFEST_PATH) -> dict:
             raise ConfigError(f"the extension manifest {path} lacks the required field {key!r}")
     tagline = manifest["tagline"]
     if len(tagline) > 64 or tagline[-1:] in ".!?,;:":
-        raise ConfigError(f"the manifest tagline must be at most 64 characters without trailing punctuation: {tagline!r}")
+        raise ConfigError(
+            f"the manifest tagline must be at most 64 characters without trailing punctuation: {tagline!r}"
+        )
     return manifest
 
 

@@ -49,8 +49,10 @@ def machine_description() -> str:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch thread(s)")
+    return (
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

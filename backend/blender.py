@@ -18,5 +18,7 @@ def addon_module(name: str) -> ModuleType:
         return importlib.import_module(f"keydiff3d_addon.{name}")
     except ModuleNotFoundError as error:
         if error.name == "bpy":
-            raise ConfigError("the Blender module is not installed; install it with `pip install 'bpy==4.5.*'`") from error
+            raise ConfigError(
+                "the Blender module is not installed; install it with `pip install 'bpy==4.5.*'`"
+            ) from error
         raise

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from keydiff3d_addon.rigcore.presets import default_preset_name, list_presets
 
     default = default_preset_name("export")
-    parser.add_argument("--target", choices=list_presets(kind="export"), default=default, help=f"export preset (default {default})")
+    parser.add_argument(
+        "--target", choices=list_presets(kind="export"), default=default, help=f"export preset (default {default})"
+    )
 
 
 def sample_mesh():
@@ -41,7 +43,9 @@ def sample_mesh():
     return mesh, category
 
 
-def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str | None = None, progress=None) -> dict[str, Path]:
+def run_demo(
+    out: Path, checkpoint: Path | None = None, preset: str | None = None, target: str | None = None, progress=None
+) -> dict[str, Path]:
     """Run the demo into `out`; returns the written files by role (bundle, glb, fbx, blend, preview)."""
     import torch
 
@@ -57,7 +61,10 @@ def run_demo(out: Path, checkpoint: Path | None = None, preset: str | None = Non
     clock = StageClock(progress or Progress(), {"views": 2.0, **VIEWS_STAGES, "export": 4.0})
     mesh, sample_preset = sample_mesh()
     options = PipelineOptions(
-        preset=preset or sample_preset, device="cpu", checkpoint=str(checkpoint) if checkpoint else None, reconstruction="hull"
+        preset=preset or sample_preset,
+        device="cpu",
+        checkpoint=str(checkpoint) if checkpoint else None,
+        reconstruction="hull",
     )
     with clock.stage("views", "rendering the sample's orbit views") as span:
         # a missing or wrong checkpoint fails before any work

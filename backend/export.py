@@ -21,7 +21,6 @@ from .errors import ConfigError, InputError
 from .progress import Progress
 
 
-
 @dataclass
 class ExportRun:
     """What `export_bundle` wrote, and the seconds per stage."""
@@ -112,9 +111,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--glb", type=Path, help="write a binary glTF file")
     parser.add_argument("--blend", type=Path, help="save the scene as a .blend file")
     targets, default = list_presets(kind="export"), default_preset_name("export")
-    parser.add_argument("--target", choices=targets, default=default, help=f"game-engine export preset (default {default})")
-    parser.add_argument("--height", type=float, default=1.0, help="rig height in metres (0 keeps the bundle's scale; default 1)")
-    parser.add_argument("--import-only", action="store_true", help="only time the import into Blender (no files written)")
+    parser.add_argument(
+        "--target", choices=targets, default=default, help=f"game-engine export preset (default {default})"
+    )
+    parser.add_argument(
+        "--height", type=float, default=1.0, help="rig height in metres (0 keeps the bundle's scale; default 1)"
+    )
+    parser.add_argument(
+        "--import-only", action="store_true", help="only time the import into Blender (no files written)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="imports to time with --import-only (median; default 3)")
 
 
@@ -132,9 +137,14 @@ def run(args: argparse.Namespace) -> int:
     from .progress import tqdm_progress
 
     result = export_bundle(
-        args.bundle, fbx=args.fbx, glb=args.glb, blend=args.blend, target=args.target, height=args.height,
+        args.bundle,
+        fbx=args.fbx,
+        glb=args.glb,
+        blend=args.blend,
+        target=args.target,
+        height=args.height,
         progress=tqdm_progress("export"),
-    )  # fmt: skip
+    )
     for path in result.files:
         print(path)
     return 0

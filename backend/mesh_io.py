@@ -58,13 +58,17 @@ def mesh_file_type(filename: str | Path) -> str:
     """The file type (one of MESH_FORMATS) from a file name's extension; UnsupportedFormatError otherwise."""
     suffix = Path(filename).suffix.lower().lstrip(".")
     if suffix not in MESH_FORMATS:
-        raise UnsupportedFormatError(f"mesh files must end in one of .{', .'.join(MESH_FORMATS)}, got {Path(filename).name!r}")
+        raise UnsupportedFormatError(
+            f"mesh files must end in one of .{', .'.join(MESH_FORMATS)}, got {Path(filename).name!r}"
+        )
     return suffix
 
 
 def _known_format(file_type: str) -> str:
     if file_type not in MESH_FORMATS:
-        raise UnsupportedFormatError(f"{file_type!r} is not a mesh format read here; use one of {', '.join(MESH_FORMATS)}")
+        raise UnsupportedFormatError(
+            f"{file_type!r} is not a mesh format read here; use one of {', '.join(MESH_FORMATS)}"
+        )
     return file_type
 
 

@@ -28,12 +28,27 @@ import numpy as np
 # 32 keypoints, 31 tree edges: spine, four 3-bone legs, neck/head, tail, ears, fins (z up, ~1.6 long)
 _SPINE = [[x, 0.0, 1.0] for x in np.linspace(-0.8, 0.8, 9)]
 _LEGS = [[x, y, z] for x in (-0.6, 0.6) for y in (-0.25, 0.25) for z in (0.7, 0.35, 0.0)]
-_REST = [[1.0, 0, 1.3], [1.2, 0, 1.4], [-1.0, 0, 1.1], [-1.2, 0, 1.25], [-1.4, 0, 1.35],
-         [1.25, -0.1, 1.6], [1.25, 0.1, 1.6], [0, -0.3, 1.1], [0, 0.3, 1.1], [0, -0.45, 1.15], [0, 0.45, 1.15]]  # fmt: skip
+_REST = [
+    [1.0, 0, 1.3],
+    [1.2, 0, 1.4],
+    [-1.0, 0, 1.1],
+    [-1.2, 0, 1.25],
+    [-1.4, 0, 1.35],
+    [1.25, -0.1, 1.6],
+    [1.25, 0.1, 1.6],
+    [0, -0.3, 1.1],
+    [0, 0.3, 1.1],
+    [0, -0.45, 1.15],
+    [0, 0.45, 1.15],
+]
 KEYPOINTS = np.array(_SPINE + _LEGS + _REST, np.float64)
 EDGES = (
     [(i, i + 1) for i in range(8)]
-    + [e for leg, hip in zip(range(4), (2, 2, 6, 6)) for e in ((hip, 9 + 3 * leg), (9 + 3 * leg, 10 + 3 * leg), (10 + 3 * leg, 11 + 3 * leg))]
+    + [
+        e
+        for leg, hip in zip(range(4), (2, 2, 6, 6))
+        for e in ((hip, 9 + 3 * leg), (9 + 3 * leg, 10 + 3 * leg), (10 + 3 * leg, 11 + 3 * leg))
+    ]
     + [(8, 21), (21, 22), (0, 23), (23, 24), (24, 25), (22, 26), (22, 27), (4, 28), (4, 29), (28, 30), (29, 31)]
 )
 
@@ -56,13 +71,22 @@ def creature_bundle(directory: Path, target_vertices: int) -> Path:
         parts.append(capsule)
     mesh = trimesh.util.concatenate(parts)
     vertices = mesh.vertices.astype(np.float32)
-    colors = np.concatenate([(255 * (vertices - vertices.min(0)) / np.ptp(vertices, 0)).astype(np.uint8), np.full((len(vertices), 1), 255, np.uint8)], 1)
+    colors = np.concatenate(
+        [
+            (255 * (vertices - vertices.min(0)) / np.ptp(vertices, 0)).astype(np.uint8),
+            np.full((len(vertices), 1), 255, np.uint8),
+        ],
+        1,
+    )
     adjacency = np.zeros((len(KEYPOINTS), len(KEYPOINTS)))
     for a, b in EDGES:
         adjacency[a, b] = adjacency[b, a] = 1.0
     skeleton = build_skeleton(KEYPOINTS, adjacency, root=4)
     skin = compute_skin_weights(vertices, skeleton, sigma=0.05, k=4)
-    write_bundle(directory, RigBundle(vertices=vertices, faces=mesh.faces.astype(np.int32), colors=colors, skeleton=skeleton, skin=skin))
+    write_bundle(
+        directory,
+        RigBundle(vertices=vertices, faces=mesh.faces.astype(np.int32), colors=colors, skeleton=skeleton, skin=skin),
+    )
     return directory
 
 
@@ -132,10 +156,16 @@ def _time_writers(bundle_dir: Path, per_weight_limit: int) -> dict[str, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000, 100_000, 200_000], help="target vertex counts")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 40_000, 100_000, 200_000], help="target vertex counts"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="imports per size (median)")
-    parser.add_argument("--per-weight-limit", type=int, default=200_000, help="skip the slow per-weight writer above this size")
-    parser.add_argument("--out", type=Path, default=Path("out/bench/blender_import"), help="bundles, results.json, plot")
+    parser.add_argument(
+        "--per-weight-limit", type=int, default=200_000, help="skip the slow per-weight writer above this size"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/bench/blender_import"), help="bundles, results.json, plot"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +178,9 @@ def run(args: argparse.Namespace) -> int:
         timings = import_timings(bundle_dir, repeats=args.repeats)
         writers = _time_writers(bundle_dir, args.per_weight_limit)
         vertices = json.loads((bundle_dir / "rig.json").read_text())["mesh"]["vertex_count"]
-        rows.append({"vertices": vertices, "bones": len(EDGES), **{f"import_{k}": v for k, v in timings.items()}, **writers})
+        rows.append(
+            {"vertices": vertices, "bones": len(EDGES), **{f"import_{k}": v for k, v in timings.items()}, **writers}
+        )
         print(_row_text(rows[-1]), flush=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     _plot(rows, args.out / "blender_import.png")
@@ -157,8 +189,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _row_text(row: dict) -> str:
-    keys = ["import_read", "import_mesh", "import_weights", "import_armature", "import_total", "import_evaluate",
-            "ours_unlinked", "ours_in_scene", "convert_in_scene", "add_per_weight", "recompute_weights"]  # fmt: skip
+    keys = [
+        "import_read",
+        "import_mesh",
+        "import_weights",
+        "import_armature",
+        "import_total",
+        "import_evaluate",
+        "ours_unlinked",
+        "ours_in_scene",
+        "convert_in_scene",
+        "add_per_weight",
+        "recompute_weights",
+    ]
     return f"{row['vertices']:>7} verts " + "  ".join(f"{k} {row[k]:.3f}" for k in keys if k in row)
 
 
@@ -170,7 +213,12 @@ def _plot(rows: list[dict], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     x = [r["vertices"] / 1000 for r in rows]
-    for key, label in (("import_total", "import total"), ("import_mesh", "mesh"), ("import_weights", "vertex groups"), ("import_read", "read bundle")):
+    for key, label in (
+        ("import_total", "import total"),
+        ("import_mesh", "mesh"),
+        ("import_weights", "vertex groups"),
+        ("import_read", "read bundle"),
+    ):
         left.plot(x, [r[key] for r in rows], marker="o", label=label)
     left.axhline(1.0, color="grey", linestyle="--", label="target 1 s")
     left.set(xlabel="vertices (thousands)", ylabel="seconds", title="import_bundle (31 bones)")

@@ -283,6 +283,7 @@ def environment() -> dict:
 
     import numpy
     import torch
+
     from keydiff3d.bench import machine_description
 
     versions = {
@@ -507,6 +508,7 @@ def write_training_cache(root: Path, items: int, size: int, channels, seed: int 
     random fp16 values, features for the input + 7 frames. The cost of a training step is that of
     real features."""
     import numpy as np
+
     from keydiff3d.multiview.base import MultiViewResult
     from keydiff3d.multiview.sv3d.cache import item_key, open_cache, write_item
     from keydiff3d.synthetic.creatures import generate_creature
@@ -530,6 +532,7 @@ def write_training_cache(root: Path, items: int, size: int, channels, seed: int 
 
 def step_train(profile: Profile, work: Path, record: Callable) -> None:
     import torch
+
     from keydiff3d.progress import Progress
     from keydiff3d.training.config import load_config
     from keydiff3d.training.trainer import train

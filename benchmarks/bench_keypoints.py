@@ -38,8 +38,14 @@ from keydiff3d.bench import machine_description
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "keydiff3d_k4": ("(b) KeyDiff3D voxel lifting, K=4", []),
     "k1": ("(c) K=1, input view only", ["model.num_views=1"]),
-    "triangulation": ("(d) 2D keypoints + triangulation", ['model.lifting="triangulation"', "model.softargmax_beta=1.0"]),
-    "supervised": ("(e) supervised on GT 3D joints", ['model.supervision="chamfer"', "model.lambda_perceptual=0.0", "model.lambda_mask=0.0"]),
+    "triangulation": (
+        "(d) 2D keypoints + triangulation",
+        ['model.lifting="triangulation"', "model.softargmax_beta=1.0"],
+    ),
+    "supervised": (
+        "(e) supervised on GT 3D joints",
+        ['model.supervision="chamfer"', "model.lambda_perceptual=0.0", "model.lambda_mask=0.0"],
+    ),
 }
 MEAN_POSE = "mean_pose"
 LABELS = {MEAN_POSE: "(a) mean-pose baseline", **{k: v[0] for k, v in VARIANTS.items()}}
@@ -49,14 +55,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/synth", help="synthetic data set folder (keydiff3d synth)")
     parser.add_argument("--out", default="runs/bench_keypoints", help="run folders of the variants")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds per variant (mean and std reported)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override the bench preset for every variant (e.g. optim.steps=200)")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="training seeds per variant (mean and std reported)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the bench preset for every variant (e.g. optim.steps=200)",
+    )
     parser.add_argument("--eval-train-items", type=int, default=800, help="training items the regressors are fitted on")
     parser.add_argument("--eval-test-items", type=int, default=400, help="held-out items scored (0 = all)")
     parser.add_argument("--retrain", action="store_true", help="train every variant again even if its run finished")
-    parser.add_argument("--train-only", action="store_true",
-                        help="train the variants and stop (to train variants in parallel processes; a later run scores them)")
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="train the variants and stop (to train variants in parallel processes; a later run scores them)",
+    )
     parser.add_argument("--report", default=None, help="write the markdown table here (e.g. docs/bench/keypoints.md)")
     parser.add_argument("--plot", default=None, help="write the bar plot PNG here (e.g. docs/bench/keypoints.png)")
 
@@ -64,8 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace, variant: str, seed: int):
     from keydiff3d.training.config import load_config
 
-    overrides = [f'data.dir="{args.data}"', f'logging.out_dir="{args.out}"', f'name="{variant}-seed{seed}"',
-                 "logging.eval_at_end=false", *args.overrides, *VARIANTS[variant][1], f"seed={seed}"]
+    overrides = [
+        f'data.dir="{args.data}"',
+        f'logging.out_dir="{args.out}"',
+        f'name="{variant}-seed{seed}"',
+        "logging.eval_at_end=false",
+        *args.overrides,
+        *VARIANTS[variant][1],
+        f"seed={seed}",
+    ]
     return load_config("bench", overrides)
 
 
@@ -118,12 +142,29 @@ def run(args: argparse.Namespace) -> int:
         predict_seconds = time.perf_counter() - t0
         report = evaluate_predictions(train_pred, test_pred)
         reports[name] = report
-        runs.setdefault(variant, []).append(_row(report, "mlp") | {
-            "linear_mpjpe": report.poses["linear"]["all"].mpjpe, "train_seconds": train_seconds,
-            "predict_seconds": predict_seconds, "steps": config.optim.steps, "seed": seed})
+        runs.setdefault(variant, []).append(
+            _row(report, "mlp")
+            | {
+                "linear_mpjpe": report.poses["linear"]["all"].mpjpe,
+                "train_seconds": train_seconds,
+                "predict_seconds": predict_seconds,
+                "steps": config.optim.steps,
+                "seed": seed,
+            }
+        )
         if MEAN_POSE not in runs:  # deterministic: the training split's mean pose, one "seed"
-            runs[MEAN_POSE] = [_row(report, MEAN_POSE) | {"linear_mpjpe": float("nan"), "cd_j2j": float("nan"), "cd_j2b": float("nan"),
-                                                         "train_seconds": 0.0, "predict_seconds": 0.0, "steps": 0, "seed": 0}]
+            runs[MEAN_POSE] = [
+                _row(report, MEAN_POSE)
+                | {
+                    "linear_mpjpe": float("nan"),
+                    "cd_j2j": float("nan"),
+                    "cd_j2b": float("nan"),
+                    "train_seconds": 0.0,
+                    "predict_seconds": 0.0,
+                    "steps": 0,
+                    "seed": 0,
+                }
+            ]
         print(f"\n{LABELS[variant]}, seed {seed}\n{report.table()}", flush=True)
     progress.update(1.0, "done", stage="done")
     if args.train_only:
@@ -136,8 +177,11 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"rows": ordered, "targets": checks,
-                                                  "reports": {k: r.to_dict() for k, r in reports.items()}}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {"rows": ordered, "targets": checks, "reports": {k: r.to_dict() for k, r in reports.items()}}, indent=1
+        )
+    )
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(table)
@@ -213,11 +257,19 @@ def _markdown(rows: dict[str, dict], checks: dict[str, dict], report, args: argp
         cells = [_fmt(r[metric], r["std"][metric], len(r["seeds"])) for metric in METRICS[:6]]
         by_seed = " / ".join(f"{v:.1f}" for v in r["by_seed"]) if key != MEAN_POSE else "-"
         lines.append(f"| {LABELS[key]} | {' | '.join(cells)} | {by_seed} | {r['train_seconds']:.0f} |")
-    lines += ["", "Per category MPJPE (MLP):", "",
-              "| variant | " + " | ".join(sorted(next(iter(rows.values()))["per_category_mpjpe"])) + " |",
-              "|---|" + "---:|" * len(next(iter(rows.values()))["per_category_mpjpe"])]
+    lines += [
+        "",
+        "Per category MPJPE (MLP):",
+        "",
+        "| variant | " + " | ".join(sorted(next(iter(rows.values()))["per_category_mpjpe"])) + " |",
+        "|---|" + "---:|" * len(next(iter(rows.values()))["per_category_mpjpe"]),
+    ]
     for key, r in rows.items():
-        lines.append(f"| {LABELS[key]} | " + " | ".join(f"{r['per_category_mpjpe'][c]:.1f}" for c in sorted(r["per_category_mpjpe"])) + " |")
+        lines.append(
+            f"| {LABELS[key]} | "
+            + " | ".join(f"{r['per_category_mpjpe'][c]:.1f}" for c in sorted(r["per_category_mpjpe"]))
+            + " |"
+        )
     lines += ["", "Targets:", ""]
     for name, c in checks.items():
         lines.append(f"- {name}: ratio {c['ratio']:.3f} (limit {c['limit']}) -> {'met' if c['met'] else 'NOT met'}")
@@ -244,8 +296,14 @@ def _plot(rows: dict[str, dict], path: Path, unit: str) -> None:
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for k, (key, label) in enumerate(metrics):
-        ax.bar(x + (k - 1) * 0.27, [rows[n][key] for n in names], 0.27, yerr=[rows[n]["std"][key] for n in names],
-               capsize=2, label=label)
+        ax.bar(
+            x + (k - 1) * 0.27,
+            [rows[n][key] for n in names],
+            0.27,
+            yerr=[rows[n]["std"][key] for n in names],
+            capsize=2,
+            label=label,
+        )
     ax.set_xticks(x, [textwrap.fill(LABELS[n], 18) for n in names], fontsize=7)
     ax.set_ylabel(unit.split(" (")[0])
     ax.set_title("Keypoints -> GT joints (MLP regressor), held-out creatures; lower is better", fontsize=9)

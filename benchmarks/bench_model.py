@@ -46,10 +46,14 @@ def _time_steps(config, batch_size: int, steps: int, device: str) -> tuple[float
     images = rng.random((21, size, size, 3), dtype=np.float32)
     masks = (rng.random((21, size, size)) > 0.5).astype(np.float32)
     joints = rng.uniform(-0.4, 0.4, (config.num_keypoints, 3))
-    batch = collate([
-        batch_from_arrays(images, masks, cameras, select_views(cameras, 20, config.num_views, rng), size, joints=joints)
-        for _ in range(batch_size)
-    ]).to(device)
+    batch = collate(
+        [
+            batch_from_arrays(
+                images, masks, cameras, select_views(cameras, 20, config.num_views, rng), size, joints=joints
+            )
+            for _ in range(batch_size)
+        ]
+    ).to(device)
     wall, cpu = [], []
     for step in range(steps + 1):
         if device.startswith("cuda"):
@@ -80,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     jobs += [
         (f"K=1 M={first['voxel_size']} map={first['map_size']}", {**first, "num_views": 1}),
         (f"triangulation map={first['map_size']}", {**first, "lifting": "triangulation"}),
-        (f"supervised M={first['voxel_size']}", {**first, "supervision": "joints", "lambda_perceptual": 0.0, "lambda_mask": 0.0}),
+        (
+            f"supervised M={first['voxel_size']}",
+            {**first, "supervision": "joints", "lambda_perceptual": 0.0, "lambda_mask": 0.0},
+        ),
     ]
     progress = tqdm_progress("bench model")
     rows = []
@@ -88,13 +95,24 @@ def run(args: argparse.Namespace) -> int:
         progress.update(i / len(jobs), name, stage="timing")
         config = KeyDiff3DConfig(**{**base, **changes})
         wall, cpu = _time_steps(config, args.batch, args.steps, args.device)
-        rows.append({"name": name, **changes, "seconds_per_step": round(wall, 3), "cpu_seconds_per_step": round(cpu, 3)})
+        rows.append(
+            {"name": name, **changes, "seconds_per_step": round(wall, 3), "cpu_seconds_per_step": round(cpu, 3)}
+        )
     progress.update(1.0, "done", stage="done")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    setup = {"device": args.device, "threads": args.threads, "batch": args.batch, "views": 4, "keypoints": args.keypoints, "image_size": args.image_size}
+    setup = {
+        "device": args.device,
+        "threads": args.threads,
+        "batch": args.batch,
+        "views": 4,
+        "keypoints": args.keypoints,
+        "image_size": args.image_size,
+    }
     (args.out / "results.json").write_text(json.dumps({"setup": setup, "rows": rows}, indent=1))
-    print(f"\nKeyDiff3D training step, B={args.batch}, K=4, N={args.keypoints}, image {args.image_size} px, {args.threads} threads on {args.device}")
+    print(
+        f"\nKeyDiff3D training step, B={args.batch}, K=4, N={args.keypoints}, image {args.image_size} px, {args.threads} threads on {args.device}"
+    )
     print(f"{'configuration':<28} {'wall s/step':>12} {'CPU s/step':>11}")
     for row in rows:
         print(f"{row['name']:<28} {row['seconds_per_step']:>12.3f} {row['cpu_seconds_per_step']:>11.3f}")
@@ -110,7 +128,11 @@ def _plot(rows: list[dict], args: argparse.Namespace) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for map_size in args.maps:
-        points = [(r["voxel_size"], r["cpu_seconds_per_step"]) for r in rows if r["name"] == f"M={r['voxel_size']} map={map_size}"]
+        points = [
+            (r["voxel_size"], r["cpu_seconds_per_step"])
+            for r in rows
+            if r["name"] == f"M={r['voxel_size']} map={map_size}"
+        ]
         ax.plot(*zip(*points), marker="o", label=f"maps {map_size} px")
     ax.set_xlabel("voxel size M")
     ax.set_ylabel("CPU seconds per training step")
@@ -120,4 +142,3 @@ def _plot(rows: list[dict], args: argparse.Namespace) -> None:
     fig.tight_layout()
     fig.savefig(args.out / "model_step_time.png", dpi=120)
     print(f"plot: {args.out / 'model_step_time.png'}")
-

@@ -52,8 +52,18 @@ def _gaussian_psnr(gaussians, views) -> float:
     images = []
     with torch.no_grad():
         for v in range(len(views.cameras)):
-            render, _, _ = rasterize_gsplat(g.means, g.quats, g.scales, g.opacities, g.colors, viewmats[v : v + 1], Ks[v : v + 1],
-                                            views.cameras.width, views.cameras.height, backgrounds=torch.ones(1, 3, device="cuda"))
+            render, _, _ = rasterize_gsplat(
+                g.means,
+                g.quats,
+                g.scales,
+                g.opacities,
+                g.colors,
+                viewmats[v : v + 1],
+                Ks[v : v + 1],
+                views.cameras.width,
+                views.cameras.height,
+                backgrounds=torch.ones(1, 3, device="cuda"),
+            )
             images.append(render[0, ..., :3].cpu().numpy())
     return psnr(np.stack(images), views.images, views.masks)
 
@@ -88,8 +98,17 @@ def run(args: argparse.Namespace) -> int:
                 result, wall, cpu = _time(lambda: reconstruct(views.images, masks, views.cameras, "hull", hull=config))
                 quality = evaluate(result.mesh, truth)
                 quality.psnr = rerender_psnr(result.mesh, views.images, views.masks, views.cameras)
-                rows.append({"creature": name, "method": label, "wall_s": wall, "cpu_s": cpu, **quality.to_dict(),
-                             "watertight": result.report.watertight, "faces": len(result.mesh.faces)})
+                rows.append(
+                    {
+                        "creature": name,
+                        "method": label,
+                        "wall_s": wall,
+                        "cpu_s": cpu,
+                        **quality.to_dict(),
+                        "watertight": result.report.watertight,
+                        "faces": len(result.mesh.faces),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
             if "frosting" in methods:
                 if not cuda:
@@ -97,13 +116,33 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(rows[-1]), flush=True)
                     continue
                 torch.cuda.reset_peak_memory_stats()
-                result, wall, cpu = _time(lambda: reconstruct(views.images, views.masks, views.cameras, "frosting", preset=args.preset, target_faces=args.faces))
+                result, wall, cpu = _time(
+                    lambda: reconstruct(
+                        views.images,
+                        views.masks,
+                        views.cameras,
+                        "frosting",
+                        preset=args.preset,
+                        target_faces=args.faces,
+                    )
+                )
                 quality = evaluate(result.mesh, truth)
                 quality.psnr = rerender_psnr(result.mesh, views.images, views.masks, views.cameras)
-                rows.append({"creature": name, "method": f"frosting ({args.preset})", "wall_s": wall, "cpu_s": cpu, **quality.to_dict(),
-                             "psnr_gaussians": _gaussian_psnr(result.gaussians, views), "gaussians": len(result.gaussians),
-                             "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30, "stages_s": result.timings,
-                             "watertight": result.report.watertight, "faces": len(result.mesh.faces)})
+                rows.append(
+                    {
+                        "creature": name,
+                        "method": f"frosting ({args.preset})",
+                        "wall_s": wall,
+                        "cpu_s": cpu,
+                        **quality.to_dict(),
+                        "psnr_gaussians": _gaussian_psnr(result.gaussians, views),
+                        "gaussians": len(result.gaussians),
+                        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30,
+                        "stages_s": result.timings,
+                        "watertight": result.report.watertight,
+                        "faces": len(result.mesh.faces),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     table = _table(rows)
@@ -114,15 +153,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| creature | method | wall s | CPU s | Chamfer % diag | volume IoU | normal cons. | PSNR dB | watertight |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| creature | method | wall s | CPU s | Chamfer % diag | volume IoU | normal cons. | PSNR dB | watertight |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "note" in r:
             lines.append(f"| {r['creature']} | {r['method']} | {r['note']} | | | | | | |")
             continue
         psnr = f"{r['psnr']:.1f}" + (f" (splats {r['psnr_gaussians']:.1f})" if "psnr_gaussians" in r else "")
-        lines.append(f"| {r['creature']} | {r['method']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['chamfer_pct']:.2f} | "
-                     f"{r['volume_iou']:.3f} | {r['normal_consistency']:.3f} | {psnr} | {r['watertight']} |")
+        lines.append(
+            f"| {r['creature']} | {r['method']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['chamfer_pct']:.2f} | "
+            f"{r['volume_iou']:.3f} | {r['normal_consistency']:.3f} | {psnr} | {r['watertight']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -141,9 +184,14 @@ def _plot(rows: list[dict], path: Path) -> None:
     width = 0.8 / len(methods)
     for m, method in enumerate(methods):
         for ax, key in zip(axes, ("chamfer_pct", "volume_iou", "wall_s")):
-            values = [next((r[key] for r in scored if r["creature"] == c and r["method"] == method), np.nan) for c in creatures]
+            values = [
+                next((r[key] for r in scored if r["creature"] == c and r["method"] == method), np.nan)
+                for c in creatures
+            ]
             ax.bar(np.arange(len(creatures)) + m * width, values, width, label=method)
-    for ax, title in zip(axes, ("Chamfer (% of bbox diagonal, lower is better)", "volume IoU (higher is better)", "wall time (s)")):
+    for ax, title in zip(
+        axes, ("Chamfer (% of bbox diagonal, lower is better)", "volume IoU (higher is better)", "wall time (s)")
+    ):
         ax.set_title(title)
         ax.set_xticks(np.arange(len(creatures)) + 0.4 - width / 2, creatures, rotation=20)
     axes[0].axhline(1.5, color="k", linestyle="--", linewidth=0.8)

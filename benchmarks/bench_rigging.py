@@ -42,27 +42,46 @@ def _creature(name: str, spec: list[tuple[str, str | None, tuple[float, float, f
 
 
 def quadruped() -> Creature:
-    spec = [("pelvis", None, (0.0, 0.30, 0.50), 0.0), ("spine", "pelvis", (0.0, 0.0, 0.53), 0.11),
-            ("chest", "spine", (0.0, -0.30, 0.55), 0.12), ("neck", "chest", (0.0, -0.45, 0.72), 0.06),
-            ("head", "neck", (0.0, -0.58, 0.80), 0.07), ("tail1", "pelvis", (0.0, 0.48, 0.55), 0.035),
-            ("tail2", "tail1", (0.0, 0.66, 0.48), 0.025)]
+    spec = [
+        ("pelvis", None, (0.0, 0.30, 0.50), 0.0),
+        ("spine", "pelvis", (0.0, 0.0, 0.53), 0.11),
+        ("chest", "spine", (0.0, -0.30, 0.55), 0.12),
+        ("neck", "chest", (0.0, -0.45, 0.72), 0.06),
+        ("head", "neck", (0.0, -0.58, 0.80), 0.07),
+        ("tail1", "pelvis", (0.0, 0.48, 0.55), 0.035),
+        ("tail2", "tail1", (0.0, 0.66, 0.48), 0.025),
+    ]
     for side, x in (("L", 0.10), ("R", -0.10)):
-        spec += [(f"hip{side}", "pelvis", (x, 0.30, 0.42), 0.07), (f"knee{side}", f"hip{side}", (x, 0.33, 0.23), 0.045),
-                 (f"foot{side}", f"knee{side}", (x, 0.30, 0.03), 0.035), (f"shoulder{side}", "chest", (x, -0.30, 0.45), 0.07),
-                 (f"elbow{side}", f"shoulder{side}", (x, -0.32, 0.25), 0.045), (f"hand{side}", f"elbow{side}", (x, -0.30, 0.03), 0.035)]
-    return _creature("quadruped", spec)  # fmt: skip
+        spec += [
+            (f"hip{side}", "pelvis", (x, 0.30, 0.42), 0.07),
+            (f"knee{side}", f"hip{side}", (x, 0.33, 0.23), 0.045),
+            (f"foot{side}", f"knee{side}", (x, 0.30, 0.03), 0.035),
+            (f"shoulder{side}", "chest", (x, -0.30, 0.45), 0.07),
+            (f"elbow{side}", f"shoulder{side}", (x, -0.32, 0.25), 0.045),
+            (f"hand{side}", f"elbow{side}", (x, -0.30, 0.03), 0.035),
+        ]
+    return _creature("quadruped", spec)
 
 
 def biped() -> Creature:
-    spec = [("pelvis", None, (0.0, 0.0, 0.50), 0.0), ("spine", "pelvis", (0.0, 0.01, 0.66), 0.09),
-            ("chest", "spine", (0.0, 0.0, 0.80), 0.10), ("neck", "chest", (0.0, -0.01, 0.90), 0.035),
-            ("head", "neck", (0.0, -0.02, 1.00), 0.065)]
+    spec = [
+        ("pelvis", None, (0.0, 0.0, 0.50), 0.0),
+        ("spine", "pelvis", (0.0, 0.01, 0.66), 0.09),
+        ("chest", "spine", (0.0, 0.0, 0.80), 0.10),
+        ("neck", "chest", (0.0, -0.01, 0.90), 0.035),
+        ("head", "neck", (0.0, -0.02, 1.00), 0.065),
+    ]
     for side, s in (("L", 1.0), ("R", -1.0)):
-        spec += [(f"hip{side}", "pelvis", (0.09 * s, 0.0, 0.47), 0.06), (f"knee{side}", f"hip{side}", (0.10 * s, -0.02, 0.26), 0.05),
-                 (f"ankle{side}", f"knee{side}", (0.10 * s, 0.0, 0.05), 0.04), (f"toe{side}", f"ankle{side}", (0.10 * s, -0.10, 0.02), 0.025),
-                 (f"shoulder{side}", "chest", (0.17 * s, 0.0, 0.84), 0.05), (f"elbow{side}", f"shoulder{side}", (0.38 * s, 0.02, 0.83), 0.035),
-                 (f"wrist{side}", f"elbow{side}", (0.58 * s, 0.0, 0.82), 0.028)]
-    return _creature("biped", spec)  # fmt: skip
+        spec += [
+            (f"hip{side}", "pelvis", (0.09 * s, 0.0, 0.47), 0.06),
+            (f"knee{side}", f"hip{side}", (0.10 * s, -0.02, 0.26), 0.05),
+            (f"ankle{side}", f"knee{side}", (0.10 * s, 0.0, 0.05), 0.04),
+            (f"toe{side}", f"ankle{side}", (0.10 * s, -0.10, 0.02), 0.025),
+            (f"shoulder{side}", "chest", (0.17 * s, 0.0, 0.84), 0.05),
+            (f"elbow{side}", f"shoulder{side}", (0.38 * s, 0.02, 0.83), 0.035),
+            (f"wrist{side}", f"elbow{side}", (0.58 * s, 0.0, 0.82), 0.028),
+        ]
+    return _creature("biped", spec)
 
 
 ASSETS = {"quadruped": quadruped, "biped": biped}
@@ -95,7 +114,9 @@ def creature_mesh(c: Creature, target_vertices: int) -> tuple[np.ndarray, np.nda
     def surface(res: int):
         axes = [np.linspace(lo[i], hi[i], int(res * (hi[i] - lo[i]) / (hi - lo).max()) + 2) for i in range(3)]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        field = np.concatenate([_smooth_union(capsule_sdf(grid[s : s + 200_000], c)) for s in range(0, len(grid), 200_000)])
+        field = np.concatenate(
+            [_smooth_union(capsule_sdf(grid[s : s + 200_000], c)) for s in range(0, len(grid), 200_000)]
+        )
         field = field.reshape([len(a) for a in axes])
         spacing = [a[1] - a[0] for a in axes]
         verts, faces, _, _ = marching_cubes(field, 0.0, spacing=spacing)
@@ -140,7 +161,11 @@ def reference_weights(vertices: np.ndarray, c: Creature, skeleton, band: float =
             normal = (d_child + d_parent) / np.linalg.norm(d_child + d_parent)
         s = (vertices - heads[b]) @ normal
         width = band * c.radius[j]
-        near = np.isin(part, (b, p)) & (np.abs(s) < width) & (np.linalg.norm(vertices - heads[b], axis=1) < 2.5 * c.radius[j] + 0.05)
+        near = (
+            np.isin(part, (b, p))
+            & (np.abs(s) < width)
+            & (np.linalg.norm(vertices - heads[b], axis=1) < 2.5 * c.radius[j] + 0.05)
+        )
         t = np.clip((s[near] + width) / (2 * width), 0.0, 1.0)
         w[near, b], w[near, p] = t, 1.0 - t
     column = {int(j): b for b, j in enumerate(child)}
@@ -164,7 +189,11 @@ def bone_transforms(skeleton, rotations: dict[str, np.ndarray]) -> np.ndarray:
 def random_pose(skeleton, rng: np.random.Generator, max_angle: float) -> dict[str, np.ndarray]:
     from keydiff3d.evaluation.deformation import rotation_matrix
 
-    return {b.name: rotation_matrix(rng.normal(size=3), np.radians(rng.uniform(-max_angle, max_angle))) for b in skeleton.bones if b.kind == "edge"}
+    return {
+        b.name: rotation_matrix(rng.normal(size=3), np.radians(rng.uniform(-max_angle, max_angle)))
+        for b in skeleton.bones
+        if b.kind == "edge"
+    }
 
 
 def blend(vertices: np.ndarray, transforms: np.ndarray, dense: np.ndarray) -> np.ndarray:
@@ -174,7 +203,9 @@ def blend(vertices: np.ndarray, transforms: np.ndarray, dense: np.ndarray) -> np
     return linear_blend_skinning(vertices, dense, transforms[None])[0]
 
 
-def deformation_error(vertices, skeleton, reference, candidates: dict[str, np.ndarray], poses: int, max_angle: float, seed: int = 0) -> dict[str, float]:
+def deformation_error(
+    vertices, skeleton, reference, candidates: dict[str, np.ndarray], poses: int, max_angle: float, seed: int = 0
+) -> dict[str, float]:
     """Mean vertex distance (% of the largest side) of each candidate's deformation to the reference's."""
     rng = np.random.default_rng(seed)
     extent = float(np.ptp(vertices, axis=0).max())
@@ -215,9 +246,16 @@ def bone_heat(vertices, faces, skeleton) -> tuple[np.ndarray, float]:
 
     bones = skeleton.bones
     index = {b.name: i for i, b in enumerate(bones)}
-    heat = blender_bone_heat(vertices, faces, [b.head for b in bones], [b.tail for b in bones],
-                             [index[b.parent] if b.parent else -1 for b in bones], deform=[b.deform for b in bones],
-                             names=[b.name for b in bones], rolls=[b.roll for b in bones])
+    heat = blender_bone_heat(
+        vertices,
+        faces,
+        [b.head for b in bones],
+        [b.tail for b in bones],
+        [index[b.parent] if b.parent else -1 for b in bones],
+        deform=[b.deform for b in bones],
+        names=[b.name for b in bones],
+        rolls=[b.roll for b in bones],
+    )
     return heat.weights[:, [i for i, b in enumerate(bones) if b.deform]], heat.seconds
 
 
@@ -232,12 +270,16 @@ METHOD_PARAMS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000, 100_000, 200_000], help="target vertex counts")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 40_000, 100_000, 200_000], help="target vertex counts"
+    )
     parser.add_argument("--quality-size", type=int, default=40_000, help="vertex count of the held-out quality asset")
     parser.add_argument("--poses", type=int, default=8, help="random poses per error measurement")
     parser.add_argument("--max-angle", type=float, default=45.0, help="largest bone rotation of a pose (degrees)")
     parser.add_argument("--no-blender", action="store_true", help="skip Blender's bone heat (ours only)")
-    parser.add_argument("--out", type=Path, default=Path("out/bench/rigging"), help="results.json and rigging.png go here")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/bench/rigging"), help="results.json and rigging.png go here"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -258,11 +300,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_blender:
             candidates["bone_heat"], row["bone_heat_s"] = bone_heat(vertices, faces, skeleton)
             row["bone_heat_unweighted"] = int((candidates["bone_heat"].sum(1) <= 0).sum())
-        for method, err in deformation_error(vertices, skeleton, reference, candidates, args.poses, args.max_angle).items():
+        for method, err in deformation_error(
+            vertices, skeleton, reference, candidates, args.poses, args.max_angle
+        ).items():
             row[f"{method}_err"] = err
         rows.append(row)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    (args.out / "results.json").write_text(json.dumps({"rows": rows, "params": METHOD_PARAMS, "poses": args.poses, "max_angle": args.max_angle}, indent=1))
+    (args.out / "results.json").write_text(
+        json.dumps({"rows": rows, "params": METHOD_PARAMS, "poses": args.poses, "max_angle": args.max_angle}, indent=1)
+    )
     _plot(rows, args.out / "rigging.png")
     print(_table(rows))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'rigging.png'}")
@@ -270,15 +316,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| asset | vertices | gaussian s | gaussian_scaled s | bone heat s | speed-up (scaled) | err gaussian % | err scaled % | err bone heat % | scaled / heat |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| asset | vertices | gaussian s | gaussian_scaled s | bone heat s | speed-up (scaled) | err gaussian % | err scaled % | err bone heat % | scaled / heat |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         heat = r.get("bone_heat_s")
         lines.append(
             f"| {r['asset']} | {r['vertices']} | {r['gaussian_s']:.3f} | {r['gaussian_scaled_s']:.3f} | "
             + (f"{heat:.2f} | {heat / r['gaussian_scaled_s']:.0f}x | " if heat else "- | - | ")
             + f"{r['gaussian_err']:.3f} | {r['gaussian_scaled_err']:.3f} | "
-            + (f"{r['bone_heat_err']:.3f} | {r['gaussian_scaled_err'] / r['bone_heat_err']:.2f} |" if heat else "- | - |")
+            + (
+                f"{r['bone_heat_err']:.3f} | {r['gaussian_scaled_err'] / r['bone_heat_err']:.2f} |"
+                if heat
+                else "- | - |"
+            )
         )
     return "\n".join(lines)
 
@@ -292,10 +344,16 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     timing = [r for r in rows if r["asset"] == "quadruped"]
     x = [r["vertices"] for r in timing]
-    for key, label in (("gaussian_s", "ours: gaussian"), ("gaussian_scaled_s", "ours: gaussian_scaled"), ("bone_heat_s", "Blender bone heat")):
+    for key, label in (
+        ("gaussian_s", "ours: gaussian"),
+        ("gaussian_scaled_s", "ours: gaussian_scaled"),
+        ("bone_heat_s", "Blender bone heat"),
+    ):
         if key in timing[0]:
             left.plot(x, [r[key] for r in timing], "o-", label=label)
-    left.set(xscale="log", yscale="log", xlabel="vertices", ylabel="seconds (skeleton + skinning)", title="time, 2 CPU cores")
+    left.set(
+        xscale="log", yscale="log", xlabel="vertices", ylabel="seconds (skeleton + skinning)", title="time, 2 CPU cores"
+    )
     left.legend()
     methods = [m for m in ("gaussian", "gaussian_scaled", "bone_heat") if f"{m}_err" in rows[0]]
     labels = [f"{r['asset']}\n{r['vertices'] // 1000}k" for r in rows]

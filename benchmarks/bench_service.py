@@ -75,8 +75,20 @@ def _serve(checkpoint: str, device: str, scratch: Path) -> tuple[subprocess.Pope
     import httpx
 
     port = _free_port()
-    command = [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", str(port), "--data-dir", str(scratch / "data"),
-               "--checkpoint", checkpoint, "--device", device]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "keydiff3d.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(scratch / "data"),
+        "--checkpoint",
+        checkpoint,
+        "--device",
+        device,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

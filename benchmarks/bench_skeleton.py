@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from keydiff3d.bench import machine_description
 
 DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -94,8 +95,13 @@ def tree_edges(keypoints: np.ndarray, adjacency: np.ndarray, tree: Tree, inside:
     n = len(keypoints)
     euclidean = tree.length_weight is None
     a = clean_adjacency(np.ones((n, n)) if euclidean else adjacency, n)
-    penalty = edge_penalty(keypoints, a, inside=inside if tree.volume_weight else None, volume_weight=tree.volume_weight,
-                           length_weight=1.0 if euclidean else tree.length_weight)  # fmt: skip
+    penalty = edge_penalty(
+        keypoints,
+        a,
+        inside=inside if tree.volume_weight else None,
+        volume_weight=tree.volume_weight,
+        length_weight=1.0 if euclidean else tree.length_weight,
+    )
     return np.asarray(maximum_spanning_tree(a, keypoints, penalty), np.int64)
 
 
@@ -181,8 +187,12 @@ def silhouette_insides(data) -> list[Inside]:
     insides = []
     for i in range(len(data)):
         item = data.dataset[i]
-        views = MultiViewResult(images=item.images.astype(np.float32) / 255.0, masks=item.masks.astype(np.float32) / 255.0,
-                                cameras=item.cameras, input_view=input_view_index(item.cameras))  # fmt: skip
+        views = MultiViewResult(
+            images=item.images.astype(np.float32) / 255.0,
+            masks=item.masks.astype(np.float32) / 255.0,
+            cameras=item.cameras,
+            input_view=input_view_index(item.cameras),
+        )
         insides.append(silhouette_inside(views))
     return insides
 
@@ -253,6 +263,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
+
     from keydiff3d.progress import tqdm_progress
 
     torch.manual_seed(0)
@@ -323,8 +334,13 @@ def run_synthetic(args, progress):
 
 
 BASELINE = Tree(0.0, LENGTH_SWEEP_VOLUME).label  # the tree the rig builder made before either sweep (w = 0, v = 1)
-COLUMNS = (("cd_j2b", "CD-J2B"), ("cd_b2b", "CD-B2B"), ("mean_bone", "mean bone"), ("max_bone", "max bone"),
-           ("long_bones", "bones > longest true bone"))  # fmt: skip
+COLUMNS = (
+    ("cd_j2b", "CD-J2B"),
+    ("cd_b2b", "CD-B2B"),
+    ("mean_bone", "mean bone"),
+    ("max_bone", "max bone"),
+    ("long_bones", "bones > longest true bone"),
+)
 
 
 def _markdown(
@@ -418,8 +434,14 @@ def _cell(value: float, metric: str) -> str:
     return f"{value:.1f}" if metric.startswith("cd_") else f"{value:.3f}"
 
 
-def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: float, volume_weights: Sequence[float],
-          chosen_volume: float, path: Path) -> None:  # fmt: skip
+def _plot(
+    scores: dict[str, SplitScores],
+    weights: Sequence[float],
+    chosen: float,
+    volume_weights: Sequence[float],
+    chosen_volume: float,
+    path: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -432,9 +454,20 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
     ]
     fig, axes = plt.subplots(2, len(panels), figsize=(11, 6.4))
     v1 = LENGTH_SWEEP_VOLUME
-    for row, (ticks, chosen_at, xlabel) in enumerate(((
-            [f"{w:g}" for w in weights] + ["eucl."], list(weights).index(chosen), "length weight w (eucl. = Euclidean MST)"), (
-            [f"{v:g}" for v in volume_weights], list(volume_weights).index(chosen_volume), "volume weight v (length weight 0)"))):  # fmt: skip
+    for row, (ticks, chosen_at, xlabel) in enumerate(
+        (
+            (
+                [f"{w:g}" for w in weights] + ["eucl."],
+                list(weights).index(chosen),
+                "length weight w (eucl. = Euclidean MST)",
+            ),
+            (
+                [f"{v:g}" for v in volume_weights],
+                list(volume_weights).index(chosen_volume),
+                "volume weight v (length weight 0)",
+            ),
+        )
+    ):
         x = np.arange(len(ticks))
         for ax, (metric, title) in zip(axes[row], panels):
             for split, style in (("train", ":"), ("test", "-")):
@@ -463,8 +496,11 @@ def _plot(scores: dict[str, SplitScores], weights: Sequence[float], chosen: floa
             ax.grid(alpha=0.3)
         axes[row][0].legend(fontsize=7)
         axes[row][-1].legend(fontsize=7)
-    fig.suptitle("Spanning trees vs ground-truth skeletons: length sweep (top), volume sweep (bottom); "
-                 "dotted: training split, solid: held-out; dashed line: chosen weight", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        "Spanning trees vs ground-truth skeletons: length sweep (top), volume sweep (bottom); "
+        "dotted: training split, solid: held-out; dashed line: chosen weight",
+        fontsize=9,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -660,6 +696,8 @@ def real_creature(path: Path, asset, checkpoint=None) -> RealCreature:
     """The creature's context; keypoints from the rig-mesh path's prediction (the preset's
     checkpoint unless `checkpoint` is given) on the rest mesh as the add-on sends it (welded
     vertices, the file's colours at the nearest vertex)."""
+    from scipy.spatial import cKDTree
+
     from keydiff3d.evaluation import rig_quality
     from keydiff3d.mesh_io import load_mesh
     from keydiff3d.pipeline.keypoints import named_checkpoint
@@ -667,7 +705,6 @@ def real_creature(path: Path, asset, checkpoint=None) -> RealCreature:
     from keydiff3d.pipeline.rig import load_preset
     from keydiff3d.rigging.symmetry import surface_mirror, surface_samples
     from keydiff3d.synthetic.renderer import RenderMesh
-    from scipy.spatial import cKDTree
 
     preset = load_preset(PRESET_OF_CATEGORY.get(asset.category, "generic"))
     own = load_mesh(path)

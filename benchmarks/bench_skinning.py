@@ -500,7 +500,6 @@ def _category_preset(category: str) -> str:
 
 def _bundle_rig(bundle_dir: Path, name: str, source: str) -> ProductRig:
     from keydiff3d.rigging.io import load_bundle
-
     from keydiff3d_addon.rigcore.frames import to_z_up
 
     bundle = load_bundle(bundle_dir)

@@ -29,7 +29,7 @@ def _image(size: int = 256):
     import numpy as np
 
     rgba = np.zeros((size, size, 4), np.float32)
-    rgba[size // 6: -size // 6, size // 4: -size // 4] = [0.7, 0.4, 0.2, 1.0]
+    rgba[size // 6 : -size // 6, size // 4 : -size // 4] = [0.7, 0.4, 0.2, 1.0]
     return rgba
 
 
@@ -55,7 +55,9 @@ def measure(generator, image=None) -> dict:
     start = time.perf_counter()
     result = generator.from_image(_image() if image is None else image, Progress(on_progress))
     total = time.perf_counter() - start
-    step_marks = [t for t, m in marks if m.startswith("denoising step")] + [next(t for t, m in marks if m == "denoised")]
+    step_marks = [t for t, m in marks if m.startswith("denoising step")] + [
+        next(t for t, m in marks if m == "denoised")
+    ]
     step_times = [b - a for a, b in zip(step_marks, step_marks[1:])]
     decode = next(t for t, m in marks if m == "decoded") - step_marks[-1]
     return {
@@ -80,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     full = cuda and not args.tiny
     device = "cuda" if cuda else "cpu"
     if not full:
-        print("CUDA is needed for the full-size SV3D-p (1.5 B U-Net, 576 px, 21 frames); running the tiny architecture at 64 px on the CPU")
+        print(
+            "CUDA is needed for the full-size SV3D-p (1.5 B U-Net, 576 px, 21 frames); running the tiny architecture at 64 px on the CPU"
+        )
     size = 576 if full else 64
     dtypes = [d for d in args.dtypes.split(",") if d] if cuda else ["fp32"]
     attentions = [a for a in args.attention.split(",") if a]
@@ -103,24 +107,44 @@ def run(args: argparse.Namespace) -> int:
                     torch.cuda.empty_cache()
             per_step = sum(measured["step_s"][1:]) / max(1, len(measured["step_s"]) - 1)  # first step = warm-up
             row = {
-                "dtype": dtype, "attention": attention, "size": size, "frames": 21, "per_step_s": per_step,
-                "estimated_total_s": per_step * args.schedule_steps + measured["decode_s"], "decode_s": measured["decode_s"],
-                "peak_gib": measured["peak_gib"], "feature_shapes": measured["feature_shapes"],
+                "dtype": dtype,
+                "attention": attention,
+                "size": size,
+                "frames": 21,
+                "per_step_s": per_step,
+                "estimated_total_s": per_step * args.schedule_steps + measured["decode_s"],
+                "decode_s": measured["decode_s"],
+                "peak_gib": measured["peak_gib"],
+                "feature_shapes": measured["feature_shapes"],
             }
             rows.append(row)
-            print(f"{dtype:5} {attention:8} {per_step:7.3f} s/step  decode {measured['decode_s']:6.2f} s  "
-                  f"est. {args.schedule_steps} steps {row['estimated_total_s']:7.1f} s  peak " + (f"{row['peak_gib']:.1f} GiB" if cuda else "n/a"))
+            print(
+                f"{dtype:5} {attention:8} {per_step:7.3f} s/step  decode {measured['decode_s']:6.2f} s  "
+                f"est. {args.schedule_steps} steps {row['estimated_total_s']:7.1f} s  peak "
+                + (f"{row['peak_gib']:.1f} GiB" if cuda else "n/a")
+            )
     full_run = None
     if not args.no_full_run and rows and "error" not in rows[0]:
         first = rows[0]
         models = random_sv3d_models(full, device, DTYPES[first["dtype"]])
         config = SV3DConfig(size=size, num_steps=args.schedule_steps, decode_chunk=7 if full else 21)
-        generator = SV3DGenerator(models, config, RuntimeOptions(device=device, dtype=first["dtype"], attention=first["attention"]))
+        generator = SV3DGenerator(
+            models, config, RuntimeOptions(device=device, dtype=first["dtype"], attention=first["attention"])
+        )
         measured = measure(generator)
-        full_run = {"dtype": first["dtype"], "attention": first["attention"], "steps": args.schedule_steps, **{k: measured[k] for k in ("total_s", "decode_s", "peak_gib")}}
-        print(f"full {args.schedule_steps}-step run ({first['dtype']}, {first['attention']}): features + 21 views in {measured['total_s']:.1f} s")
+        full_run = {
+            "dtype": first["dtype"],
+            "attention": first["attention"],
+            "steps": args.schedule_steps,
+            **{k: measured[k] for k in ("total_s", "decode_s", "peak_gib")},
+        }
+        print(
+            f"full {args.schedule_steps}-step run ({first['dtype']}, {first['attention']}): features + 21 views in {measured['total_s']:.1f} s"
+        )
     device_name = torch.cuda.get_device_name() if cuda else "CPU"
-    (args.out / "results.json").write_text(json.dumps({"device": device_name, "full_size": full, "settings": rows, "full_run": full_run}, indent=1))
+    (args.out / "results.json").write_text(
+        json.dumps({"device": device_name, "full_size": full, "settings": rows, "full_run": full_run}, indent=1)
+    )
     _plot(rows, args.out / "plot.png", device_name, full)
     print(f"results in {args.out}")
     return 0

@@ -55,8 +55,14 @@ def run(args: argparse.Namespace) -> int:
         creatures = [generate_creature(category, s, detail=0.5) for s in range(4)]
         gen = _cpu(lambda: [generate_creature(category, s, detail=0.5) for s in range(4)]) / 4
         render = sum(_cpu(lambda c=c: render_multiview(c, cams)) for c in creatures) / 4
-        per_category[category] = {"generate_s": gen, "render_21_views_s": render, "triangles": int(np.mean([len(c.faces) for c in creatures]))}
-        print(f"{category:10s} generate {gen * 1e3:6.1f} ms  render 21 views {render * 1e3:6.1f} ms ({render / 21 * 1e3:.1f} ms/view)  {per_category[category]['triangles']} triangles")
+        per_category[category] = {
+            "generate_s": gen,
+            "render_21_views_s": render,
+            "triangles": int(np.mean([len(c.faces) for c in creatures])),
+        }
+        print(
+            f"{category:10s} generate {gen * 1e3:6.1f} ms  render 21 views {render * 1e3:6.1f} ms ({render / 21 * 1e3:.1f} ms/view)  {per_category[category]['triangles']} triangles"
+        )
     results["per_category_cpu"] = per_category
 
     synth = {}
@@ -67,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
             write_dataset(tmp, config, workers=workers)
             wall, cpu = time.perf_counter() - start, _cpu_all() - cpu0
             size_mb = sum(f.stat().st_size for f in Path(tmp).glob("*.npz")) / 1e6
-        synth[workers] = {"creatures_per_s": args.n / wall, "wall_s": wall, "cpu_s_per_creature": cpu / args.n, "mb_per_creature": size_mb / args.n}
+        synth[workers] = {
+            "creatures_per_s": args.n / wall,
+            "wall_s": wall,
+            "cpu_s_per_creature": cpu / args.n,
+            "mb_per_creature": size_mb / args.n,
+        }
         print(
             f"synth --workers {workers}: {args.n / wall:.1f} creatures/s ({wall:.1f} s wall for {args.n}), "
             f"{cpu / args.n * 1e3:.0f} ms CPU per creature, {size_mb / args.n:.2f} MB per creature on disk"
@@ -89,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     ray_ms = _ray_cast_ms(creature, 64)
     raster_ms = _cpu(lambda: render_multiview(creature, orbit_cameras(np.array([0.0]), size=64)), repeat=3) * 1e3
     results["one_view_64px_ms"] = {"rasteriser": raster_ms, "trimesh_ray_caster": ray_ms}
-    print(f"one view at 64 px: rasteriser {raster_ms:.1f} ms vs trimesh ray caster {ray_ms:.0f} ms ({ray_ms / raster_ms:.0f}x)")
+    print(
+        f"one view at 64 px: rasteriser {raster_ms:.1f} ms vs trimesh ray caster {ray_ms:.0f} ms ({ray_ms / raster_ms:.0f}x)"
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,9 @@ def vertex_color_material(name: str) -> bpy.types.Material:
     return material
 
 
-def build_armature_bones(context: bpy.types.Context, armature_obj: bpy.types.Object, bones, placement: Placement, up_axis: str) -> None:
+def build_armature_bones(
+    context: bpy.types.Context, armature_obj: bpy.types.Object, bones, placement: Placement, up_axis: str
+) -> None:
     """Edit bones from rigcore `Bone`s (parent-first order): head/tail placed, parented, connected,
     roll from the bundle, deform flag kept; keypoint index and kind stored on each bone."""
     view_layer = context.view_layer
@@ -231,7 +233,9 @@ def write_vertex_groups(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
                 raise RigImportError(f"Blender did not create the vertex group {name!r}")
 
 
-def add_keypoint_empties(context, armature_obj, keypoints: np.ndarray, size: float, created: _Created) -> list[bpy.types.Object]:
+def add_keypoint_empties(
+    context, armature_obj, keypoints: np.ndarray, size: float, created: _Created
+) -> list[bpy.types.Object]:
     empties = []
     for index, point in enumerate(keypoints):
         empty = created.add(bpy.data.objects.new(f"{armature_obj.name}_kp{index:02d}", None))
@@ -285,7 +289,9 @@ def check_names(bundle: RigBundle) -> None:
             raise RigImportError(f"the bone name {name[:20]!r}... is longer than Blender's {MAX_NAME_BYTES}-byte limit")
     missing = set(bundle.skin.bone_names) - {b.name for b in bundle.skeleton.bones if b.deform}
     if missing:
-        raise RigImportError(f"the skin names bones that are not deform bones of the skeleton: {', '.join(sorted(missing))}")
+        raise RigImportError(
+            f"the skin names bones that are not deform bones of the skeleton: {', '.join(sorted(missing))}"
+        )
 
 
 def rig_record(bundle: RigBundle, source: str, placement: Placement, up_axis: str) -> str:
@@ -407,7 +413,9 @@ def build_rig(
         if rollback is not None:
             rollback.restore()
         created.remove_all()
-        if isinstance(error, (RuntimeError, ValueError, KeyError, TypeError, AttributeError)) and not isinstance(error, RigImportError):
+        if isinstance(error, (RuntimeError, ValueError, KeyError, TypeError, AttributeError)) and not isinstance(
+            error, RigImportError
+        ):
             raise RigImportError(f"importing the rig failed and nothing was added to the scene: {error}") from error
         raise
     return ImportedRig(armature_obj, mesh_obj, empties, placement, timings)

@@ -56,7 +56,9 @@ def default_export() -> str:
 
 def default_index(kind: str) -> int:
     """Position of the default preset in its menu: a dynamic EnumProperty's default must be an index."""
-    names, default = (category_preset_names(), default_category) if kind == "category" else (export_preset_names(), default_export)
+    names, default = (
+        (category_preset_names(), default_category) if kind == "category" else (export_preset_names(), default_export)
+    )
     try:
         return names.index(default())
     except (PresetError, ValueError):

@@ -46,7 +46,10 @@ def png_bytes(width: int, height: int, mode: str = "RGBA") -> bytes:
     from PIL import Image, ImageDraw
 
     image = Image.new(mode, (width, height), (255, 255, 255, 0) if mode == "RGBA" else "white")
-    ImageDraw.Draw(image).ellipse([width * 0.2, height * 0.2, width * 0.8, height * 0.8], fill=(200, 80, 40, 255) if mode == "RGBA" else (200, 80, 40))
+    ImageDraw.Draw(image).ellipse(
+        [width * 0.2, height * 0.2, width * 0.8, height * 0.8],
+        fill=(200, 80, 40, 255) if mode == "RGBA" else (200, 80, 40),
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -28,16 +28,23 @@ def isolated_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYDIFF3D_")}
     home.mkdir(parents=True, exist_ok=True)
     env.update(
-        HOME=str(home), XDG_CACHE_HOME=str(home / "cache"), XDG_CONFIG_HOME=str(home / "config"),
-        XDG_DATA_HOME=str(home / "data"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
 class Server:
     """`keydiff3d serve` as a subprocess. `start()` waits until /v1/health answers and the worker is ready."""
 
-    def __init__(self, data_dir: Path, home: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, home: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir, self.home, self.args, self.env = data_dir, home, args, env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,9 +53,21 @@ class Server:
         home.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 90.0, token: str | None = None) -> "Server":
-        command = [sys.executable, "-m", "keydiff3d.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "keydiff3d.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
+        ]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, env={**isolated_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, env={**isolated_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT
+            )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -82,7 +101,13 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
 
-def wait_for(client: httpx.Client, job_id: str, statuses=("done", "failed", "cancelled"), timeout: float = 120.0, poll: float = 0.1) -> dict:
+def wait_for(
+    client: httpx.Client,
+    job_id: str,
+    statuses=("done", "failed", "cancelled"),
+    timeout: float = 120.0,
+    poll: float = 0.1,
+) -> dict:
     """Poll GET /v1/jobs/{id} until its status is one of `statuses`; returns the last answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -75,7 +75,9 @@ def test_blenders_validator_accepts_the_zip(built_zip):
 
     tool = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
     assert tool.is_file(), f"the bpy wheel has no extension validator at {tool}"
-    result = subprocess.run([sys.executable, str(tool), "validate", str(built_zip)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(tool), "validate", str(built_zip)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
 
@@ -126,7 +128,9 @@ def test_addon_package_imports_without_bpy():
         "import sys; sys.path.insert(0, sys.argv[1]); import keydiff3d_addon, keydiff3d_addon.rigcore; "
         "assert 'bpy' not in sys.modules, 'bpy imported'; assert callable(keydiff3d_addon.register)"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(ADDON_DIR.parent)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(ADDON_DIR.parent)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bpy_fixtures import (
+    CREATURE_KEYPOINTS,
+    bpy,
+    hierarchy,
+    make_chain_bundle,
+    world_positions,
+)  # noqa: F401
 from scipy.spatial import cKDTree
 
-from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, hierarchy, make_chain_bundle, world_positions  # noqa: F401
-
 from keydiff3d.cli import main as cli_main
-from keydiff3d_addon.rigcore import read_bundle
 from keydiff3d_addon.exporter import RigExportError, export_rig
 from keydiff3d_addon.importer import import_bundle
-from keydiff3d_addon.rigcore import PresetError
+from keydiff3d_addon.rigcore import PresetError, read_bundle
 
 pytestmark = pytest.mark.bpy
 
@@ -137,12 +141,26 @@ def test_export_command_writes_fbx_glb_and_blend(tmp_path, capsys):
     bundle = make_chain_bundle(tmp_path / "bundle")
     out = tmp_path / "out"
     code = cli_main(
-        ["export", str(bundle), "--fbx", str(out / "rig.fbx"), "--glb", str(out / "rig.glb"),
-         "--blend", str(out / "rig.blend"), "--target", "unreal", "--height", "2"]
-    )  # fmt: skip
+        [
+            "export",
+            str(bundle),
+            "--fbx",
+            str(out / "rig.fbx"),
+            "--glb",
+            str(out / "rig.glb"),
+            "--blend",
+            str(out / "rig.blend"),
+            "--target",
+            "unreal",
+            "--height",
+            "2",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out.splitlines()  # Blender's exporters print too: our lines are the paths
-    assert [line for line in printed if line.startswith(str(out))] == [str(out / n) for n in ("rig.fbx", "rig.glb", "rig.blend")]
+    assert [line for line in printed if line.startswith(str(out))] == [
+        str(out / n) for n in ("rig.fbx", "rig.glb", "rig.blend")
+    ]
     armature, mesh = reimport(out / "rig.fbx")
     deform = [b for b in armature.data.bones if b.name != "root"]
     assert len(deform) == len(CREATURE_KEYPOINTS) - 1

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pygltflib
 import pytest
+from bpy_fixtures import bpy, chain_bundle, clean_scene, hierarchy, world_positions  # noqa: F401  (fixtures)
 from fbx_reader import read_fbx
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
-
-from bpy_fixtures import bpy, chain_bundle, clean_scene, hierarchy, world_positions  # noqa: F401  (fixtures)
 
 from keydiff3d_addon.exporter import export_rig
 from keydiff3d_addon.importer import PROP_KEYPOINT, import_bundle

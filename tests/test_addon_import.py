@@ -6,13 +6,11 @@ import json
 
 import numpy as np
 import pytest
-
 from bpy_fixtures import CREATURE_KEYPOINTS, bpy, chain_bundle, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
 from mathutils import Vector  # noqa: E402  (available once bpy is loaded)
 
-from keydiff3d_addon.rigcore import read_bundle, write_bundle, zip_bundle
 from keydiff3d_addon.importer import PROP_KEYPOINT, PROP_RIG, RigImportError, build_rig, import_bundle
-from keydiff3d_addon.rigcore import METHODS
+from keydiff3d_addon.rigcore import METHODS, read_bundle, write_bundle, zip_bundle
 from keydiff3d_addon.rigcore import read_bundle as addon_read_bundle
 from keydiff3d_addon.weights import recompute_weights
 
@@ -38,7 +36,10 @@ def vertex_positions(mesh) -> np.ndarray:
 
 
 def scene_state() -> dict[str, list[str]]:
-    return {kind: sorted(getattr(bpy.data, kind).keys()) for kind in ("objects", "meshes", "armatures", "materials", "collections")}
+    return {
+        kind: sorted(getattr(bpy.data, kind).keys())
+        for kind in ("objects", "meshes", "armatures", "materials", "collections")
+    }
 
 
 def test_import_builds_tree_of_deform_bones(clean_scene, chain_bundle):

@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-
 from bpy_fixtures import CREATURE_KEYPOINTS, bpy, clean_scene, make_chain_bundle  # noqa: F401  (fixtures)
 
 from keydiff3d.addon_build import build_addon
@@ -17,8 +16,21 @@ from keydiff3d.addon_build import build_addon
 pytestmark = pytest.mark.bpy
 
 MODULE = "bl_ext.user_default.keydiff3d"
-PANELS = ("KEYDIFF3D_PT_rig", "KEYDIFF3D_PT_import", "KEYDIFF3D_PT_weights", "KEYDIFF3D_PT_export", "KEYDIFF3D_PT_backend")
-OPERATORS = ("check_backend", "import_bundle", "recompute_weights", "export_rig", "rig_image_remote", "rig_selected_mesh")
+PANELS = (
+    "KEYDIFF3D_PT_rig",
+    "KEYDIFF3D_PT_import",
+    "KEYDIFF3D_PT_weights",
+    "KEYDIFF3D_PT_export",
+    "KEYDIFF3D_PT_backend",
+)
+OPERATORS = (
+    "check_backend",
+    "import_bundle",
+    "recompute_weights",
+    "export_rig",
+    "rig_image_remote",
+    "rig_selected_mesh",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +44,9 @@ def install_result(built_zip):
     import addon_utils
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    result = bpy.ops.extensions.package_install_files(filepath=str(built_zip), repo="user_default", enable_on_install=True)
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(built_zip), repo="user_default", enable_on_install=True
+    )
     enabled_on_install = MODULE in bpy.context.preferences.addons
     yield result, enabled_on_install
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -5,10 +5,9 @@ local server in the Hub's layout (hub_support.py)."""
 from __future__ import annotations
 
 import pytest
+from bpy_fixtures import addon, bpy  # noqa: F401  (fixtures)
 from hub_support import LocalHub
 from service_support import Server
-
-from bpy_fixtures import addon, bpy  # noqa: F401  (fixtures)
 
 from keydiff3d import weights
 from keydiff3d.multiview.sv3d.testing import write_tiny_svd_xt

@@ -8,9 +8,8 @@ import inspect
 
 import numpy as np
 import pytest
-from service_support import json_backend
-
 from bpy_fixtures import addon, bpy, creature_mesh, make_chain_bundle  # noqa: F401  (fixtures)
+from service_support import json_backend
 
 from keydiff3d_addon.rigcore import compute_skin_weights, read_bundle
 from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, list_presets
@@ -377,6 +376,8 @@ def test_a_truncated_mesh_file_is_named_in_the_error(addon, tmp_path):
     bundle = make_chain_bundle(tmp_path / "bundle")
     data = (bundle / "mesh.ply").read_bytes()
     (bundle / "mesh.ply").write_bytes(data[: len(data) - 500])  # cut inside the face list
-    with pytest.raises(RigImportError, match=r"cannot read the rig bundle .*bundle: mesh\.ply: .*past the end of the file"):
+    with pytest.raises(
+        RigImportError, match=r"cannot read the rig bundle .*bundle: mesh\.ply: .*past the end of the file"
+    ):
         import_bundle(bundle)
     assert len(bpy.data.objects) == 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from keydiff3d.bench import _load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,20 @@ bench = _load("keypoints")
 
 
 def seed_row(seed: int, mpjpe: float, p_mpjpe: float = 100.0) -> dict:
-    return {"mpjpe": mpjpe, "n_mpjpe": mpjpe - 5, "p_mpjpe": p_mpjpe, "linear_mpjpe": mpjpe + 10, "cd_j2j": 90.0,
-            "cd_j2b": 70.0 + seed, "train_seconds": 100.0, "predict_seconds": 5.0, "steps": 1200, "count": 400,
-            "seed": seed, "per_category_mpjpe": {"biped": mpjpe - 20, "bird": mpjpe + 20}}
+    return {
+        "mpjpe": mpjpe,
+        "n_mpjpe": mpjpe - 5,
+        "p_mpjpe": p_mpjpe,
+        "linear_mpjpe": mpjpe + 10,
+        "cd_j2j": 90.0,
+        "cd_j2b": 70.0 + seed,
+        "train_seconds": 100.0,
+        "predict_seconds": 5.0,
+        "steps": 1200,
+        "count": 400,
+        "seed": seed,
+        "per_category_mpjpe": {"biped": mpjpe - 20, "bird": mpjpe + 20},
+    }
 
 
 def test_over_seeds_reports_mean_std_and_each_seed():
@@ -33,7 +44,9 @@ def test_targets_are_checked_on_the_seed_means():
         "supervised": bench._over_seeds([seed_row(0, 150.0, 70.0)]),
     }
     checks = bench._targets(rows)
-    k1, triangulation, supervised = (checks[name] for name in ("(b) MPJPE <= 0.80 x (c)", "(b) MPJPE <= 0.95 x (d)", "(b) P-MPJPE <= 1.5 x (e)"))
+    k1, triangulation, supervised = (
+        checks[name] for name in ("(b) MPJPE <= 0.80 x (c)", "(b) MPJPE <= 0.95 x (d)", "(b) P-MPJPE <= 1.5 x (e)")
+    )
     assert k1["ratio"] == pytest.approx(145 / 190) and k1["met"]
     assert triangulation["ratio"] == pytest.approx(145 / 155) and triangulation["met"]
     assert supervised["ratio"] == pytest.approx(110 / 70) and not supervised["met"]

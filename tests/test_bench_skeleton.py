@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from keydiff3d.bench import _load
 from keydiff3d.evaluation.protocol import Predictions
 
@@ -19,16 +20,27 @@ def _fixture() -> Predictions:
         a[i, j] = a[j, i] = 0.5
     a[0, 4] = a[4, 0] = 1.0
     keypoints = np.stack([C_JOINTS, 0.5 * C_JOINTS])  # keypoints on the true joints; the second creature is half size
-    return Predictions(keypoints=keypoints, joints=[C_JOINTS, 0.5 * C_JOINTS], bones=[C_BONES, C_BONES],
-                       categories=np.array(["quadruped", "biped"]), adjacency=a)  # fmt: skip
+    return Predictions(
+        keypoints=keypoints,
+        joints=[C_JOINTS, 0.5 * C_JOINTS],
+        bones=[C_BONES, C_BONES],
+        categories=np.array(["quadruped", "biped"]),
+        adjacency=a,
+    )
 
 
 def test_scores_prefer_the_tree_that_follows_the_true_skeleton():
     # edge scores / max(a): cross 1 - 1.41 w, chain 0.5 - 0.5 w -> the cross edge stays while w < 0.55
     trees = bench.trees_for([0.0, 1.0])
     scores = bench.score_split(_fixture(), [lambda p: np.ones(len(p), bool)] * 2, trees)
-    assert [t.label for t in trees] == ["learned, w=0", "learned, w=1", "euclidean", "learned, w=0 + volume 1",
-                                        "learned, w=1 + volume 1", "euclidean + volume 1"]  # fmt: skip
+    assert [t.label for t in trees] == [
+        "learned, w=0",
+        "learned, w=1",
+        "euclidean",
+        "learned, w=0 + volume 1",
+        "learned, w=1 + volume 1",
+        "euclidean + volume 1",
+    ]
     truth = scores.items[bench.GROUND_TRUTH]
     assert truth["cd_b2b"].tolist() == [0.0, 0.0] and truth["mean_bone"].tolist() == [1.0, 0.5]
     for label in ("learned, w=1", "euclidean", "learned, w=1 + volume 1"):
@@ -67,8 +79,13 @@ def test_volume_sweep_trees_and_choice():
     # 3 of the cross edge 0-4's 8 samples (0.67 < x < 1.2) lie outside: at w=0 its score 1 - 0.375 v beats
     # the chain's 0.5 while v < 1.33, so v=1 keeps it and v=2 drops it
     trees = bench.trees_for([0.0], [0.0, 1.0, 2.0])
-    assert [t.label for t in trees] == ["learned, w=0", "euclidean", "learned, w=0 + volume 1", "euclidean + volume 1",
-                                        "learned, w=0 + volume 2"]  # fmt: skip
+    assert [t.label for t in trees] == [
+        "learned, w=0",
+        "euclidean",
+        "learned, w=0 + volume 1",
+        "euclidean + volume 1",
+        "learned, w=0 + volume 2",
+    ]
 
     def c_band(points):
         p = np.asarray(points)
@@ -90,8 +107,17 @@ def test_volume_sweep_trees_and_choice():
 
 
 def _row(**values) -> dict:
-    base = {"cd_j2j_ratio": 0.5, "cd_j2b_ratio": 0.4, "cd_b2b_ratio": 0.4, "inside_fraction": 0.97, "long_bones": 0,
-            "bones": 20, "animation_fit": 0.002, "posability": 0.001, "sided_fraction": 0.5}
+    base = {
+        "cd_j2j_ratio": 0.5,
+        "cd_j2b_ratio": 0.4,
+        "cd_b2b_ratio": 0.4,
+        "inside_fraction": 0.97,
+        "long_bones": 0,
+        "bones": 20,
+        "animation_fit": 0.002,
+        "posability": 0.001,
+        "sided_fraction": 0.5,
+    }
     return {**base, **values}
 
 
@@ -100,10 +126,14 @@ def _per_asset(refined_fit: float, refined_b2b: float, long_bones: int = 0) -> d
         "_bilateral": True,
         "_preset": "generic",
         "artist": {"artist": _row(animation_fit=0.001, posability=0.001), "_seconds": 0.0},
-        "curve baseline": {"bone heat": _row(animation_fit=0.003, cd_j2j_ratio=0.62, cd_b2b_ratio=0.43),
-                           "_seconds": 0.0},
-        "refined": {"preset": _row(animation_fit=refined_fit, cd_b2b_ratio=refined_b2b, long_bones=long_bones),
-                    "_seconds": 0.0},
+        "curve baseline": {
+            "bone heat": _row(animation_fit=0.003, cd_j2j_ratio=0.62, cd_b2b_ratio=0.43),
+            "_seconds": 0.0,
+        },
+        "refined": {
+            "preset": _row(animation_fit=refined_fit, cd_b2b_ratio=refined_b2b, long_bones=long_bones),
+            "_seconds": 0.0,
+        },
     }
     return {"A": creature, "B": creature}
 
@@ -123,6 +153,7 @@ def test_real_part_scores_every_rig_of_a_creature(tmp_path):
     import argparse
 
     from bpy_fixtures import bpy  # noqa: F401
+
     from keydiff3d.paths import RIGGED_ASSETS_DIR
 
     rigs = [r for r in bench.real_rigs() if r.label in ("refined (curve only)", "curve baseline", "artist")]
@@ -143,8 +174,12 @@ def test_a_designed_setting_changes_only_on_a_clear_gain():
         return {"cd_j2j_ratio": ratios, "cd_b2b_ratio": np.full(20, 0.2), "bones": np.full(20, 30)}
 
     noise = np.tile([0.01, -0.01], 10)
-    curves = {"refined (fused)": variant(0.0), "fused, no mirror": variant(-0.05),
-              "fused, no max bone": variant(0.02), "refined (curve only)": variant(noise)}
+    curves = {
+        "refined (fused)": variant(0.0),
+        "fused, no mirror": variant(-0.05),
+        "fused, no max bone": variant(0.02),
+        "refined (curve only)": variant(noise),
+    }
     choices = bench.curve_choices(curves)
     assert choices["fused, no mirror"][2] is False  # 0.05 lower, no spread: off is better
     assert choices["fused, no max bone"][2] is True

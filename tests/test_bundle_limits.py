@@ -13,9 +13,9 @@ import zipfile
 import numpy as np
 import pytest
 from hostile_inputs import add_chain_bones, edit_rig_json, peak_memory, small_bundle, zip_of_directory
+
 from keydiff3d.errors import InputError
 from keydiff3d.rigging.io import load_bundle
-
 from keydiff3d_addon.rigcore import BundleError, PlyError, parse_ply, read_bundle, write_bundle
 from keydiff3d_addon.rigcore import bundle as bundle_module
 from keydiff3d_addon.rigcore.bundle import (

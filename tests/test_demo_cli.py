@@ -19,14 +19,21 @@ pytestmark = pytest.mark.slow
 def run_demo(out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "keydiff3d.cli", "demo", "--out", str(out), *extra], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "keydiff3d.cli", "demo", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     return done, time.perf_counter() - began
 
 
 def check_outputs(out):
     import trimesh
-    from keydiff3d.rigging.io import load_bundle
     from PIL import Image
+
+    from keydiff3d.rigging.io import load_bundle
 
     bundle = load_bundle(out)
     n = len(bundle.skeleton.keypoints)
@@ -36,7 +43,9 @@ def check_outputs(out):
     for name in ("rig.glb", "rig.fbx", "rig.blend", "preview.png"):
         assert (out / name).stat().st_size > 1000, name
     assert (out / "rig.fbx").read_bytes()[:18] == b"Kaydara FBX Binary"
-    assert (out / "rig.blend").read_bytes()[:7] == b"BLENDER" or (out / "rig.blend").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # plain or zstd
+    assert (out / "rig.blend").read_bytes()[:7] == b"BLENDER" or (out / "rig.blend").read_bytes()[
+        :4
+    ] == b"\x28\xb5\x2f\xfd"  # plain or zstd
     preview = Image.open(out / "preview.png")
     assert preview.size == (4 * 256, 256)
     # keypoints are drawn: the preview differs from the plain views somewhere in red
@@ -65,7 +74,6 @@ def test_demo_with_the_shipped_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     bundle = check_outputs(tmp_path / "demo")
     from keydiff3d.pipeline.keypoints import named_checkpoint
-
     from keydiff3d_addon.rigcore import load_category_preset
 
     # the sample is a quadruped: the quadruped preset's own checkpoint (its 20 keypoints)

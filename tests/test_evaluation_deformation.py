@@ -134,13 +134,13 @@ def test_a_seam_that_opens_tears_even_with_no_edge_across_it():
     split_v = np.vstack([v, v[copies]])
     remap = np.arange(len(v))
     remap[copies] = len(v) + np.arange(len(copies))
-    right = (v[f].mean(1)[:, 0] > 1.0)
+    right = v[f].mean(1)[:, 0] > 1.0
     split_f = np.where(right[:, None], remap[f], f)  # faces right of the seam use the copies
     rigid = np.stack([split_v[:, 0] < 1.0, split_v[:, 0] >= 1.0], 1).astype(float)
-    rigid[len(v):] = [0.0, 1.0]  # the copies follow the second bone, the originals the first
+    rigid[len(v) :] = [0.0, 1.0]  # the copies follow the second bone, the originals the first
     rigid[copies] = [1.0, 0.0]
     split = posability(split_v, split_f, rigid, heads, tails, parents, bones=[1], degrees=90.0)
     same = rigid.copy()
-    same[len(v):] = same[copies]  # copies carry the same weights: the seam holds
+    same[len(v) :] = same[copies]  # copies carry the same weights: the seam holds
     held = posability(split_v, split_f, same, heads, tails, parents, bones=[1], degrees=90.0)
     assert split.torn[1] > held.torn[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+
 from keydiff3d.evaluation import rig_quality as rq
 from keydiff3d.rigging.symmetry import MirrorPlane
 
@@ -83,6 +84,7 @@ def test_bones_graph_welds_shared_ends():
 @pytest.mark.bpy
 def test_artist_skeleton_and_deformation_of_a_real_creature():
     from bpy_fixtures import bpy  # noqa: F401
+
     from keydiff3d.evaluation.rigged_assets import load_rigged_asset
     from keydiff3d.paths import RIGGED_ASSETS_DIR
     from keydiff3d.rigging.symmetry import surface_mirror

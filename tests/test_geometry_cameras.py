@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from keydiff3d.geometry import (
-    SV3D_INPUT_FRAME,
     OBJECT_EXTENT,
+    SV3D_INPUT_FRAME,
     Cameras,
     fit_to_world,
     orbit_cameras,

@@ -28,7 +28,10 @@ ADDON = REPO / "keydiff3d_addon"
 # layer and the ones before it. "commands" are the modules `keydiff3d.cli.COMMANDS` names: entry points,
 # on top whatever folder they live in (each command lives in its stage).
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"keydiff3d", "errors", "progress", "paths", "geometry", "device", "image_io", "networks", "blender"}),
+    (
+        "foundations",
+        {"keydiff3d", "errors", "progress", "paths", "geometry", "device", "image_io", "networks", "blender"},
+    ),
     ("weight files", {"weights", "weights_download"}),
     ("data and generators", {"mesh_io", "synthetic", "segmentation", "multiview"}),
     ("model", {"model"}),

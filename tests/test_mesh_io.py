@@ -32,7 +32,11 @@ def test_gltf_is_turned_z_up_and_other_formats_are_taken_as_z_up(tmp_path):
     box = trimesh.creation.box(extents=(0.1, 0.2, 0.4))  # tallest along z
     to_gltf_frame(box).export(tmp_path / "box.glb")
     box.export(tmp_path / "box.ply")
-    for mesh in (load_mesh(tmp_path / "box.glb"), load_mesh((tmp_path / "box.glb").read_bytes(), "glb"), load_mesh(tmp_path / "box.ply")):
+    for mesh in (
+        load_mesh(tmp_path / "box.glb"),
+        load_mesh((tmp_path / "box.glb").read_bytes(), "glb"),
+        load_mesh(tmp_path / "box.ply"),
+    ):
         np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [0.1, 0.2, 0.4], atol=1e-6)
     stored = load_mesh(tmp_path / "box.glb", up_axis="Z")  # the file's coordinates as stored: y up
     np.testing.assert_allclose(np.ptp(stored.vertices, axis=0), [0.1, 0.4, 0.2], atol=1e-6)
@@ -84,7 +88,9 @@ def test_bundle_colours_of_a_textured_mesh_are_its_texels(tmp_path):
     tex[:8] = [255, 0, 0]
     tex[8:] = [0, 255, 0]
     quad = trimesh.Trimesh(verts, [[0, 1, 2], [0, 2, 3]], process=False)
-    quad.visual = trimesh.visual.TextureVisuals(uv=uv, material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(tex)))
+    quad.visual = trimesh.visual.TextureVisuals(
+        uv=uv, material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(tex))
+    )
     to_gltf_frame(quad).export(tmp_path / "quad.glb")
     colors = load_mesh(tmp_path / "quad.glb").vertex_colors_rgba8()
     np.testing.assert_array_equal(colors, [[0, 255, 0, 255], [0, 255, 0, 255], [255, 0, 0, 255], [255, 0, 0, 255]])
@@ -95,7 +101,11 @@ def test_bundle_colours_of_a_textured_mesh_are_its_texels(tmp_path):
 
 @pytest.mark.parametrize(
     "data, file_type, words",
-    [(b"", "glb", "empty"), (b"glTF-not-really" * 20, "glb", "could not be parsed"), (b"ply\nformat nonsense\n", "ply", "could not be parsed|no triangles")],
+    [
+        (b"", "glb", "empty"),
+        (b"glTF-not-really" * 20, "glb", "could not be parsed"),
+        (b"ply\nformat nonsense\n", "ply", "could not be parsed|no triangles"),
+    ],
     ids=["empty", "garbage-glb", "garbage-ply"],
 )
 def test_bad_meshes_raise_input_error(data, file_type, words):

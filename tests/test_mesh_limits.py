@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import trimesh
 from hostile_inputs import EPS, QUAD, glb_bytes, gltf_document, gltf_text, peak_memory, textured_quad_glb
-from keydiff3d.errors import InputError, TooLargeError, UnsupportedFormatError
-from keydiff3d.mesh_io import MAX_MESH_FACES, MAX_TEXTURE_PIXELS, load_mesh
 from PIL import EpsImagePlugin, Image
 from test_pipeline_inputs import bomb_png
+
+from keydiff3d.errors import InputError, TooLargeError, UnsupportedFormatError
+from keydiff3d.mesh_io import MAX_MESH_FACES, MAX_TEXTURE_PIXELS, load_mesh
 
 
 def triangle_gltf() -> tuple[dict, bytes]:

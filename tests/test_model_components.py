@@ -6,7 +6,14 @@ import torch
 from keydiff3d.errors import MissingWeightsError
 from keydiff3d.model.aggregator import HyperfeatureAggregator
 from keydiff3d.model.features import FeatureCNN
-from keydiff3d.model.losses import PyramidLoss, chamfer_loss, joint_loss, make_perceptual_loss, mask_loss, resolve_perceptual_loss
+from keydiff3d.model.losses import (
+    PyramidLoss,
+    chamfer_loss,
+    joint_loss,
+    make_perceptual_loss,
+    mask_loss,
+    resolve_perceptual_loss,
+)
 from keydiff3d.model.reconstruction import ReconstructionNet, patch_mask
 from keydiff3d.model.vgg import VGG16_ENV, VGG16Features, VGGPerceptualLoss, find_vgg16_weights
 from keydiff3d.model.volume_net import VolumeNet, pooling_levels

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from keydiff3d.geometry import look_at, orbit_cameras
-from keydiff3d.model.lifting import coordinate_channels, sample_views, scale_projections, softmax_over_views, unproject, voxel_centers
+from keydiff3d.model.lifting import (
+    coordinate_channels,
+    sample_views,
+    scale_projections,
+    softmax_over_views,
+    unproject,
+    voxel_centers,
+)
 
 torch.set_num_threads(1)
 
@@ -18,7 +25,9 @@ def random_cameras(rng: np.random.Generator, views: int, width: int, height: int
         center *= rng.uniform(0.3, 2.0) / np.linalg.norm(center)
         R, t = look_at(center, rng.uniform(-0.3, 0.3, 3))
         focal = rng.uniform(0.5, 1.5) * width
-        K = np.array([[focal, 0, width / 2 + rng.uniform(-3, 3)], [0, focal * rng.uniform(0.8, 1.2), height / 2], [0, 0, 1]])
+        K = np.array(
+            [[focal, 0, width / 2 + rng.uniform(-3, 3)], [0, focal * rng.uniform(0.8, 1.2), height / 2], [0, 0, 1]]
+        )
         P.append(K @ np.concatenate([R, t[:, None]], 1))
     return np.stack(P)
 
@@ -36,7 +45,9 @@ def bilinear_border(feature: np.ndarray, u: float, v: float) -> np.ndarray:
     return value
 
 
-def brute_force_volume(features: np.ndarray, P: np.ndarray, image_size, M: int, half: float) -> tuple[np.ndarray, np.ndarray]:
+def brute_force_volume(
+    features: np.ndarray, P: np.ndarray, image_size, M: int, half: float
+) -> tuple[np.ndarray, np.ndarray]:
     """features (K, C, h, w), P (K, 3, 4) for image_size = (W, H) -> (C, M, M, M) and the number of
     views seeing each voxel (M, M, M), computed one voxel at a time."""
     K, C, h, w = features.shape
@@ -77,7 +88,9 @@ def test_unproject_matches_brute_force(image_size, feature_size):
     np.testing.assert_allclose(volume[0].numpy(), expected, atol=1e-9)
 
     # the random cameras really exercised the masking: voxels behind cameras and views excluded
-    projected = np.einsum("kij,qj->kqi", P, np.c_[voxel_centers(M, half).reshape(-1, 3).double().numpy(), np.ones(M**3)])
+    projected = np.einsum(
+        "kij,qj->kqi", P, np.c_[voxel_centers(M, half).reshape(-1, 3).double().numpy(), np.ones(M**3)]
+    )
     assert (projected[..., 2] <= 0).any(), "no voxel behind a camera"
     assert (count < K).any() and (count > 0).any()
 

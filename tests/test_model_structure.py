@@ -103,13 +103,17 @@ def test_edge_and_keypoint_maps_equal_direct_evaluation():
             for col in range(w):
                 p = np.array([col + 0.5, row + 0.5])
                 expected = max(
-                    weights[i, j] * np.exp(-point_segment_distance(p, uv[0, view, i], uv[0, view, j]) ** 2 / (2 * sigma**2))
-                    for i in range(N) for j in range(i + 1, N)
+                    weights[i, j]
+                    * np.exp(-(point_segment_distance(p, uv[0, view, i], uv[0, view, j]) ** 2) / (2 * sigma**2))
+                    for i in range(N)
+                    for j in range(i + 1, N)
                 )
                 assert maps[0, view, row, col] == pytest.approx(expected, rel=1e-9, abs=1e-12)
                 for n in range(N):
                     d2 = ((p - uv[0, view, n]) ** 2).sum()
-                    assert heat[0, view, n, row, col] == pytest.approx(np.exp(-d2 / (2 * sigma**2)), rel=1e-9, abs=1e-12)
+                    assert heat[0, view, n, row, col] == pytest.approx(
+                        np.exp(-d2 / (2 * sigma**2)), rel=1e-9, abs=1e-12
+                    )
 
 
 def test_adjacency_starts_small_symmetric_and_learns_512x_faster():

@@ -20,11 +20,15 @@ def measure(model, data):
     mask pixels to the nearest projected keypoint)."""
     model.eval()
     with torch.no_grad():
-        batch = collate([batch_from_result(r, select_views(r.cameras, r.input_view, 4), SIZE, joints=c.joints) for r, c in data])
+        batch = collate(
+            [batch_from_result(r, select_views(r.cameras, r.input_view, 4), SIZE, joints=c.joints) for r, c in data]
+        )
         out = model(batch)
     model.train()
     B, K = batch.images.shape[:2]
-    masks = torch.nn.functional.interpolate(batch.masks.flatten(0, 1)[:, None], size=(MAP, MAP), mode="area")[:, 0] > 0.5
+    masks = (
+        torch.nn.functional.interpolate(batch.masks.flatten(0, 1)[:, None], size=(MAP, MAP), mode="area")[:, 0] > 0.5
+    )
     uv = out.keypoints_2d.flatten(0, 1)  # (B*K, N, 2)
     on_mask, coverage = [], []
     rows, cols = torch.nonzero(torch.ones(MAP, MAP), as_tuple=True)
@@ -34,7 +38,12 @@ def measure(model, data):
         on_mask.append((distance.amin(0) <= 1.5).float().mean())
         coverage.append(distance.amin(1).mean())
     chamfer = chamfer_loss(out.keypoints, batch.joints, batch.joints_valid)
-    return float(out.losses["total"]), float(chamfer), float(torch.stack(on_mask).mean()), float(torch.stack(coverage).mean())
+    return (
+        float(out.losses["total"]),
+        float(chamfer),
+        float(torch.stack(on_mask).mean()),
+        float(torch.stack(coverage).mean()),
+    )
 
 
 @pytest.mark.slow
@@ -46,16 +55,34 @@ def test_tiny_model_overfits_tiny_synthetic_set():
         creature = generate_creature(category, seed)
         data.append((generator.from_mesh(creature), creature))
     config = KeyDiff3DConfig(
-        num_keypoints=8, image_size=SIZE, map_size=MAP, voxel_size=16, cnn_channels=(16, 32, 32), aggregated_channels=32,
-        lifted_channels=16, volume_channels=(8, 16, 16), reconstruction_channels=(16, 32, 32, 32), appearance_dim=16,
-        edge_sigma=0.05, lr=2e-3, lr_reconstruction=1e-3, augment=False, patch_mask_ratio=0.5, perceptual_loss="pyramid",
+        num_keypoints=8,
+        image_size=SIZE,
+        map_size=MAP,
+        voxel_size=16,
+        cnn_channels=(16, 32, 32),
+        aggregated_channels=32,
+        lifted_channels=16,
+        volume_channels=(8, 16, 16),
+        reconstruction_channels=(16, 32, 32, 32),
+        appearance_dim=16,
+        edge_sigma=0.05,
+        lr=2e-3,
+        lr_reconstruction=1e-3,
+        augment=False,
+        patch_mask_ratio=0.5,
+        perceptual_loss="pyramid",
     )
     model = KeyDiff3D(config).train()
     optimizer = torch.optim.AdamW(model.parameter_groups())
     rng = np.random.default_rng(0)
     loss0, chamfer0, _, coverage0 = measure(model, data)
     for _ in range(80):
-        batch = collate([batch_from_result(r, select_views(r.cameras, r.input_view, 4, rng), SIZE, joints=c.joints) for r, c in data])
+        batch = collate(
+            [
+                batch_from_result(r, select_views(r.cameras, r.input_view, 4, rng), SIZE, joints=c.joints)
+                for r, c in data
+            ]
+        )
         out = model(batch)
         optimizer.zero_grad()
         out.losses["total"].backward()

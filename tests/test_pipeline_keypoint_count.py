@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from keydiff3d.errors import ConfigError
-from keydiff3d.pipeline.keypoints import preset_model
 from pipeline_support import write_tiny_checkpoint
 
+from keydiff3d.errors import ConfigError
+from keydiff3d.pipeline.keypoints import preset_model
 from keydiff3d_addon.rigcore import load_category_preset
 
 

@@ -36,7 +36,9 @@ def mesh_run(checkpoint, creature, tmp_path_factory):
     events = []
     progress = Progress(lambda stage, fraction, message: events.append((stage, fraction)))
     out = tmp_path_factory.mktemp("bundle")
-    result = run_mesh_pipeline(creature, PipelineOptions(preset="quadruped", checkpoint=checkpoint, device="cpu"), progress, out_dir=out)
+    result = run_mesh_pipeline(
+        creature, PipelineOptions(preset="quadruped", checkpoint=checkpoint, device="cpu"), progress, out_dir=out
+    )
     return result, events
 
 
@@ -47,10 +49,14 @@ def test_predict_keypoints_follows_the_mesh_frame(checkpoint, creature):
     np.testing.assert_allclose(adjacency, adjacency.T)
     assert (np.diag(adjacency) == 0).all() and (adjacency >= 0).all()
     scale, offset = 3.0, np.array([10.0, -2.0, 5.0], np.float32)
-    moved, moved_adjacency, _ = predict_keypoints(creature.transformed(scale, offset), checkpoint=checkpoint, device="cpu")
+    moved, moved_adjacency, _ = predict_keypoints(
+        creature.transformed(scale, offset), checkpoint=checkpoint, device="cpu"
+    )
     np.testing.assert_allclose(moved, keypoints * scale + offset, atol=1e-3 * scale)
     np.testing.assert_allclose(moved_adjacency, adjacency)
-    np.testing.assert_allclose(info["placement"]["scale"] * (keypoints - info["placement"]["center"]), info["keypoints_world"], atol=1e-6)
+    np.testing.assert_allclose(
+        info["placement"]["scale"] * (keypoints - info["placement"]["center"]), info["keypoints_world"], atol=1e-6
+    )
 
 
 def test_predict_keypoints_of_a_y_up_mesh(checkpoint, creature):
@@ -82,7 +88,9 @@ def test_mesh_bundle_keeps_the_input_mesh_and_is_valid(mesh_run, creature):
     assert len(deform) == len(bundle.skeleton.keypoints) - 1  # one bone per spanning-tree edge
     np.testing.assert_allclose(bundle.skin.weights.sum(1), 1.0, atol=1e-4)
     assert set(MESH_STAGES) - {"bundle"} <= set(bundle.timings)
-    assert bundle.provenance["input"] == "mesh" and bundle.provenance["model"]["checkpoint"].endswith("tiny.safetensors")
+    assert bundle.provenance["input"] == "mesh" and bundle.provenance["model"]["checkpoint"].endswith(
+        "tiny.safetensors"
+    )
     for name in ("rig.glb", "preview.png", "cameras.json", "views/020.png"):
         assert (result.bundle_dir / name).is_file(), name
 
@@ -131,7 +139,9 @@ def test_cancel_in_every_stage(stage, checkpoint, creature, tmp_path):
 
     progress = Progress(on_progress)
     with pytest.raises(Cancelled):
-        run_mesh_pipeline(creature, PipelineOptions(checkpoint=checkpoint, device="cpu"), progress, out_dir=tmp_path / "out")
+        run_mesh_pipeline(
+            creature, PipelineOptions(checkpoint=checkpoint, device="cpu"), progress, out_dir=tmp_path / "out"
+        )
     assert not (tmp_path / "out" / "rig.json").exists()
     later = list(MESH_STAGES)[list(MESH_STAGES).index(stage) + 1 :]
     assert not set(later) & set(seen)
@@ -139,7 +149,11 @@ def test_cancel_in_every_stage(stage, checkpoint, creature, tmp_path):
 
 def test_missing_checkpoint_and_unknown_preset_fail_clearly(creature, tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint file"):
-        run_mesh_pipeline(creature, PipelineOptions(checkpoint=str(tmp_path / "none.safetensors"), device="cpu"), out_dir=tmp_path / "a")
+        run_mesh_pipeline(
+            creature,
+            PipelineOptions(checkpoint=str(tmp_path / "none.safetensors"), device="cpu"),
+            out_dir=tmp_path / "a",
+        )
     with pytest.raises(ConfigError, match="no preset named 'dragon'"):
         run_mesh_pipeline(creature, PipelineOptions(preset="dragon", device="cpu"), out_dir=tmp_path / "b")
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from bpy_fixtures import bpy  # noqa: F401  (sets up the bpy module first)
+
 from keydiff3d.evaluation.deformation import bend_matrices
 from keydiff3d.pipeline.posed_preview import (
     TILE,
@@ -49,9 +50,10 @@ def test_nested_bends_compose_child_first():
 def test_a_bundle_gets_a_rest_and_a_posed_picture():
     from dataclasses import replace
 
-    from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
     from PIL import Image
     from rig_support import toy_quadruped
+
+    from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
 
     v, f = toy_quadruped()
     preset = load_preset("quadruped")

@@ -21,11 +21,11 @@ import trimesh
 from hostile_inputs import QUAD, glb_bytes, gltf_document, peak_memory, small_bundle, zip_of_directory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pipeline_support import png_bytes
+
 from keydiff3d.errors import InputError
 from keydiff3d.mesh_io import load_mesh
 from keydiff3d.rigging.io import load_bundle
-from pipeline_support import png_bytes
-
 from keydiff3d_addon.rigcore import BundleError, PlyError, RigBundle, parse_ply, read_bundle
 
 MEMORY_BOUND = 64 * 1024 * 1024  # the inputs are a few KB; a reader that allocates by declared sizes fails

@@ -13,8 +13,8 @@ from keydiff3d.cli import main
 from keydiff3d.geometry import orbit_cameras
 from keydiff3d.multiview.views_io import save_views
 from keydiff3d.reconstruction import ReconstructionResult
-from keydiff3d.reconstruction.frosting.layer import init_frosting
 from keydiff3d.reconstruction.frosting.export import load_frosting, load_gaussians_ply
+from keydiff3d.reconstruction.frosting.layer import init_frosting
 from keydiff3d.reconstruction.io import save_result
 from keydiff3d.reconstruction.meshing import MeshReport
 from keydiff3d.synthetic.creatures import generate_creature
@@ -31,7 +31,9 @@ def views_dir(tmp_path_factory):
 
 def test_reconstruct_writes_a_coloured_mesh(views_dir, tmp_path, capsys):
     out = tmp_path / "sub" / "hull.ply"
-    rc = main(["reconstruct", str(views_dir), "--method", "hull", "--out", str(out), "--resolution", "96", "--faces", "5000"])
+    rc = main(
+        ["reconstruct", str(views_dir), "--method", "hull", "--out", str(out), "--resolution", "96", "--faces", "5000"]
+    )
     assert rc == 0
     mesh = trimesh.load(out, process=False)
     assert len(mesh.faces) <= 5000 and mesh.is_watertight
@@ -44,7 +46,25 @@ def test_reconstruct_writes_a_coloured_mesh(views_dir, tmp_path, capsys):
 
 def test_textured_glb(views_dir, tmp_path):
     out = tmp_path / "hull.glb"
-    assert main(["reconstruct", str(views_dir), "--method", "hull", "--out", str(out), "--resolution", "64", "--faces", "2000", "--texture", "128"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(views_dir),
+                "--method",
+                "hull",
+                "--out",
+                str(out),
+                "--resolution",
+                "64",
+                "--faces",
+                "2000",
+                "--texture",
+                "128",
+            ]
+        )
+        == 0
+    )
     loaded = trimesh.load(out)
     geometry = next(iter(loaded.geometry.values()))
     assert geometry.visual.kind == "texture" and geometry.visual.uv is not None

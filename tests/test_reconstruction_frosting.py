@@ -27,7 +27,11 @@ from keydiff3d.reconstruction.frosting import (
 )
 from keydiff3d.reconstruction.frosting.gaussians import covariance, matrix_to_quat, quat_multiply, quat_to_matrix
 from keydiff3d.reconstruction.frosting.layer import face_frames, init_frosting, shell_thickness, vertex_normals
-from keydiff3d.reconstruction.frosting.regularization import density_alignment_loss, nearest_neighbours, opacity_binary_loss
+from keydiff3d.reconstruction.frosting.regularization import (
+    density_alignment_loss,
+    nearest_neighbours,
+    opacity_binary_loss,
+)
 from keydiff3d.reconstruction.frosting.render import camera_tensors, rasterize_torch
 from keydiff3d.reconstruction.frosting.surface import base_mesh, density_grid
 from keydiff3d.reconstruction.frosting.train import FitSchedule
@@ -47,7 +51,9 @@ def _random_rotations(n: int, seed: int = 0) -> torch.Tensor:
 def _params(means, quats, scales, opacity, colors) -> GaussianParams:
     o = torch.as_tensor(opacity, dtype=torch.float32).expand(len(means)).clone()
     c = torch.as_tensor(colors, dtype=torch.float32).expand(len(means), 3).clamp(1e-4, 1 - 1e-4)
-    return GaussianParams(means.float(), quats.float(), torch.log(scales.float()), torch.log(o / (1 - o)), torch.log(c / (1 - c)))
+    return GaussianParams(
+        means.float(), quats.float(), torch.log(scales.float()), torch.log(o / (1 - o)), torch.log(c / (1 - c))
+    )
 
 
 def _sphere_frosting(count: int = 200) -> tuple[trimesh.Trimesh, FrostingGaussians]:
@@ -82,14 +88,24 @@ def test_reference_rasteriser_projects_and_composites():
     cams = orbit_cameras(np.array([0.0]), 0.0, size=32)  # camera on +x looking at the origin
     viewmats, Ks = camera_tensors(cams)
     means = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]], requires_grad=True)  # second one in front
-    g = _params(means, torch.tensor([[1.0, 0, 0, 0]] * 2), torch.full((2, 3), 0.08), 0.99, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
-    render, alpha, info = rasterize_torch(means, g.quats, g.scales, g.opacities, g.colors, viewmats, Ks, 32, 32, backgrounds=torch.ones(1, 3))
+    g = _params(
+        means,
+        torch.tensor([[1.0, 0, 0, 0]] * 2),
+        torch.full((2, 3), 0.08),
+        0.99,
+        torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]),
+    )
+    render, alpha, info = rasterize_torch(
+        means, g.quats, g.scales, g.opacities, g.colors, viewmats, Ks, 32, 32, backgrounds=torch.ones(1, 3)
+    )
     assert render.shape == (1, 32, 32, 4) and alpha.shape == (1, 32, 32, 1)
     centre = render[0, 15:17, 15:17].mean((0, 1))
     assert centre[1] > 0.9 and centre[0] < 0.1  # the nearer (green) Gaussian covers the farther (red)
     assert centre[3].item() == pytest.approx(1.7, abs=0.05)  # expected depth of the front one
     assert alpha[0, 0, 0, 0] < 1e-3 and render[0, 0, 0, :3].min() > 0.99  # white background
-    assert info["means2d"].shape == (1, 2, 2) and torch.allclose(info["means2d"][0, 0], torch.tensor([16.0, 16.0]), atol=1e-4)
+    assert info["means2d"].shape == (1, 2, 2) and torch.allclose(
+        info["means2d"][0, 0], torch.tensor([16.0, 16.0]), atol=1e-4
+    )
     render[..., 1].sum().backward()
     assert means.grad is not None and torch.isfinite(means.grad).all()
 
@@ -100,7 +116,13 @@ def test_reference_rasteriser_moves_with_the_gaussian():
     # camera on +x looking at -x, z up: image right = world +y (OpenCV x right = forward x up)
     cols = []
     for y in (-0.1, 0.1):
-        g = _params(torch.tensor([[0.0, y, 0.0]]), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.02), 0.9, torch.tensor([1.0, 0, 0]))
+        g = _params(
+            torch.tensor([[0.0, y, 0.0]]),
+            torch.tensor([[1.0, 0, 0, 0]]),
+            torch.full((1, 3), 0.02),
+            0.9,
+            torch.tensor([1.0, 0, 0]),
+        )
         _, alpha, _ = rasterize_torch(g.means, g.quats, g.scales, g.opacities, g.colors, viewmats, Ks, 32, 32)
         cols.append(int(alpha[0, 16, :, 0].argmax()))
     right = np.cross(np.array([-1.0, 0, 0]), np.array([0, 0, 1.0]))  # forward x up
@@ -114,12 +136,20 @@ def test_gsplat_matches_the_reference():
     gen = torch.Generator().manual_seed(0)
     n = 64
     means = (torch.rand(n, 3, generator=gen) - 0.5) * 0.6
-    g = _params(means, torch.randn(n, 4, generator=gen), torch.rand(n, 3, generator=gen) * 0.03 + 0.01, 0.7, torch.rand(n, 3, generator=gen))
+    g = _params(
+        means,
+        torch.randn(n, 4, generator=gen),
+        torch.rand(n, 3, generator=gen) * 0.03 + 0.01,
+        0.7,
+        torch.rand(n, 3, generator=gen),
+    )
     cams = orbit_cameras(size=48).subset([0, 7])
     viewmats, Ks = camera_tensors(cams)
     args = (g.means, g.quats, g.scales, g.opacities, g.colors, viewmats, Ks, 48, 48)
     ref, ref_alpha, _ = rasterize_torch(*args, backgrounds=torch.ones(2, 3))
-    out, out_alpha, _ = rasterize_gsplat(*[a.cuda() if torch.is_tensor(a) else a for a in args], backgrounds=torch.ones(2, 3).cuda())
+    out, out_alpha, _ = rasterize_gsplat(
+        *[a.cuda() if torch.is_tensor(a) else a for a in args], backgrounds=torch.ones(2, 3).cuda()
+    )
     assert (out_alpha.cpu() - ref_alpha).abs().mean() < 0.01
     assert (out[..., :3].cpu() - ref[..., :3]).abs().mean() < 0.01
 
@@ -176,13 +206,23 @@ def test_level_set_of_gaussians_on_a_sphere(pinhole):
     angle = torch.acos((normals * z).sum(-1).clamp(-1, 1))
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     quats = torch.cat([torch.cos(angle / 2)[:, None], axis * torch.sin(angle / 2)[:, None]], 1)  # z -> normal
-    g = _params(torch.as_tensor(points, dtype=torch.float32), quats, torch.tensor([0.015, 0.015, 0.002]).expand(len(points), 3), 0.999, 0.5)
-    mesh, report = base_mesh(g, resolution=96, half=0.4, target_faces=3000, hull=sphere)  # the sphere stands in for its hull
+    g = _params(
+        torch.as_tensor(points, dtype=torch.float32),
+        quats,
+        torch.tensor([0.015, 0.015, 0.002]).expand(len(points), 3),
+        0.999,
+        0.5,
+    )
+    mesh, report = base_mesh(
+        g, resolution=96, half=0.4, target_faces=3000, hull=sphere
+    )  # the sphere stands in for its hull
     assert report.watertight and len(mesh.faces) <= 3000
     # the level set wraps the sheet's outer side: about two (grid-widened) normal scales outside it
     radius = np.linalg.norm(mesh.vertices, axis=1)
     assert 0.3 < np.median(radius) < 0.315
-    assert len(mesh.split()) == 1 and mesh.volume == pytest.approx(4 / 3 * math.pi * np.median(radius) ** 3, rel=0.05)  # solid
+    assert len(mesh.split()) == 1 and mesh.volume == pytest.approx(
+        4 / 3 * math.pi * np.median(radius) ** 3, rel=0.05
+    )  # solid
     if not pinhole:
         assert radius.std() < 0.005
         assert chamfer_percent(mesh, sphere, samples=5000) < 1.5
@@ -206,7 +246,11 @@ def test_frosting_gaussians_stay_in_their_prisms():
     R = quat_to_matrix(layer.world().quats)
     normals = torch.as_tensor(sphere.face_normals[layer.face.numpy()], dtype=torch.float32)
     assert torch.allclose(R[:, :, 2], normals, atol=1e-4)
-    assert torch.allclose(face_frames(layer.vertices, layer.faces)[:, :, 2], torch.tensor(np.array(sphere.face_normals), dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(
+        face_frames(layer.vertices, layer.faces)[:, :, 2],
+        torch.tensor(np.array(sphere.face_normals), dtype=torch.float32),
+        atol=1e-5,
+    )
 
 
 def test_vertex_normals_of_a_sphere_point_outward():
@@ -222,7 +266,13 @@ def test_shell_thickness_follows_the_free_gaussians():
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     fluffy_top = dirs[:, 2] > 0
     radii = 0.3 + np.where(fluffy_top, rng.uniform(0, 0.04, 4000), 0.0)  # fur on the upper half only
-    free = _params(torch.as_tensor(dirs * radii[:, None]), torch.tensor([[1.0, 0, 0, 0]]).expand(4000, 4), torch.full((4000, 3), 0.002), 0.9, 0.5)
+    free = _params(
+        torch.as_tensor(dirs * radii[:, None]),
+        torch.tensor([[1.0, 0, 0, 0]]).expand(4000, 4),
+        torch.full((4000, 3), 0.002),
+        0.9,
+        0.5,
+    )
     inner, outer = shell_thickness(sphere, free, minimum=0.002, maximum=0.1, smooth_iterations=1)
     top = sphere.vertices[:, 2] > 0.15
     bottom = sphere.vertices[:, 2] < -0.15
@@ -375,7 +425,9 @@ def test_densification_through_gsplats_strategy_on_the_reference(toy_views):
     blob = trimesh.creation.capsule(height=0.4, radius=0.18, count=[16, 16])
     init = init_from_mesh(blob, 60, seed=0)
     views = ViewData.from_arrays(toy_views.images, toy_views.masks, toy_views.cameras, torch.device("cpu"))
-    fitted, losses = fit_gaussians(init, views, FitSchedule(iterations=40, refine_start=10, refine_every=10), rasterize_torch)
+    fitted, losses = fit_gaussians(
+        init, views, FitSchedule(iterations=40, refine_start=10, refine_every=10), rasterize_torch
+    )
     assert len(fitted) > len(init)
     assert all(len(t) == len(fitted) for t in fitted.as_dict().values())
     assert np.isfinite(losses).all()
@@ -398,7 +450,14 @@ def test_frosting_on_cuda_with_gsplat():
 
     creature = generate_creature("quadruped", 0)
     views = render_multiview(creature, orbit_cameras(size=128))
-    config = FrostingConfig.preset("short", gaussian_iterations=600, regularized_iterations=300, frosting_iterations=600, frosting_gaussians=30_000, target_faces=5000)
+    config = FrostingConfig.preset(
+        "short",
+        gaussian_iterations=600,
+        regularized_iterations=300,
+        frosting_iterations=600,
+        frosting_gaussians=30_000,
+        target_faces=5000,
+    )
     out = run_frosting(views.images, views.masks, views.cameras, config, device="cuda")
     assert out.report.watertight or out.report.problems
     assert chamfer_percent(out.mesh, watertight_mesh(creature), samples=5000) < 3.0

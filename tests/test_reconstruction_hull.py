@@ -72,7 +72,9 @@ def test_soft_voting_tolerates_bad_masks(sphere_views, bad_views):
     masks = views.masks.copy()
     masks[bad_views, SIZE // 2 :, :] = 0.0  # these views lost the lower half of the object
     strict = visual_hull(views.images, masks, views.cameras, HullConfig(resolution=96, target_faces=6000, tolerance=0))
-    soft = visual_hull(views.images, masks, views.cameras, HullConfig(resolution=96, target_faces=6000, tolerance=len(bad_views)))
+    soft = visual_hull(
+        views.images, masks, views.cameras, HullConfig(resolution=96, target_faces=6000, tolerance=len(bad_views))
+    )
     full_volume = 4 / 3 * np.pi * 0.3**3
     assert strict.mesh.volume < 0.8 * full_volume  # classic carving cuts the object with the bad view
     assert soft.mesh.volume > 0.95 * full_volume
@@ -88,7 +90,9 @@ def test_thin_parts_survive(thin_views):
 
 def test_texture_bake_matches_vertex_colours(sphere_views):
     _, views = sphere_views
-    result = visual_hull(views.images, views.masks, views.cameras, HullConfig(resolution=64, target_faces=2000, texture_size=256))
+    result = visual_hull(
+        views.images, views.masks, views.cameras, HullConfig(resolution=64, target_faces=2000, texture_size=256)
+    )
     textured = result.textured
     assert isinstance(textured.visual, trimesh.visual.TextureVisuals)
     uv = textured.visual.uv

@@ -77,7 +77,9 @@ def test_psnr_values():
 def test_rerender_psnr_of_a_mesh_against_its_own_render_is_perfect():
     sphere = _sphere(0.3)
     rgb = 0.5 + 0.4 * np.sign(sphere.vertices)
-    sphere.visual = trimesh.visual.ColorVisuals(sphere, vertex_colors=np.concatenate([np.round(rgb * 255), np.full((len(rgb), 1), 255)], 1).astype(np.uint8))
+    sphere.visual = trimesh.visual.ColorVisuals(
+        sphere, vertex_colors=np.concatenate([np.round(rgb * 255), np.full((len(rgb), 1), 255)], 1).astype(np.uint8)
+    )
     cameras = orbit_cameras(size=48).subset([0, 5, 10])
     images, masks = render_colors(sphere, cameras)
     assert images.shape == (3, 48, 48, 3) and masks.shape == (3, 48, 48)

@@ -32,7 +32,9 @@ def test_loader_reproduces_blender_and_the_manifest(name):
     assert len(np.unique(np.sort(asset.faces, 1), axis=0)) == len(asset.faces)
     for clip in asset.clips:
         assert clip.matrices.shape == (len(clip.frames), len(asset.bone_names), 4, 4)
-        np.testing.assert_allclose(clip.matrices[:, :, 3], np.tile([0.0, 0.0, 0.0, 1.0], (*clip.matrices.shape[:2], 1)), atol=1e-9)
+        np.testing.assert_allclose(
+            clip.matrices[:, :, 3], np.tile([0.0, 0.0, 0.0, 1.0], (*clip.matrices.shape[:2], 1)), atol=1e-9
+        )
     # the clips move the creature: the posed mesh leaves the rest pose
     moved = np.linalg.norm(asset.posed() - asset.vertices, axis=-1).mean()
     assert moved > 1e-3 * asset.diagonal
@@ -98,4 +100,6 @@ def test_weld_merges_coincident_points_only():
 
 def test_lbs_of_the_artist_weights_matches_posed():
     asset = load_rigged_asset(RIGGED_ASSETS_DIR / "Shark.glb", max_frames_per_clip=3)
-    np.testing.assert_allclose(asset.posed(), linear_blend_skinning(asset.vertices, asset.weights, asset.all_matrices()))
+    np.testing.assert_allclose(
+        asset.posed(), linear_blend_skinning(asset.vertices, asset.weights, asset.all_matrices())
+    )

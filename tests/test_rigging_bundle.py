@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 from keydiff3d.errors import InputError
-from keydiff3d_addon.rigcore import BundleError, PlyError, RigBundle, build_skeleton, compute_skin_weights, read_bundle, read_ply, write_bundle, write_ply, zip_bundle
 from keydiff3d.rigging.io import load_bundle, save_bundle, validate_schema
+from keydiff3d_addon.rigcore import (
+    BundleError,
+    PlyError,
+    RigBundle,
+    build_skeleton,
+    compute_skin_weights,
+    read_bundle,
+    read_ply,
+    write_bundle,
+    write_ply,
+    zip_bundle,
+)
 
 
 def _mesh():
@@ -19,7 +30,9 @@ def _mesh():
     mesh = trimesh.creation.capsule(height=2.0, radius=0.3, count=[12, 12])
     mesh.apply_translation([0, 0, 1.0])
     v = mesh.vertices.astype(np.float32)
-    colors = np.stack([np.arange(len(v)) % 256, np.full(len(v), 7), np.full(len(v), 200), np.full(len(v), 255)], 1).astype(np.uint8)
+    colors = np.stack(
+        [np.arange(len(v)) % 256, np.full(len(v), 7), np.full(len(v), 200), np.full(len(v), 255)], 1
+    ).astype(np.uint8)
     return v, mesh.faces.astype(np.int32), colors
 
 
@@ -29,7 +42,9 @@ def _bundle(colors=True, **skeleton_kwargs) -> RigBundle:
     a = np.array([[0, 1, 0, 0], [1, 0, 1, 0.5], [0, 1, 0, 0.6], [0, 0.5, 0.6, 0.0]])
     skeleton = build_skeleton(keypoints, a, root=0, **skeleton_kwargs)
     skin = compute_skin_weights(v, skeleton, faces=f)
-    return RigBundle(v, f, c if colors else None, skeleton, skin, timings={"skinning": 0.01}, provenance={"preset": "generic"})
+    return RigBundle(
+        v, f, c if colors else None, skeleton, skin, timings={"skinning": 0.01}, provenance={"preset": "generic"}
+    )
 
 
 def _assert_same(a: RigBundle, b: RigBundle) -> None:
@@ -86,14 +101,25 @@ def test_ply_rejects_ascii_and_garbage(tmp_path):
 def test_bundle_round_trip_directory_json_and_zip(tmp_path, colors):
     bundle = _bundle(colors, leaf_bones=True, root_bone=True)
     rig_json = write_bundle(tmp_path / "b", bundle, files={"preview.png": b"png", "views/000.png": b"v"})
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["mesh.ply", "preview.png", "rig.json", "skin.npz", "views"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "mesh.ply",
+        "preview.png",
+        "rig.json",
+        "skin.npz",
+        "views",
+    ]
     for source in (tmp_path / "b", rig_json, zip_bundle(tmp_path / "b", tmp_path / "b.zip")):
         _assert_same(bundle, read_bundle(source))
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         assert "rig.json" in zf.namelist() and "views/000.png" in zf.namelist()
     doc = json.loads(rig_json.read_text())
     validate_schema(doc)
-    assert doc["mesh"] == {"file": "mesh.ply", "vertex_count": len(bundle.vertices), "face_count": len(bundle.faces), "has_colors": colors}
+    assert doc["mesh"] == {
+        "file": "mesh.ply",
+        "vertex_count": len(bundle.vertices),
+        "face_count": len(bundle.faces),
+        "has_colors": colors,
+    }
     assert doc["skin"]["bones"] == bundle.skeleton.bone_names(deform_only=True) and doc["skin"]["k"] == 4
     assert doc["skeleton"]["parents"][doc["skeleton"]["root_keypoint"]] == -1
 
@@ -134,7 +160,10 @@ def _set(path, value):
         (_set(["keypoints", 0], [0, 0]), "keypoints must"),
         (_set(["keypoints"], [[0, 0, 0], [1, 1, float("nan")], [0, 0, 2], [0, 0, 3]]), "NaN"),
         (_set(["adjacency", 0, 1], 7.0), "not symmetric"),
-        (lambda d: d["adjacency"].__setitem__(1, [-1.0, 0, 1, 0.5]) or d["adjacency"][0].__setitem__(1, -1.0), "negative"),
+        (
+            lambda d: d["adjacency"].__setitem__(1, [-1.0, 0, 1, 0.5]) or d["adjacency"][0].__setitem__(1, -1.0),
+            "negative",
+        ),
         (_set(["skeleton", "parents", 0], 0), "-1 at the root"),
         (lambda d: d["skeleton"]["bones"][1].__setitem__("name", d["skeleton"]["bones"][0]["name"]), "used twice"),
         (_set(["skeleton", "bones", 0, "parent"], "nope"), "not an earlier bone"),

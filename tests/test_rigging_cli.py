@@ -39,7 +39,22 @@ def creature(tmp_path):
 def test_rig_mesh_writes_a_valid_bundle_in_own_coordinates(creature):
     tmp_path, mesh, keypoints = creature
     out = tmp_path / "out"
-    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--out", str(out), "--preset", "biped", "--zip"]) == 0
+    assert (
+        main(
+            [
+                "rig-mesh",
+                str(tmp_path / "creature.ply"),
+                "--keypoints",
+                str(tmp_path / "kp.json"),
+                "--out",
+                str(out),
+                "--preset",
+                "biped",
+                "--zip",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in out.iterdir()} >= {"rig.json", "mesh.ply", "skin.npz", "rig.glb"}
     assert (tmp_path / "out.zip").is_file()
     bundle = load_bundle(out)
@@ -65,7 +80,22 @@ def test_rig_mesh_of_a_gltf_keeps_its_y_up_coordinates(creature):
     adjacency = json.loads((tmp_path / "kp.json").read_text())["adjacency"]
     (tmp_path / "kp_y.json").write_text(json.dumps({"keypoints": stored_keypoints.tolist(), "adjacency": adjacency}))
     out = tmp_path / "gltf"
-    assert main(["rig-mesh", str(tmp_path / "creature.glb"), "--keypoints", str(tmp_path / "kp_y.json"), "--out", str(out), "--preset", "biped", "--no-glb"]) == 0
+    assert (
+        main(
+            [
+                "rig-mesh",
+                str(tmp_path / "creature.glb"),
+                "--keypoints",
+                str(tmp_path / "kp_y.json"),
+                "--out",
+                str(out),
+                "--preset",
+                "biped",
+                "--no-glb",
+            ]
+        )
+        == 0
+    )
     bundle = load_bundle(out)
     assert bundle.up_axis == "Y"  # the file's own coordinates, as stored
     np.testing.assert_allclose(bundle.vertices, stored.vertices, atol=1e-5)
@@ -103,7 +133,12 @@ def test_bad_mesh_and_preset(creature, capsys):
     assert "no triangles" in capsys.readouterr().err
     assert main(["rig-mesh", str(tmp_path / "missing.obj"), "--keypoints", str(tmp_path / "kp.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--preset", "dragon"]) == 2
+    assert (
+        main(
+            ["rig-mesh", str(tmp_path / "creature.ply"), "--keypoints", str(tmp_path / "kp.json"), "--preset", "dragon"]
+        )
+        == 2
+    )
     assert "no preset named 'dragon'" in capsys.readouterr().err
 
 
@@ -129,9 +164,14 @@ def test_rig_mesh_and_the_service_run_one_path(creature):
 
     tmp_path, _, _ = creature
     out = tmp_path / "cli"
-    assert main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(out), "--preset", "quadruped", "--no-glb"]) == 0
-    service = run_mesh_pipeline(load_mesh(tmp_path / "creature.ply"), PipelineOptions(preset="quadruped", export_glb=False),
-                                out_dir=tmp_path / "service").bundle
+    assert (
+        main(["rig-mesh", str(tmp_path / "creature.ply"), "--out", str(out), "--preset", "quadruped", "--no-glb"]) == 0
+    )
+    service = run_mesh_pipeline(
+        load_mesh(tmp_path / "creature.ply"),
+        PipelineOptions(preset="quadruped", export_glb=False),
+        out_dir=tmp_path / "service",
+    ).bundle
     cli = load_bundle(out)
     np.testing.assert_allclose(cli.skeleton.keypoints, service.skeleton.keypoints, atol=1e-6)
     assert [b.name for b in cli.skeleton.bones] == [b.name for b in service.skeleton.bones]

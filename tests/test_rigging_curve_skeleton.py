@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rig_support import FEET, toy_quadruped, turn
+
 from keydiff3d.errors import InputError
 from keydiff3d.evaluation.rig_quality import Bones, bone_scores, mesh_inside
 from keydiff3d.rigging.curve_skeleton import (
@@ -15,7 +17,6 @@ from keydiff3d.rigging.curve_skeleton import (
     voxelise,
 )
 from keydiff3d.rigging.symmetry import mirror_skeleton, surface_mirror
-from rig_support import FEET, toy_quadruped, turn
 
 
 @pytest.fixture(scope="module")

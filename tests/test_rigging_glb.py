@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from keydiff3d_addon.rigcore import RigBundle, build_skeleton, compute_skin_weights
 from keydiff3d.rigging.glb import build_glb, write_glb
+from keydiff3d_addon.rigcore import RigBundle, build_skeleton, compute_skin_weights
 
 
 def _bundle(root_bone=True) -> RigBundle:
@@ -91,7 +91,9 @@ def test_blender_gltf_import_keeps_skeleton_and_weights(tmp_path):
     mesh = next(o for o in bpy.data.objects if o.type == "MESH" and len(o.data.vertices) == len(bundle.vertices))
     co = np.empty(len(bundle.vertices) * 3, np.float32)
     mesh.data.vertices.foreach_get("co", co)
-    np.testing.assert_allclose((np.asarray(mesh.matrix_world)[:3, :3] @ co.reshape(-1, 3).T).T, bundle.vertices, atol=1e-5)
+    np.testing.assert_allclose(
+        (np.asarray(mesh.matrix_world)[:3, :3] @ co.reshape(-1, 3).T).T, bundle.vertices, atol=1e-5
+    )
     groups = [g.name for g in mesh.vertex_groups]
     weights = np.zeros((len(bundle.vertices), len(groups)))
     for v in mesh.data.vertices:
@@ -116,7 +118,9 @@ def test_bone_roll_matches_blender(tmp_path):
     bpy.context.view_layer.objects.active = obj
     bpy.ops.object.mode_set(mode="EDIT")
     rng = np.random.default_rng(0)
-    directions = list(rng.normal(size=(40, 3))) + [np.array(d, float) for d in [(0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1), (0, -1, 1e-5)]]
+    directions = list(rng.normal(size=(40, 3))) + [
+        np.array(d, float) for d in [(0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1), (0, -1, 1e-5)]
+    ]
     for i, d in enumerate(directions):
         bone = armature.edit_bones.new(f"b{i}")
         bone.head, bone.tail, bone.roll = (0, 0, 0), tuple(d), 0.0
@@ -137,9 +141,13 @@ def test_quaternions_and_bone_frames():
         q = rng.normal(size=4)
         q /= np.linalg.norm(q)
         x, y, z, w = q
-        r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])  # fmt: skip
+        r = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
         got = np.asarray(quaternion_xyzw(r))
         assert np.allclose(got, q, atol=1e-9) or np.allclose(got, -q, atol=1e-9)
     for b in _bundle().skeleton.bones:

@@ -44,4 +44,6 @@ def test_project_inside_moves_only_outside_keypoints():
     np.testing.assert_array_equal(moved[0], keypoints[0])
     assert inside(moved).all() and (np.linalg.norm(moved[1:], axis=1) > 0.95).all()
     normals = vertex_normals(np.asarray(sphere.vertices), np.asarray(sphere.faces))
-    np.testing.assert_allclose(normals, sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True), atol=0.02)
+    np.testing.assert_allclose(
+        normals, sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True), atol=0.02
+    )

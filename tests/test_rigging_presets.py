@@ -6,8 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from keydiff3d.paths import PRESETS_DIR
 
+from keydiff3d.paths import PRESETS_DIR
 from keydiff3d_addon.rigcore import (
     CategoryPreset,
     ExportPreset,
@@ -59,11 +59,20 @@ def _write(tmp_path, text: str):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigm=0.1\n', "unknown key skinning.sigm"),
+        (
+            '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigm=0.1\n',
+            "unknown key skinning.sigm",
+        ),
         ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk="4"\n', "skinning.k must be int"),
         ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nk=9\n', "between 1 and 4"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nleaf_bones=1\n', "leaf_bones must be bool"),
-        ('[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nmethod="envelope"\n', "one of heat, gaussian"),
+        (
+            '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nleaf_bones=1\n',
+            "leaf_bones must be bool",
+        ),
+        (
+            '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nmethod="envelope"\n',
+            "one of heat, gaussian",
+        ),
         ('[preset]\nname="x"\nkind="category"\n[modle]\nkeypoints=8\n', "unknown section [modle]"),
         ('[preset]\nname="x"\nkind="category"\n', "the top level needs 'model'"),
         ('[preset]\nname="x"\nkind="category"\n[model]\n', "[model] needs 'keypoints'"),
@@ -94,18 +103,32 @@ def test_malformed_presets_name_the_file_and_key(tmp_path, text, message):
 )
 def test_length_weight_must_be_a_finite_nonnegative_number(tmp_path, value, message):
     with pytest.raises(PresetError) as error:
-        load_preset(_write(tmp_path, f'[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight={value}\n'))
+        load_preset(
+            _write(
+                tmp_path,
+                f'[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight={value}\n',
+            )
+        )
     assert str(error.value) == message  # one sentence naming the file, the key and the value
 
 
 def test_length_weight_reaches_build_skeleton(tmp_path):
-    preset = load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight=2\n'))
+    preset = load_category_preset(
+        _write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skeleton]\nlength_weight=2\n')
+    )
     assert preset.skeleton.kwargs()["length_weight"] == 2.0 and isinstance(preset.skeleton.length_weight, float)
-    assert load_category_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n')).skeleton.length_weight == 0.0
+    assert (
+        load_category_preset(
+            _write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n')
+        ).skeleton.length_weight
+        == 0.0
+    )
 
 
 def test_integer_where_float_expected_is_accepted(tmp_path):
-    preset = load_preset(_write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigma=1\n'))
+    preset = load_preset(
+        _write(tmp_path, '[preset]\nname="x"\nkind="category"\n[model]\nkeypoints=8\n[skinning]\nsigma=1\n')
+    )
     assert preset.skinning.sigma == 1.0 and isinstance(preset.skinning.sigma, float)
 
 

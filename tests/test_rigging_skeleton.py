@@ -86,7 +86,10 @@ def test_edge_penalty_changes_the_tree():
     assert {frozenset(e) for e in maximum_spanning_tree(a, keypoints)} == {frozenset((0, 1)), frozenset((0, 2))}
     penalty = np.zeros((3, 3))
     penalty[0, 2] = penalty[2, 0] = 1.0
-    assert {frozenset(e) for e in maximum_spanning_tree(a, keypoints, penalty)} == {frozenset((0, 1)), frozenset((1, 2))}
+    assert {frozenset(e) for e in maximum_spanning_tree(a, keypoints, penalty)} == {
+        frozenset((0, 1)),
+        frozenset((1, 2)),
+    }
 
 
 def test_volume_penalty_avoids_edges_that_leave_the_volume():
@@ -155,15 +158,33 @@ def test_leaf_and_root_bones():
 
 
 def _quadruped():
-    kp = {"pelvis": (0, 0.3, 0.5), "spine": (0, 0.0, 0.52), "chest": (0, -0.3, 0.55), "neck": (0, -0.45, 0.7),
-          "head": (0, -0.55, 0.8), "tail": (0, 0.5, 0.55)}  # fmt: skip
+    kp = {
+        "pelvis": (0, 0.3, 0.5),
+        "spine": (0, 0.0, 0.52),
+        "chest": (0, -0.3, 0.55),
+        "neck": (0, -0.45, 0.7),
+        "head": (0, -0.55, 0.8),
+        "tail": (0, 0.5, 0.55),
+    }
     for side, x in (("L", 0.12), ("R", -0.12)):
-        kp |= {f"hip{side}": (x, 0.3, 0.45), f"knee{side}": (x, 0.32, 0.25), f"foot{side}": (x, 0.3, 0.02),
-               f"sh{side}": (x, -0.3, 0.5), f"el{side}": (x, -0.32, 0.27), f"hand{side}": (x, -0.3, 0.02)}  # fmt: skip
+        kp |= {
+            f"hip{side}": (x, 0.3, 0.45),
+            f"knee{side}": (x, 0.32, 0.25),
+            f"foot{side}": (x, 0.3, 0.02),
+            f"sh{side}": (x, -0.3, 0.5),
+            f"el{side}": (x, -0.32, 0.27),
+            f"hand{side}": (x, -0.3, 0.02),
+        }
     edges = [("pelvis", "spine"), ("spine", "chest"), ("chest", "neck"), ("neck", "head"), ("pelvis", "tail")]
     for s in "LR":
-        edges += [("pelvis", f"hip{s}"), (f"hip{s}", f"knee{s}"), (f"knee{s}", f"foot{s}"),
-                  ("chest", f"sh{s}"), (f"sh{s}", f"el{s}"), (f"el{s}", f"hand{s}")]  # fmt: skip
+        edges += [
+            ("pelvis", f"hip{s}"),
+            (f"hip{s}", f"knee{s}"),
+            (f"knee{s}", f"foot{s}"),
+            ("chest", f"sh{s}"),
+            (f"sh{s}", f"el{s}"),
+            (f"el{s}", f"hand{s}"),
+        ]
     names = list(kp)
     a = np.full((len(names),) * 2, 0.05) - 0.05 * np.eye(len(names))
     for u, v in edges:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keydiff3d_addon.rigcore import Bone, SkinningError, SkinWeights, build_skeleton, compute_skin_weights, segment_distances, smooth_over_surface, top_k
+from keydiff3d_addon.rigcore import (
+    Bone,
+    SkinningError,
+    SkinWeights,
+    build_skeleton,
+    compute_skin_weights,
+    segment_distances,
+    smooth_over_surface,
+    top_k,
+)
 
 
 def _chain(n: int = 5):
@@ -117,7 +126,13 @@ def test_surface_smoothing_averages_neighbours_and_keeps_rows():
     np.testing.assert_allclose(out[3], values[3])  # an isolated vertex keeps its values
     np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
     rng = np.random.default_rng(4)
-    skin = compute_skin_weights(rng.normal(size=(30, 3)), _chain(4), method="gaussian_scaled", faces=rng.integers(0, 30, (40, 3)), smooth_iterations=5)
+    skin = compute_skin_weights(
+        rng.normal(size=(30, 3)),
+        _chain(4),
+        method="gaussian_scaled",
+        faces=rng.integers(0, 30, (40, 3)),
+        smooth_iterations=5,
+    )
     _check_invariants(skin, 30, 4)
 
 

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from rig_support import toy_quadruped
+
 from keydiff3d.errors import InputError
 from keydiff3d.evaluation.rig_quality import bone_scores, mesh_inside, rig_bones
 from keydiff3d.mesh_io import Y_UP_TO_Z_UP
 from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
 from keydiff3d.rigging.volume_rig import volume_skeleton
-from rig_support import toy_quadruped
-
 from keydiff3d_addon.rigcore import Naming, RigOptions, validate_document
 
 

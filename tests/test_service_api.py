@@ -20,8 +20,8 @@ from test_pipeline_inputs import bomb_png
 
 from keydiff3d import __version__
 from keydiff3d.mesh_io import load_mesh
-from keydiff3d_addon.rigcore import read_bundle
 from keydiff3d.service import API_VERSION
+from keydiff3d_addon.rigcore import read_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,9 @@ def client(server):
         yield client
 
 
-def submit_mesh(client: httpx.Client, data: bytes, options: dict | None = None, name: str = "creature.glb") -> httpx.Response:
+def submit_mesh(
+    client: httpx.Client, data: bytes, options: dict | None = None, name: str = "creature.glb"
+) -> httpx.Response:
     fields = {"options": json.dumps(options)} if options is not None else {}
     return client.post("/v1/jobs", files={"mesh": (name, data, "model/gltf-binary")}, data=fields)
 
@@ -116,9 +118,15 @@ def test_bad_uploads_get_json_errors_and_the_server_survives(client, field, payl
 
 def test_wrong_content_type_and_form_shape(client):
     assert_error(client.post("/v1/jobs", json={"image": "x"}), 415, "unsupported_media_type")
-    assert_error(client.post("/v1/jobs", content=b"raw", headers={"content-type": "image/png"}), 415, "unsupported_media_type")
+    assert_error(
+        client.post("/v1/jobs", content=b"raw", headers={"content-type": "image/png"}), 415, "unsupported_media_type"
+    )
     glb = creature_glb_bytes()
-    assert_error(client.post("/v1/jobs", files={"mesh": ("a.glb", glb), "image": ("a.png", png_bytes(64, 64))}), 400, "bad_request")
+    assert_error(
+        client.post("/v1/jobs", files={"mesh": ("a.glb", glb), "image": ("a.png", png_bytes(64, 64))}),
+        400,
+        "bad_request",
+    )
     assert_error(client.post("/v1/jobs", files={"picture": ("a.png", png_bytes(64, 64))}), 400, "bad_request")
     assert_error(client.post("/v1/jobs", data={"mesh": "not a file"}, files={"x": ("", b"")}), 400, "bad_request")
     assert_error(client.post("/v1/jobs", files={"mesh": ("creature.fbx", glb)}), 415, "unsupported_format")
@@ -127,7 +135,9 @@ def test_wrong_content_type_and_form_shape(client):
 def test_bad_options(client):
     glb = creature_glb_bytes()
     assert_error(submit_mesh(client, glb, {"preset": "x" * 20000}), 413, "too_large")
-    assert_error(client.post("/v1/jobs", files={"mesh": ("a.glb", glb)}, data={"options": "{not json"}), 400, "bad_input")
+    assert_error(
+        client.post("/v1/jobs", files={"mesh": ("a.glb", glb)}, data={"options": "{not json"}), 400, "bad_input"
+    )
     assert_error(submit_mesh(client, glb, {"colour": "red"}), 400, "bad_input")
     assert_error(submit_mesh(client, glb, {"seed": "seven"}), 400, "bad_input")
     error = assert_error(submit_mesh(client, glb, {"checkpoint": "/etc/passwd"}), 400, "bad_input")
@@ -149,9 +159,15 @@ def test_oversized_bodies_are_refused_declared_or_streamed(client, server):
     assert client.get("/v1/health").status_code == 200
 
 
-@pytest.mark.parametrize("job_id", ["0" * 32, "abc", "..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a" * 5000, "0" * 31 + "g"])
+@pytest.mark.parametrize(
+    "job_id", ["0" * 32, "abc", "..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a" * 5000, "0" * 31 + "g"]
+)
 def test_unknown_and_path_like_ids_are_404(client, job_id):
-    for method, path in (("GET", f"/v1/jobs/{job_id}"), ("GET", f"/v1/jobs/{job_id}/result"), ("DELETE", f"/v1/jobs/{job_id}")):
+    for method, path in (
+        ("GET", f"/v1/jobs/{job_id}"),
+        ("GET", f"/v1/jobs/{job_id}/result"),
+        ("DELETE", f"/v1/jobs/{job_id}"),
+    ):
         response = client.request(method, path)
         assert_error(response, 404, "not_found")
 

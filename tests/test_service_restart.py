@@ -59,7 +59,9 @@ def test_graceful_shutdown_mid_job_reports_the_job_interrupted(tmp_path):
         waiting = submit(client, creature_glb_bytes("bird", 9))
         wait_for(client, running, statuses=("running",), poll=0.02)
     server.stop()  # SIGTERM: uvicorn shuts down, the worker stops the job at its next cancellation point
-    assert '"msg": "service stopped"' in server.log.read_text()  # the lifespan's shutdown ran (uvicorn re-raises SIGTERM after it)
+    assert (
+        '"msg": "service stopped"' in server.log.read_text()
+    )  # the lifespan's shutdown ran (uvicorn re-raises SIGTERM after it)
     restarted = Server(tmp_path / "data", tmp_path / "home", *args, port=server.port).start()
     try:
         with httpx.Client(base_url=restarted.url, timeout=30.0) as client:
@@ -74,7 +76,9 @@ def test_graceful_shutdown_mid_job_reports_the_job_interrupted(tmp_path):
 def test_token_is_required_when_set(tmp_path):
     checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     token = "s3cret-token-for-tests"
-    server = Server(tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--token", token, "--no-warm-up")
+    server = Server(
+        tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--token", token, "--no-warm-up"
+    )
     server.start(token=token)
     try:
         with httpx.Client(base_url=server.url, timeout=30.0) as client:
@@ -90,9 +94,23 @@ def test_token_is_required_when_set(tmp_path):
 def test_non_loopback_bind_without_token_is_refused(tmp_path):
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "keydiff3d.cli", "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=60, env=isolated_env(tmp_path / "home"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keydiff3d.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=isolated_env(tmp_path / "home"),
+    )
     assert done.returncode == 2
     assert "--token" in done.stderr and "Traceback" not in done.stderr
     assert time.monotonic() - began < 60

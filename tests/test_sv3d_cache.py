@@ -36,10 +36,27 @@ def images(tmp_path):
 
 
 def run_cache(images, out, files, *extra):
-    return main([
-        "cache", str(images), "--out", str(out), "--sv3d", str(files.sv3d), "--svd-xt", str(files.svd_xt),
-        "--size", "64", "--steps", "2", "--device", "cpu", "--foreground", "alpha", *extra,
-    ])
+    return main(
+        [
+            "cache",
+            str(images),
+            "--out",
+            str(out),
+            "--sv3d",
+            str(files.sv3d),
+            "--svd-xt",
+            str(files.svd_xt),
+            "--size",
+            "64",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--foreground",
+            "alpha",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow

@@ -11,10 +11,10 @@ import pytest
 import trimesh
 
 from keydiff3d.geometry import orbit_cameras, project_points, sv3d_azimuths_deg
+from keydiff3d.geometry.mesh import RenderMesh
 from keydiff3d.multiview.base import MultiViewResult
 from keydiff3d.multiview.sv3d.calibration import SENSES, calibrate_orbit, input_view_placement
 from keydiff3d.segmentation.preprocess import prepare_sv3d_input
-from keydiff3d.geometry.mesh import RenderMesh
 from keydiff3d.synthetic.renderer import render_multiview
 
 SIZE, MARGIN = 64, 0.15

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from keydiff3d.errors import InputError
 from keydiff3d.multiview.sv3d.generator import RuntimeOptions, SV3DConfig, SV3DGenerator
 from keydiff3d.multiview.sv3d.testing import random_sv3d_models
@@ -15,7 +16,9 @@ def _image():
 
 def test_half_precision_is_refused_on_the_cpu():
     with pytest.raises(InputError, match="needs CUDA"):
-        SV3DGenerator(random_sv3d_models(False), SV3DConfig(size=64, num_steps=2), RuntimeOptions(device="cpu", dtype="fp16"))
+        SV3DGenerator(
+            random_sv3d_models(False), SV3DConfig(size=64, num_steps=2), RuntimeOptions(device="cpu", dtype="fp16")
+        )
 
 
 @pytest.mark.cuda
@@ -23,8 +26,12 @@ def test_half_precision_is_refused_on_the_cpu():
 @pytest.mark.parametrize("offload", [False, True])
 def test_half_precision_and_offload_on_cuda(dtype, offload):
     config = SV3DConfig(size=64, num_steps=3, tap_sigma=700.0)
-    reference = SV3DGenerator(random_sv3d_models(False), config, RuntimeOptions(device="cuda", dtype="fp32")).from_image(_image())
-    generator = SV3DGenerator(random_sv3d_models(False), config, RuntimeOptions(device="cuda", dtype=dtype, offload=offload))
+    reference = SV3DGenerator(
+        random_sv3d_models(False), config, RuntimeOptions(device="cuda", dtype="fp32")
+    ).from_image(_image())
+    generator = SV3DGenerator(
+        random_sv3d_models(False), config, RuntimeOptions(device="cuda", dtype=dtype, offload=offload)
+    )
     result = generator.from_image(_image())
     assert all(np.isfinite(f.astype(np.float32)).all() for f in result.features)
     assert np.isfinite(result.images).all()

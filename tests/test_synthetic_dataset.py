@@ -94,7 +94,25 @@ def test_inconsistent_dataset_differs_from_the_clean_one(dataset_dir, tmp_path):
 
 def test_synth_command(tmp_path):
     out = tmp_path / "cli"
-    code = main(["synth", "--out", str(out), "--n", "3", "--size", "16", "--views", "3", "--categories", "biped", "--shard-size", "2", "--workers", "2"])
+    code = main(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--n",
+            "3",
+            "--size",
+            "16",
+            "--views",
+            "3",
+            "--categories",
+            "biped",
+            "--shard-size",
+            "2",
+            "--workers",
+            "2",
+        ]
+    )
     assert code == 0
     ds = SyntheticDataset(out)
     assert len(ds) == 3 and {ds[i].category for i in range(3)} == {"biped"}

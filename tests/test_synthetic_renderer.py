@@ -6,10 +6,10 @@ import trimesh
 from PIL import Image
 
 from keydiff3d.geometry import OBJECT_EXTENT, orbit_cameras, project_points
+from keydiff3d.geometry.mesh import RenderMesh
 from keydiff3d.mesh_io import load_mesh, load_placed_mesh, to_gltf_frame
 from keydiff3d.synthetic import generate_creature
 from keydiff3d.synthetic.raster import rasterize
-from keydiff3d.geometry.mesh import RenderMesh
 from keydiff3d.synthetic.renderer import RenderOptions, render_multiview, sample_texture
 
 
@@ -21,14 +21,20 @@ def _pixel_rays(cameras, view):
     d_cam = pix @ np.linalg.inv(K).T
     d_world = d_cam @ R  # R^T d
     center = -R.T @ t
-    return np.broadcast_to(center, d_world.shape), d_world / np.linalg.norm(d_world, axis=1, keepdims=True), d_cam[:, 2] / np.linalg.norm(d_cam, axis=1)
+    return (
+        np.broadcast_to(center, d_world.shape),
+        d_world / np.linalg.norm(d_world, axis=1, keepdims=True),
+        d_cam[:, 2] / np.linalg.norm(d_cam, axis=1),
+    )
 
 
 def test_rasteriser_matches_an_independent_ray_caster():
-    mesh = trimesh.util.concatenate([
-        trimesh.creation.icosphere(subdivisions=2, radius=0.3),
-        trimesh.creation.box(extents=[0.2, 0.6, 0.15]).apply_translation([0.15, 0.1, 0.25]),
-    ])
+    mesh = trimesh.util.concatenate(
+        [
+            trimesh.creation.icosphere(subdivisions=2, radius=0.3),
+            trimesh.creation.box(extents=[0.2, 0.6, 0.15]).apply_translation([0.15, 0.1, 0.25]),
+        ]
+    )
     cams = orbit_cameras(np.array([0.0, 75.0, 200.0]), 10.0, size=40)
     frags = rasterize(mesh.vertices, mesh.faces, cams)
     caster = trimesh.ray.ray_triangle.RayMeshIntersector(mesh)
@@ -70,7 +76,9 @@ def test_joints_and_vertices_project_onto_the_mask_and_depth_is_camera_z():
     # the visible surface point of a pixel reprojects to that pixel centre at the stored depth
     frags = rasterize(c.vertices, c.faces, cams, cull_backfaces=True)
     vi, ri, ci = np.nonzero(frags.mask)
-    pts = np.einsum("pk,pkc->pc", frags.bary[vi, ri, ci], c.vertices[c.faces[frags.face[vi, ri, ci]]].astype(np.float64))
+    pts = np.einsum(
+        "pk,pkc->pc", frags.bary[vi, ri, ci], c.vertices[c.faces[frags.face[vi, ri, ci]]].astype(np.float64)
+    )
     uv_s, z_s = project_points(cams.P[vi], pts[:, None])
     np.testing.assert_allclose(uv_s[:, 0], np.stack([ci + 0.5, ri + 0.5], 1), atol=2e-3)
     np.testing.assert_allclose(z_s[:, 0], frags.depth[vi, ri, ci], rtol=1e-5)
@@ -176,7 +184,9 @@ def test_glb_scene_keeps_node_transforms_and_per_geometry_materials(tmp_path):
     red.visual = trimesh.visual.ColorVisuals(red, face_colors=np.tile([255, 0, 0, 255], (len(red.faces), 1)))
     green = trimesh.creation.box(extents=[0.3, 0.3, 0.3])
     uv = np.full((len(green.vertices), 2), 0.5)
-    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(np.full((4, 4, 3), [0, 255, 0], np.uint8)))
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(np.full((4, 4, 3), [0, 255, 0], np.uint8))
+    )
     green.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
     scene = trimesh.Scene()
     scene.add_geometry(red, transform=trimesh.transformations.translation_matrix([0, 0.3, 0]))

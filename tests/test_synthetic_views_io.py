@@ -15,7 +15,9 @@ from keydiff3d.synthetic.renderer import RenderOptions, render_multiview
 
 
 def test_round_trip_keeps_views_masks_depth_cameras_and_placement(tmp_path):
-    res = render_multiview(generate_creature("biped", 1, detail=0.5), orbit_cameras(size=40), options=RenderOptions(supersample=2))
+    res = render_multiview(
+        generate_creature("biped", 1, detail=0.5), orbit_cameras(size=40), options=RenderOptions(supersample=2)
+    )
     placement = Placement(np.array([0.1, -2.0, 3.0]), 0.25)
     save_views(tmp_path / "v", res, placement)
     assert sorted(p.name for p in (tmp_path / "v" / "views").iterdir())[-1] == "020.png"
@@ -53,7 +55,23 @@ def test_render_command_writes_a_loadable_views_folder(tmp_path):
     mesh.apply_translation([10.0, 0.0, 5.0])  # any own frame: the command places it
     mesh.export(tmp_path / "capsule.ply")
     out = tmp_path / "out"
-    assert main(["render", str(tmp_path / "capsule.ply"), "--out", str(out), "--size", "32", "--views", "8", "--supersample", "1"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(tmp_path / "capsule.ply"),
+                "--out",
+                str(out),
+                "--size",
+                "32",
+                "--views",
+                "8",
+                "--supersample",
+                "1",
+            ]
+        )
+        == 0
+    )
     res, placement = load_views(out)
     assert res.num_views == 8 and res.images.shape == (8, 32, 32, 3) and res.input_view == 7
     assert json.loads((out / "views.json").read_text())["num_views"] == 8
@@ -73,7 +91,22 @@ def test_render_keep_frame_matches_rendering_the_creature_directly(tmp_path):
     from keydiff3d.synthetic import sample_assets as sa
 
     out = tmp_path / "kept"
-    assert main(["render", str(ASSETS_DIR / sa.SAMPLE_MESH), "--out", str(out), "--size", "48", "--supersample", "1", "--keep-frame"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(ASSETS_DIR / sa.SAMPLE_MESH),
+                "--out",
+                str(out),
+                "--size",
+                "48",
+                "--supersample",
+                "1",
+                "--keep-frame",
+            ]
+        )
+        == 0
+    )
     res, placement = load_views(out)
     assert placement is None
     creature = generate_creature(sa.SAMPLE_CATEGORY, sa.SAMPLE_SEED, yaw_deg=sa.SAMPLE_YAW_DEG, detail=0.75)

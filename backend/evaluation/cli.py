@@ -8,10 +8,21 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="model.safetensors or its folder (default: the shipped checkpoint)")
-    parser.add_argument("--data", default=None, help="synthetic data set folder (default: the one the checkpoint was trained on)")
-    parser.add_argument("--max-train-items", type=int, default=0, help="fit the regressors on at most this many training items (0 = all)")
-    parser.add_argument("--max-test-items", type=int, default=0, help="score at most this many held-out items (0 = all)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="model.safetensors or its folder (default: the shipped checkpoint)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="synthetic data set folder (default: the one the checkpoint was trained on)"
+    )
+    parser.add_argument(
+        "--max-train-items",
+        type=int,
+        default=0,
+        help="fit the regressors on at most this many training items (0 = all)",
+    )
+    parser.add_argument(
+        "--max-test-items", type=int, default=0, help="score at most this many held-out items (0 = all)"
+    )
     parser.add_argument("--preview", default=None, help="write the keypoint/skeleton preview PNG here")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -24,8 +35,16 @@ def run(args: argparse.Namespace) -> int:
 
     model, config, metadata = load_model(args.checkpoint, device=args.device)
     progress = None if args.json else tqdm_progress("eval")
-    report = evaluate_model(model, config, args.data, max_train_items=args.max_train_items, max_test_items=args.max_test_items, device=args.device,
-                            preview_path=Path(args.preview) if args.preview else None, progress=progress)
+    report = evaluate_model(
+        model,
+        config,
+        args.data,
+        max_train_items=args.max_train_items,
+        max_test_items=args.max_test_items,
+        device=args.device,
+        preview_path=Path(args.preview) if args.preview else None,
+        progress=progress,
+    )
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint or "default"), **report.to_dict()}, indent=1))
     else:

@@ -30,8 +30,9 @@ def linear_blend_skinning(vertices: np.ndarray, weights: np.ndarray, matrices: n
     return out
 
 
-def mean_vertex_error(vertices: np.ndarray, weights: np.ndarray, reference_weights: np.ndarray,
-                      matrices: np.ndarray, chunk: int = 64) -> float:
+def mean_vertex_error(
+    vertices: np.ndarray, weights: np.ndarray, reference_weights: np.ndarray, matrices: np.ndarray, chunk: int = 64
+) -> float:
     """Mean over frames and vertices of |LBS(weights) - LBS(reference_weights)| (the same skeleton
     and poses, two sets of weights), in the vertices' units."""
     total, count = 0.0, 0
@@ -78,7 +79,9 @@ def subtree(parents: np.ndarray, bone: int) -> np.ndarray:
     return inside
 
 
-def bend_matrices(heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bone: int, degrees: float = 35.0) -> np.ndarray:
+def bend_matrices(
+    heads: np.ndarray, tails: np.ndarray, parents: np.ndarray, bone: int, degrees: float = 35.0
+) -> np.ndarray:
     """(B, 4, 4) skinning matrices that turn `bone` and its subtree by `degrees` about its head,
     about `bend_axis`; every other bone stays at rest."""
     m = np.tile(np.eye(4), (len(heads), 1, 1))
@@ -129,8 +132,16 @@ def seam_pairs(vertices: np.ndarray, edges: np.ndarray, rest: np.ndarray) -> tup
     return pairs, local
 
 
-def posability(vertices: np.ndarray, faces: np.ndarray, weights: np.ndarray, heads: np.ndarray, tails: np.ndarray,
-               parents: np.ndarray, bones=None, degrees: float = 35.0) -> Posability:
+def posability(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    weights: np.ndarray,
+    heads: np.ndarray,
+    tails: np.ndarray,
+    parents: np.ndarray,
+    bones=None,
+    degrees: float = 35.0,
+) -> Posability:
     """Bend each of `bones` (default: every bone with weight) by `degrees` and measure tearing
     (`Posability`). `weights` (V, B) columns follow heads/tails/parents (B)."""
     vertices = np.asarray(vertices, np.float64)

@@ -46,7 +46,10 @@ def file_skin(path: Path, node_name: str) -> tuple[np.ndarray, np.ndarray, np.nd
     called `node_name` (Blender's ".001" suffix of a repeated name ignored), or None when absent."""
     gltf, blob = _document(str(path))
     candidates = [node_name, node_name.rsplit(".", 1)[0]]
-    node = next((n for name in candidates for n in gltf.nodes if n.name == name and n.mesh is not None and n.skin is not None), None)
+    node = next(
+        (n for name in candidates for n in gltf.nodes if n.name == name and n.mesh is not None and n.skin is not None),
+        None,
+    )
     if node is None:
         return None
     positions, joints, weights = [], [], []

@@ -107,13 +107,23 @@ def bone_samples(joints: np.ndarray, bones: np.ndarray, step: float) -> np.ndarr
     return np.concatenate(points)
 
 
-def cd_b2b(joints_a: np.ndarray, bones_a: np.ndarray, joints_b: np.ndarray, bones_b: np.ndarray, step: float = 0.01) -> float:
+def cd_b2b(
+    joints_a: np.ndarray, bones_a: np.ndarray, joints_b: np.ndarray, bones_b: np.ndarray, step: float = 0.01
+) -> float:
     """Symmetric bone-to-bone Chamfer distance (RigNet): points sampled every `step` along A's bones to
     B's bones and B's samples to A's bones, mean of both directions. Unlike CD-J2B it sees a bone's
     whole length, so a spurious long bone costs in proportion to how far it strays from the other
     skeleton. bones_*: (E, 2) index pairs into the matching joint array."""
     joints_a, joints_b = np.asarray(joints_a, np.float64), np.asarray(joints_b, np.float64)
     bones_a, bones_b = np.asarray(bones_a, np.int64), np.asarray(bones_b, np.int64)
-    a_to_b = point_segment_distance(bone_samples(joints_a, bones_a, step), joints_b[bones_b[:, 0]], joints_b[bones_b[:, 1]]).min(1).mean()
-    b_to_a = point_segment_distance(bone_samples(joints_b, bones_b, step), joints_a[bones_a[:, 0]], joints_a[bones_a[:, 1]]).min(1).mean()
+    a_to_b = (
+        point_segment_distance(bone_samples(joints_a, bones_a, step), joints_b[bones_b[:, 0]], joints_b[bones_b[:, 1]])
+        .min(1)
+        .mean()
+    )
+    b_to_a = (
+        point_segment_distance(bone_samples(joints_b, bones_b, step), joints_a[bones_a[:, 0]], joints_a[bones_a[:, 1]])
+        .min(1)
+        .mean()
+    )
     return float(0.5 * (a_to_b + b_to_a))

@@ -62,9 +62,23 @@ class LinearRegressor:
 class MLPRegressor:
     """Two hidden layers (ReLU, dropout) trained full-batch with AdamW; deterministic by seed."""
 
-    def __init__(self, hidden: int = 256, steps: int = 1500, lr: float = 3e-3, weight_decay: float = 1e-3,
-                 dropout: float = 0.1, seed: int = 0) -> None:
-        self.hidden, self.steps, self.lr, self.weight_decay, self.dropout, self.seed = hidden, steps, lr, weight_decay, dropout, seed
+    def __init__(
+        self,
+        hidden: int = 256,
+        steps: int = 1500,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-3,
+        dropout: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        self.hidden, self.steps, self.lr, self.weight_decay, self.dropout, self.seed = (
+            hidden,
+            steps,
+            lr,
+            weight_decay,
+            dropout,
+            seed,
+        )
         self.net: torch.nn.Module | None = None
         self.num_joints = 0
 
@@ -73,8 +87,12 @@ class MLPRegressor:
         self._xnorm, self._ynorm = _Standardiser.fit(x), _Standardiser.fit(y)
         generator = torch.Generator().manual_seed(self.seed)
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(x.shape[1], self.hidden), torch.nn.ReLU(), torch.nn.Dropout(self.dropout),
-            torch.nn.Linear(self.hidden, self.hidden), torch.nn.ReLU(), torch.nn.Dropout(self.dropout),
+            torch.nn.Linear(x.shape[1], self.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(self.dropout),
+            torch.nn.Linear(self.hidden, self.hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(self.dropout),
             torch.nn.Linear(self.hidden, y.shape[1]),
         )
         with torch.no_grad():  # seeded init independent of the global RNG

@@ -78,7 +78,11 @@ class RiggedAsset:
 
     def all_matrices(self) -> np.ndarray:
         """(T_total, B, 4, 4): every frame of every clip."""
-        return np.concatenate([c.matrices for c in self.clips]) if self.clips else np.zeros((0, len(self.bone_names), 4, 4))
+        return (
+            np.concatenate([c.matrices for c in self.clips])
+            if self.clips
+            else np.zeros((0, len(self.bone_names), 4, 4))
+        )
 
     def posed(self, weights: np.ndarray | None = None) -> np.ndarray:
         """(T_total, V, 3) vertices skinned with `weights` (V, B) (default: the artist's)."""
@@ -89,11 +93,31 @@ class RiggedAsset:
     # ------------------------------------------------------------------ cache
 
     def save(self, path: Path) -> None:
-        arrays = {f"clip{i}_{key}": value for i, c in enumerate(self.clips) for key, value in (("frames", c.frames), ("matrices", c.matrices))}
-        meta = {"version": CACHE_VERSION, "name": self.name, "category": self.category, "bone_names": self.bone_names,
-                "clips": [c.name for c in self.clips], "self_test_error": self.self_test_error, "notes": self.notes}
-        np.savez_compressed(path, meta=json.dumps(meta), vertices=self.vertices, faces=self.faces, heads=self.heads,
-                            tails=self.tails, parents=self.parents, weights=self.weights, **arrays)
+        arrays = {
+            f"clip{i}_{key}": value
+            for i, c in enumerate(self.clips)
+            for key, value in (("frames", c.frames), ("matrices", c.matrices))
+        }
+        meta = {
+            "version": CACHE_VERSION,
+            "name": self.name,
+            "category": self.category,
+            "bone_names": self.bone_names,
+            "clips": [c.name for c in self.clips],
+            "self_test_error": self.self_test_error,
+            "notes": self.notes,
+        }
+        np.savez_compressed(
+            path,
+            meta=json.dumps(meta),
+            vertices=self.vertices,
+            faces=self.faces,
+            heads=self.heads,
+            tails=self.tails,
+            parents=self.parents,
+            weights=self.weights,
+            **arrays,
+        )
 
     @classmethod
     def load(cls, path: Path) -> "RiggedAsset":
@@ -101,9 +125,23 @@ class RiggedAsset:
             meta = json.loads(str(data["meta"]))
             if meta.get("version") != CACHE_VERSION:
                 raise InputError(f"{path} is a cache of another version; delete it")
-            clips = [Clip(name, data[f"clip{i}_frames"], data[f"clip{i}_matrices"]) for i, name in enumerate(meta["clips"])]
-            return cls(meta["name"], data["vertices"], data["faces"], list(meta["bone_names"]), data["heads"], data["tails"],
-                       data["parents"], data["weights"], clips, meta["category"], meta["self_test_error"], list(meta["notes"]))
+            clips = [
+                Clip(name, data[f"clip{i}_frames"], data[f"clip{i}_matrices"]) for i, name in enumerate(meta["clips"])
+            ]
+            return cls(
+                meta["name"],
+                data["vertices"],
+                data["faces"],
+                list(meta["bone_names"]),
+                data["heads"],
+                data["tails"],
+                data["parents"],
+                data["weights"],
+                clips,
+                meta["category"],
+                meta["self_test_error"],
+                list(meta["notes"]),
+            )
 
 
 def asset_files(folder: Path) -> list[Path]:
@@ -126,8 +164,14 @@ def manifest_categories(folder: Path) -> dict[str, str]:
     return {e["file"]: e.get("category", "") for e in entries if isinstance(e, dict) and "file" in e}
 
 
-def load_rigged_asset(path, *, max_frames_per_clip: int | None = None, self_test_frames: int = 3,
-                      category: str = "", cache_dir: Path | None = None) -> RiggedAsset:
+def load_rigged_asset(
+    path,
+    *,
+    max_frames_per_clip: int | None = None,
+    self_test_frames: int = 3,
+    category: str = "",
+    cache_dir: Path | None = None,
+) -> RiggedAsset:
     """Read one artist-rigged glTF (see the module docstring). `max_frames_per_clip` samples that
     many frames evenly from each clip (None: every frame). With `cache_dir`, the result is kept as
     an .npz keyed by the file's name, size, mtime and the sampling, and read from there next time."""
@@ -137,7 +181,10 @@ def load_rigged_asset(path, *, max_frames_per_clip: int | None = None, self_test
     cache = None
     if cache_dir is not None:
         stat = path.stat()
-        cache = Path(cache_dir) / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}-{max_frames_per_clip}-{self_test_frames}.npz"
+        cache = (
+            Path(cache_dir)
+            / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}-{max_frames_per_clip}-{self_test_frames}.npz"
+        )
         if cache.is_file():
             return RiggedAsset.load(cache)
     asset = _import(path, max_frames_per_clip, self_test_frames, category)
@@ -158,7 +205,7 @@ def _import(path: Path, max_frames: int | None, self_test_frames: int, category:
     bpy.ops.import_scene.gltf(filepath=str(path), merge_vertices=False)
     armature, meshes = _skinned_objects(bpy, path)
     notes: list[str] = []
-    for track in (armature.animation_data.nla_tracks if armature.animation_data else ()):
+    for track in armature.animation_data.nla_tracks if armature.animation_data else ():
         track.mute = True  # the importer stashes every clip in the NLA; evaluate one action at a time
     actions = [a for a in bpy.data.actions if _animates(a, armature)]
     _set_action(armature, None)
@@ -217,8 +264,20 @@ def _import(path: Path, max_frames: int | None, self_test_frames: int, category:
     weights = _merge_rows(file_weights, index, len(vertices))
     faces = _clean_faces(index[split_faces])
     diagonal = float(np.linalg.norm(np.ptp(split_world, axis=0))) or 1.0
-    return RiggedAsset(path.stem, vertices, faces, names, heads, tails, parents, weights, clips, category,
-                       self_test / diagonal if clips else float("nan"), notes)
+    return RiggedAsset(
+        path.stem,
+        vertices,
+        faces,
+        names,
+        heads,
+        tails,
+        parents,
+        weights,
+        clips,
+        category,
+        self_test / diagonal if clips else float("nan"),
+        notes,
+    )
 
 
 def _skinned_objects(bpy, path: Path):
@@ -250,7 +309,9 @@ def _animates(action, armature) -> bool:
 def _fcurves(action):
     """F-curves of an action (Blender 4.4+ keeps them in layered channelbags; older ones on the action)."""
     if hasattr(action, "layers") and len(action.layers):
-        return [c for layer in action.layers for strip in layer.strips for bag in strip.channelbags for c in bag.fcurves]
+        return [
+            c for layer in action.layers for strip in layer.strips for bag in strip.channelbags for c in bag.fcurves
+        ]
     return list(action.fcurves)
 
 
@@ -268,7 +329,7 @@ def _set_action(armature, action) -> None:
 
 def _clip_name(action_name: str, armature_name: str) -> str:
     prefix = f"{armature_name}|"
-    return action_name[len(prefix):] if action_name.startswith(prefix) else action_name
+    return action_name[len(prefix) :] if action_name.startswith(prefix) else action_name
 
 
 def _vertex_group_weights(ob, names: list[str]) -> np.ndarray:

@@ -1,6 +1,5 @@
 """Camera conventions shared by every stage (renderer, model, reconstruction, SV3D)."""
 
-from .placement import CUBE_HALF, OBJECT_EXTENT, Placement, fit_to_world
 from .cameras import (
     SV3D_ELEVATION_DEG,
     SV3D_FOV_DEG,
@@ -13,6 +12,7 @@ from .cameras import (
     project_points,
     sv3d_azimuths_deg,
 )
+from .placement import CUBE_HALF, OBJECT_EXTENT, Placement, fit_to_world
 
 __all__ = [
     "CUBE_HALF",

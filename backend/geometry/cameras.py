@@ -34,7 +34,9 @@ def sv3d_azimuths_deg(num_frames: int = SV3D_NUM_FRAMES) -> np.ndarray:
     return (np.arange(1, num_frames + 1) * 360.0 / num_frames) % 360.0
 
 
-def look_at(center: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> tuple[np.ndarray, np.ndarray]:
+def look_at(
+    center: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])
+) -> tuple[np.ndarray, np.ndarray]:
     """World->camera rotation R (3, 3) and translation t (3,) for a camera at `center` looking at `target`."""
     forward = np.asarray(target, np.float64) - np.asarray(center, np.float64)
     forward /= np.linalg.norm(forward)
@@ -86,7 +88,15 @@ class Cameras:
 
     def subset(self, indices) -> "Cameras":
         idx = np.asarray(indices)
-        return Cameras(self.K[idx], self.R[idx], self.t[idx], self.width, self.height, self.azimuth_deg[idx], self.elevation_deg[idx])
+        return Cameras(
+            self.K[idx],
+            self.R[idx],
+            self.t[idx],
+            self.width,
+            self.height,
+            self.azimuth_deg[idx],
+            self.elevation_deg[idx],
+        )
 
     def to_dict(self) -> dict:
         return {

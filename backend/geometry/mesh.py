@@ -61,12 +61,18 @@ class RenderMesh:
             self.face_texture = np.full(len(self.faces), -1, np.int32)
 
     @classmethod
-    def from_arrays(cls, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None, closed: bool = False) -> "RenderMesh":
+    def from_arrays(
+        cls, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None, closed: bool = False
+    ) -> "RenderMesh":
         vertices = np.asarray(vertices, np.float32)
         faces = np.asarray(faces, np.int32)
         has_own_colors = colors is not None
-        colors = np.full((len(vertices), 3), 0.7, np.float32) if colors is None else np.asarray(colors, np.float32)[:, :3]
-        mesh = cls(vertices, faces, np.zeros_like(vertices), colors, closed=closed, has_own_colors=has_own_colors)  # validates first
+        colors = (
+            np.full((len(vertices), 3), 0.7, np.float32) if colors is None else np.asarray(colors, np.float32)[:, :3]
+        )
+        mesh = cls(
+            vertices, faces, np.zeros_like(vertices), colors, closed=closed, has_own_colors=has_own_colors
+        )  # validates first
         mesh.normals = vertex_normals(vertices, faces)
         return mesh
 
@@ -76,7 +82,11 @@ class RenderMesh:
 
     def rotated(self, rotation: np.ndarray) -> "RenderMesh":
         """The mesh under x -> rotation @ x (a (3, 3) rotation, e.g. rigcore.frames.Y_UP_TO_Z_UP); normals turn alike."""
-        return replace(self, vertices=(self.vertices @ rotation.T).astype(np.float32), normals=(self.normals @ rotation.T).astype(np.float32))
+        return replace(
+            self,
+            vertices=(self.vertices @ rotation.T).astype(np.float32),
+            normals=(self.normals @ rotation.T).astype(np.float32),
+        )
 
     def vertex_colors_rgba8(self) -> np.ndarray | None:
         """(N, 4) uint8 sRGB vertex colours for a rig bundle: the albedo at each vertex (on a textured

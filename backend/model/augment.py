@@ -19,7 +19,9 @@ import torch
 from torch.nn import functional as F
 
 
-def random_affine(batch: int, size: tuple[int, int], rotation_deg: float, scale: float, translate: float, device=None) -> torch.Tensor:
+def random_affine(
+    batch: int, size: tuple[int, int], rotation_deg: float, scale: float, translate: float, device=None
+) -> torch.Tensor:
     """(B, 3, 3) pixel-space affines about the image centre; size = (width, height).
 
     Rotation uniform in [-rotation_deg, rotation_deg], scale in [1 - scale, 1 + scale], translation
@@ -50,15 +52,20 @@ def warp(maps: torch.Tensor, H: torch.Tensor, image_size: tuple[int, int], fill:
     B, C, h, w = maps.shape
     width, height = image_size
     # normalised (align_corners=False) <-> image pixels: u = (x + 1) W / 2
-    to_pixels = torch.tensor([[width / 2.0, 0.0, width / 2.0], [0.0, height / 2.0, height / 2.0], [0.0, 0.0, 1.0]], device=H.device, dtype=H.dtype)
+    to_pixels = torch.tensor(
+        [[width / 2.0, 0.0, width / 2.0], [0.0, height / 2.0, height / 2.0], [0.0, 0.0, 1.0]],
+        device=H.device,
+        dtype=H.dtype,
+    )
     theta = torch.linalg.inv(to_pixels) @ torch.linalg.inv(H) @ to_pixels  # output normalised -> input normalised
     grid = F.affine_grid(theta[:, :2].to(maps.dtype), (B, C, h, w), align_corners=False)
     warped = F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if fill != 0.0:
-        coverage = F.grid_sample(torch.ones_like(maps[:, :1]), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        coverage = F.grid_sample(
+            torch.ones_like(maps[:, :1]), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         warped = warped + fill * (1.0 - coverage)
     return warped
-
 
 
 def color_jitter(images: torch.Tensor, masks: torch.Tensor, strength: float) -> torch.Tensor:

@@ -46,7 +46,9 @@ class KeyDiff3DBatch:
             raise ValueError(f"projections must be (B, K, 3, 4) = {(B, K, 3, 4)}, got {tuple(self.projections.shape)}")
         for layer in self.features:
             if tuple(layer.shape[:2]) != (B, K):
-                raise ValueError(f"feature layers must be (B, K, C, h, w) with B, K = {B}, {K}; got {tuple(layer.shape)}")
+                raise ValueError(
+                    f"feature layers must be (B, K, C, h, w) with B, K = {B}, {K}; got {tuple(layer.shape)}"
+                )
 
     @property
     def batch_size(self) -> int:
@@ -76,7 +78,9 @@ class KeyDiff3DBatch:
         )
 
 
-def select_views(cameras: Cameras, input_view: int, num_views: int, rng: np.random.Generator | None = None) -> list[int]:
+def select_views(
+    cameras: Cameras, input_view: int, num_views: int, rng: np.random.Generator | None = None
+) -> list[int]:
     """Indices of K views: the input view first, then K-1 others.
 
     With `rng`: others drawn at random without replacement (training). Without: the views whose
@@ -139,7 +143,9 @@ def batch_from_arrays(
     return KeyDiff3DBatch(img[None], msk[None], P[None], feats, gt)
 
 
-def batch_from_result(result: MultiViewResult, views: Sequence[int], image_size: int, joints: np.ndarray | None = None) -> KeyDiff3DBatch:
+def batch_from_result(
+    result: MultiViewResult, views: Sequence[int], image_size: int, joints: np.ndarray | None = None
+) -> KeyDiff3DBatch:
     """`batch_from_arrays` for a generator's `MultiViewResult` (features included when it has them)."""
     return batch_from_arrays(result.images, result.masks, result.cameras, views, image_size, result.features, joints)
 

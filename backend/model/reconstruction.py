@@ -71,7 +71,9 @@ class ReconstructionNet(nn.Module):
     h and w must be divisible by 2 ** (len(widths) - 1). The appearance image is resized to h x w.
     """
 
-    def __init__(self, structure_channels: int, widths: Sequence[int] = (32, 64, 128, 128), appearance_dim: int = 64) -> None:
+    def __init__(
+        self, structure_channels: int, widths: Sequence[int] = (32, 64, 128, 128), appearance_dim: int = 64
+    ) -> None:
         super().__init__()
         widths = list(widths)
         self.appearance = AppearanceEncoder(appearance_dim)
@@ -81,7 +83,9 @@ class ReconstructionNet(nn.Module):
             self.down.append(unet_block(previous, width))
             previous = width
         self.fuse = unet_block(widths[-1] + appearance_dim, widths[-1])
-        self.up = nn.ModuleList(unet_block(widths[level + 1] + widths[level], widths[level]) for level in reversed(range(len(widths) - 1)))
+        self.up = nn.ModuleList(
+            unet_block(widths[level + 1] + widths[level], widths[level]) for level in reversed(range(len(widths) - 1))
+        )
         self.out = nn.Conv2d(widths[0], 3, 1)
 
     def forward(self, appearance: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,9 @@ ADJACENCY_MULTIPLIER = 512.0
 class Adjacency(nn.Module):
     """Learnable symmetric edge weights w (N, N) = softplus(m * sym(A)), zero diagonal."""
 
-    def __init__(self, num_keypoints: int, multiplier: float = ADJACENCY_MULTIPLIER, init: float = -4.0, noise: float = 0.1) -> None:
+    def __init__(
+        self, num_keypoints: int, multiplier: float = ADJACENCY_MULTIPLIER, init: float = -4.0, noise: float = 0.1
+    ) -> None:
         super().__init__()
         self.multiplier = multiplier
         logits = init + noise * torch.randn(num_keypoints, num_keypoints)
@@ -78,7 +80,9 @@ def segment_distance_sq(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) 
     return ((ap - t[..., None] * ab) ** 2).sum(-1)
 
 
-def edge_maps(uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], sigma: float, pair_chunk: int = 32) -> torch.Tensor:
+def edge_maps(
+    uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], sigma: float, pair_chunk: int = 32
+) -> torch.Tensor:
     """uv (..., N, 2) pixels, weights (N, N) symmetric -> (..., h, w) = max_{i<j} w_ij exp(-d_ij^2 / 2 sigma^2).
 
     The max over pairs only passes gradients to the winning pair at each pixel, so the winner is
@@ -96,7 +100,9 @@ def edge_maps(uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], si
         for start in range(0, i.numel(), pair_chunk):
             ii, jj = i[start : start + pair_chunk], j[start : start + pair_chunk]
             a, b = uv[..., ii, None, None, :].detach(), uv[..., jj, None, None, :].detach()  # (..., P, 1, 1, 2)
-            values = pair_weights[start : start + pair_chunk, None, None].detach() * torch.exp(-segment_distance_sq(grid, a, b) / (2.0 * sigma**2))
+            values = pair_weights[start : start + pair_chunk, None, None].detach() * torch.exp(
+                -segment_distance_sq(grid, a, b) / (2.0 * sigma**2)
+            )
             chunk_value, chunk_pair = values.max(dim=-3)
             chunk_pair = chunk_pair + start
             if best_value is None:
@@ -112,6 +118,8 @@ def edge_maps(uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], si
     return pair_weights[best_pair] * torch.exp(-segment_distance_sq(grid, a, b) / (2.0 * sigma**2))
 
 
-def structure_maps(uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], heatmap_sigma: float, edge_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def structure_maps(
+    uv: torch.Tensor, weights: torch.Tensor, size: tuple[int, int], heatmap_sigma: float, edge_sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uv (B, K, N, 2) map pixels -> (heatmaps (B, K, N, h, w), edges (B, K, h, w)); sigmas in pixels."""
     return keypoint_heatmaps(uv, size, heatmap_sigma), edge_maps(uv, weights, size, edge_sigma)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 
 
-def triangulate(P: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor | None = None, ridge: float = 1e-6) -> torch.Tensor:
+def triangulate(
+    P: torch.Tensor, uv: torch.Tensor, weights: torch.Tensor | None = None, ridge: float = 1e-6
+) -> torch.Tensor:
     """P (B, K, 3, 4), uv (B, K, N, 2) pixels, weights (B, K, N) >= 0 or None -> points (B, N, 3)."""
     B, K, N, _ = uv.shape
     p1, p2, p3 = P[:, :, None, 0, :], P[:, :, None, 1, :], P[:, :, None, 2, :]  # (B, K, 1, 4)

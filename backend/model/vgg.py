@@ -30,7 +30,9 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path | None:
     if path:
         candidate = Path(path).expanduser()
         if not candidate.is_file():
-            raise MissingWeightsError(f"the VGG16 weights file {candidate} does not exist; fix the path or leave it empty to use the substitute loss")
+            raise MissingWeightsError(
+                f"the VGG16 weights file {candidate} does not exist; fix the path or leave it empty to use the substitute loss"
+            )
         return candidate
     env = os.environ.get(VGG16_ENV, "")
     if env and Path(env).expanduser().is_file():
@@ -46,7 +48,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file is the user's file problem
-        raise MissingWeightsError(f"could not read the VGG16 weights file {path} ({error.__class__.__name__}); supply torchvision's vgg16-397923af.pth") from error
+        raise MissingWeightsError(
+            f"could not read the VGG16 weights file {path} ({error.__class__.__name__}); supply torchvision's vgg16-397923af.pth"
+        ) from error
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -81,14 +85,18 @@ class VGG16Features(nn.Module):
         path = Path(path)
         state = _read_state_dict(path)
         prefix = "features."
-        wanted = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        wanted = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         own = self.features.state_dict()
         missing = sorted(set(own) - set(wanted))
         if missing:
-            raise MissingWeightsError(f"{path} is not a torchvision VGG16 state dict (missing {', '.join(missing[:3])}); supply vgg16-397923af.pth")
+            raise MissingWeightsError(
+                f"{path} is not a torchvision VGG16 state dict (missing {', '.join(missing[:3])}); supply vgg16-397923af.pth"
+            )
         for key, tensor in own.items():
             if wanted[key].shape != tensor.shape:
-                raise MissingWeightsError(f"{path} has {key} of shape {tuple(wanted[key].shape)}, VGG16 needs {tuple(tensor.shape)}")
+                raise MissingWeightsError(
+                    f"{path} has {key} of shape {tuple(wanted[key].shape)}, VGG16 needs {tuple(tensor.shape)}"
+                )
         self.features.load_state_dict({k: wanted[k] for k in own})
         return self
 

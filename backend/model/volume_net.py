@@ -55,25 +55,43 @@ class VolumeNet(nn.Module):
     cost on a CPU, and the coarse levels carry the receptive field.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, size: int, widths: Sequence[int] = (16, 32, 64, 64), max_levels: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        size: int,
+        widths: Sequence[int] = (16, 32, 64, 64),
+        max_levels: int = 3,
+    ) -> None:
         super().__init__()
         self.size = size
         self.levels = pooling_levels(size, max_levels)
         widths = list(widths) + [widths[-1]] * max(0, self.levels + 1 - len(widths))
         self.widths = widths[: self.levels + 1]
         w = self.widths
-        self.front = nn.Sequential(nn.Conv3d(in_channels, w[0], 3, padding=1, bias=False), group_norm(w[0], 8), nn.ReLU(inplace=True))
+        self.front = nn.Sequential(
+            nn.Conv3d(in_channels, w[0], 3, padding=1, bias=False), group_norm(w[0], 8), nn.ReLU(inplace=True)
+        )
         self.encoder = nn.ModuleList(
             nn.Sequential(nn.MaxPool3d(2), ResBlock3D(w[level], w[level + 1])) for level in range(self.levels)
         )
         self.bottom = ResBlock3D(w[-1], w[-1])
         self.upsample = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose3d(w[level + 1], w[level], 2, stride=2, bias=False), group_norm(w[level], 8), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.ConvTranspose3d(w[level + 1], w[level], 2, stride=2, bias=False),
+                group_norm(w[level], 8),
+                nn.ReLU(inplace=True),
+            )
             for level in reversed(range(self.levels))
         )
         self.decoder = nn.ModuleList(
-            (ResBlock3D(w[level], w[level]) if level > 0 else nn.Sequential(
-                nn.Conv3d(w[0], w[0], 3, padding=1, bias=False), group_norm(w[0], 8), nn.ReLU(inplace=True)))
+            (
+                ResBlock3D(w[level], w[level])
+                if level > 0
+                else nn.Sequential(
+                    nn.Conv3d(w[0], w[0], 3, padding=1, bias=False), group_norm(w[0], 8), nn.ReLU(inplace=True)
+                )
+            )
             for level in reversed(range(self.levels))
         )
         self.head = nn.Conv3d(w[0], out_channels, 1)

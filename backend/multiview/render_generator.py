@@ -34,7 +34,9 @@ class RenderGenerator:
     name: str = "render"
 
     def from_image(self, image_rgba: np.ndarray, progress: Progress | None = None) -> MultiViewResult:
-        raise InputError("the render generator renders meshes and cannot generate views from an image; use the SV3D generator for images")
+        raise InputError(
+            "the render generator renders meshes and cannot generate views from an image; use the SV3D generator for images"
+        )
 
     def from_mesh(self, mesh, progress: Progress | None = None) -> MultiViewResult:
         """mesh: trimesh.Trimesh / Scene, synthetic Creature or RenderMesh, already placed in the world frame."""

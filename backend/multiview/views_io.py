@@ -78,17 +78,25 @@ def load_views(directory: str | Path) -> tuple[MultiViewResult, Placement | None
     for f in files:
         with Image.open(f) as image:
             if image.size != (cameras.width, cameras.height):
-                raise InputError(f"{f.name} is {image.size[0]}x{image.size[1]} but the cameras expect {cameras.width}x{cameras.height}")
+                raise InputError(
+                    f"{f.name} is {image.size[0]}x{image.size[1]} but the cameras expect {cameras.width}x{cameras.height}"
+                )
             rgba.append(np.asarray(image.convert("RGBA")))
     stack = np.stack(rgba).astype(np.float32) / 255.0
     depth = np.load(directory / "depth.npy").astype(np.float32) if (directory / "depth.npy").is_file() else None
     if depth is not None and depth.shape != stack.shape[:3]:
         raise InputError(f"depth.npy has shape {depth.shape} but the views are {stack.shape[:3]}")
-    placement = Placement.from_dict(json.loads((directory / "placement.json").read_text())) if (directory / "placement.json").is_file() else None
+    placement = (
+        Placement.from_dict(json.loads((directory / "placement.json").read_text()))
+        if (directory / "placement.json").is_file()
+        else None
+    )
     info_path = directory / "views.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     input_view = int(info.get("input_view", len(cameras) - 1))
-    result = MultiViewResult(images=stack[..., :3], masks=stack[..., 3], cameras=cameras, input_view=input_view, depth=depth)
+    result = MultiViewResult(
+        images=stack[..., :3], masks=stack[..., 3], cameras=cameras, input_view=input_view, depth=depth
+    )
     return result, placement
 
 

@@ -57,8 +57,13 @@ def preset_model(preset, checkpoint: str | Path | None, device: torch.device) ->
         model = load_keypoint_model(checkpoint, device)
         count = int(model.model.config.num_keypoints)
         if count != preset.keypoints:
-            log.warning("checkpoint %s predicts %d keypoints; preset %r says %d",
-                        model.path, count, preset.name, preset.keypoints)
+            log.warning(
+                "checkpoint %s predicts %d keypoints; preset %r says %d",
+                model.path,
+                count,
+                preset.name,
+                preset.keypoints,
+            )
         return model
     model = load_keypoint_model(named_checkpoint(preset.checkpoint), device)
     count = int(model.model.config.num_keypoints)
@@ -83,7 +88,9 @@ def load_keypoint_model(checkpoint: str | Path | None, device: torch.device) -> 
     return MODELS.get(("keydiff3d", str(path), str(device)), load)
 
 
-def predict_from_views(views: MultiViewResult, model: LoadedModel, progress: Progress | None = None) -> KeypointPrediction:
+def predict_from_views(
+    views: MultiViewResult, model: LoadedModel, progress: Progress | None = None
+) -> KeypointPrediction:
     """Run the model on the input view plus the config's K-1 evenly spaced views."""
     progress = progress or Progress()
     progress.update(0.0, "predicting keypoints")

@@ -23,9 +23,7 @@ RECONSTRUCTIONS = ("auto", "hull", "frosting")
 SOURCE = "options"  # first word of every message about them
 
 # a file stem, so a name can never reach outside presets/
-_PRESET_NAME = Check(
-    lambda v: v.replace("_", "").replace("-", "").isalnum(), "a preset name such as 'quadruped'"
-)
+_PRESET_NAME = Check(lambda v: v.replace("_", "").replace("-", "").isalnum(), "a preset name such as 'quadruped'")
 
 
 @dataclass

@@ -6,9 +6,10 @@ import io
 
 import numpy as np
 
+from keydiff3d_addon.rigcore import Skeleton
+
 from ..geometry import project_points
 from ..multiview.base import MultiViewResult
-from keydiff3d_addon.rigcore import Skeleton
 
 TILE = 256
 BONE_RGB = (30, 110, 255)
@@ -31,7 +32,9 @@ def draw_preview(views: MultiViewResult, skeleton: Skeleton, count: int = 4) -> 
     cams = views.cameras.subset(chosen).resized(TILE, TILE)
     sheet = Image.new("RGB", (TILE * len(chosen), TILE), "white")
     for slot, view in enumerate(chosen):
-        tile = Image.fromarray((np.clip(views.images[view], 0, 1) * 255).astype(np.uint8)).resize((TILE, TILE), Image.LANCZOS)
+        tile = Image.fromarray((np.clip(views.images[view], 0, 1) * 255).astype(np.uint8)).resize(
+            (TILE, TILE), Image.LANCZOS
+        )
         draw = ImageDraw.Draw(tile)
         P = cams.P[slot]
         for bone in skeleton.bones:
@@ -41,7 +44,9 @@ def draw_preview(views: MultiViewResult, skeleton: Skeleton, count: int = 4) -> 
         uv, _ = project_points(P, skeleton.keypoints)
         for index, (u, v) in enumerate(uv):
             r = 5 if index == skeleton.root else 3.5
-            draw.ellipse([u - r, v - r, u + r, v + r], fill=ROOT_RGB if index == skeleton.root else KEYPOINT_RGB, outline="black")
+            draw.ellipse(
+                [u - r, v - r, u + r, v + r], fill=ROOT_RGB if index == skeleton.root else KEYPOINT_RGB, outline="black"
+            )
         sheet.paste(tile, (slot * TILE, 0))
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")

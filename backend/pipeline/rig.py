@@ -114,21 +114,44 @@ def rig_mesh(
     margin = preset.skeleton.prior_margin if given else None
     try:
         if given or preset.rig.method == "chain":
-            skeleton = build_skeleton(keypoints, adjacency, inside=inside, tip_inside=fine_inside, naming=preset.naming,
-                                      up_axis=up_axis, ground=ground, prior_margin=margin, **preset.skeleton.kwargs())
+            skeleton = build_skeleton(
+                keypoints,
+                adjacency,
+                inside=inside,
+                tip_inside=fine_inside,
+                naming=preset.naming,
+                up_axis=up_axis,
+                ground=ground,
+                prior_margin=margin,
+                **preset.skeleton.kwargs(),
+            )
         else:
             from ..rigging.volume_rig import volume_skeleton
 
-            rig = volume_skeleton(mesh.vertices, mesh.faces, preset.rig, keypoints=keypoints, naming=preset.naming,
-                                  up_axis=up_axis, root_bone=preset.skeleton.root_bone, ground=ground)
+            rig = volume_skeleton(
+                mesh.vertices,
+                mesh.faces,
+                preset.rig,
+                keypoints=keypoints,
+                naming=preset.naming,
+                up_axis=up_axis,
+                root_bone=preset.skeleton.root_bone,
+                ground=ground,
+            )
             skeleton = rig.skeleton
         if moved:
             skeleton.repairs.insert(0, f"keypoints {moved} were outside the mesh; moved just inside its surface")
         timings["skeleton"] = time.perf_counter() - start
         progress.update(0.2, "skeleton built")
         start = time.perf_counter()
-        skin = compute_skin_weights(mesh.vertices, skeleton, faces=mesh.faces, progress=progress.span(0.2, 1.0),
-                                    **heat_accelerators(mesh.vertices, mesh.faces), **preset.skinning.kwargs())
+        skin = compute_skin_weights(
+            mesh.vertices,
+            skeleton,
+            faces=mesh.faces,
+            progress=progress.span(0.2, 1.0),
+            **heat_accelerators(mesh.vertices, mesh.faces),
+            **preset.skinning.kwargs(),
+        )
         timings["skinning"] = time.perf_counter() - start
     except (SkeletonError, SkinningError) as error:
         raise InputError(f"the rig could not be built: {error}") from None
@@ -148,6 +171,11 @@ def rig_mesh(
         generator=f"keydiff3d {__version__}",
         views=views_entry,
         timings=timings,
-        provenance={"preset": preset.name, "keypoints_moved_inside": moved_entry, "skeleton": skeleton.decisions,
-                    "skinning": skin.report, **(provenance or {})},
+        provenance={
+            "preset": preset.name,
+            "keypoints_moved_inside": moved_entry,
+            "skeleton": skeleton.decisions,
+            "skinning": skin.report,
+            **(provenance or {}),
+        },
     )

@@ -23,11 +23,11 @@ import torch
 from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
 
 from .. import __version__
+from ..device import resolve_device
 from ..errors import ConfigError
 from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from ..device import resolve_device
 from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views, preset_model
 from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
 from .models import MODELS
@@ -115,14 +115,28 @@ def run_mesh_pipeline(
         provenance = {**_provenance(options, model, device, "mesh", placement), "keypoints": "predicted"}
     else:
         points, adjacency = keypoints.keypoints, keypoints.adjacency
-        provenance = {"input": "mesh", "options": options.to_dict(), "keypoints": keypoints.source, "versions": _versions()}
+        provenance = {
+            "input": "mesh",
+            "options": options.to_dict(),
+            "keypoints": keypoints.source,
+            "versions": _versions(),
+        }
     if source is not None:
         provenance["source_mesh"] = source
     arrays = MeshArrays(mesh.vertices, mesh.faces, mesh.vertex_colors_rgba8())
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(arrays, points, adjacency, preset, up_axis=up_axis, progress=span,
-                          views_entry=views_section(views) if views is not None else None, provenance=provenance,
-                          given=keypoints is not None, move_inside=keypoints is None or options.move_inside)
+        bundle = rig_mesh(
+            arrays,
+            points,
+            adjacency,
+            preset,
+            up_axis=up_axis,
+            progress=span,
+            views_entry=views_section(views) if views is not None else None,
+            provenance=provenance,
+            given=keypoints is not None,
+            move_inside=keypoints is None or options.move_inside,
+        )
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options, span)
@@ -153,15 +167,24 @@ def run_views_pipeline(
     colors = np.asarray(mesh.visual.vertex_colors, np.uint8) if getattr(mesh.visual, "kind", None) == "vertex" else None
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32), colors)
     with clock.stage("rig", "building the skeleton and skin weights") as span:
-        bundle = rig_mesh(arrays, prediction.keypoints, prediction.adjacency, preset, progress=span,
-                          views_entry=views_section(views), provenance=_provenance(options, model, device, source, None))
+        bundle = rig_mesh(
+            arrays,
+            prediction.keypoints,
+            prediction.adjacency,
+            preset,
+            progress=span,
+            views_entry=views_section(views),
+            provenance=_provenance(options, model, device, source, None),
+        )
     bundle.timings = {**clock.timings, **bundle.timings}  # the stages so far, and the rig's own parts
     with clock.stage("bundle", "writing the rig bundle") as span:
         bundle_dir = _write(bundle, views, Path(out_dir), options, span)
     return PipelineResult(bundle_dir, bundle, views, prediction, clock.timings)
 
 
-def run_image_pipeline(image_rgba: np.ndarray, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path) -> PipelineResult:
+def run_image_pipeline(
+    image_rgba: np.ndarray, options: PipelineOptions, progress: Progress | None = None, *, out_dir: str | Path
+) -> PipelineResult:
     """Rig the creature in one image: (H, W, 4) float32 RGBA in [0, 1]; alpha = foreground when the
     image has one, else the foreground is segmented. Needs the SV3D-p weights (MissingWeightsError)."""
     clock = StageClock(progress or Progress(), IMAGE_STAGES)
@@ -218,24 +241,35 @@ def _in_frame(prediction: KeypointPrediction, keypoints: np.ndarray) -> Keypoint
     return KeypointPrediction(keypoints, prediction.adjacency, prediction.checkpoint, prediction.metadata)
 
 
-def _provenance(options: PipelineOptions, model: LoadedModel, device: torch.device, source: str, placement: Placement | None) -> dict:
+def _provenance(
+    options: PipelineOptions, model: LoadedModel, device: torch.device, source: str, placement: Placement | None
+) -> dict:
     meta = model.metadata
     return {
         "input": source,
         "options": options.to_dict(),
         "device": str(device),
-        "model": {"checkpoint": model.path, **{k: meta[k] for k in ("feature_source", "perceptual_loss", "step", "command", "eval") if k in meta}},
+        "model": {
+            "checkpoint": model.path,
+            **{k: meta[k] for k in ("feature_source", "perceptual_loss", "step", "command", "eval") if k in meta},
+        },
         "versions": _versions(),
         "placement": placement.to_dict() if placement is not None else {"center": [0.0, 0.0, 0.0], "scale": 1.0},
     }
 
 
 def _versions() -> dict:
-    return {"keydiff3d": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "keydiff3d": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def _write(bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, options: PipelineOptions,
-           progress: Progress) -> Path:
+def _write(
+    bundle: RigBundle, views: MultiViewResult | None, out_dir: Path, options: PipelineOptions, progress: Progress
+) -> Path:
     from ..rigging.io import save_bundle
     from .posed_preview import bundle_posed_preview
 

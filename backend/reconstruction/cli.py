@@ -17,12 +17,22 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("views", help="views folder: views/NNN.png (RGBA), cameras.json")
     parser.add_argument("--out", required=True, help="output mesh (.ply, .glb, .obj)")
-    parser.add_argument("--method", choices=("auto", "hull", "frosting"), default="auto", help="auto = frosting on CUDA, else hull")
+    parser.add_argument(
+        "--method", choices=("auto", "hull", "frosting"), default="auto", help="auto = frosting on CUDA, else hull"
+    )
     parser.add_argument("--preset", choices=("short", "medium", "long"), default="short", help="frosting schedule")
     parser.add_argument("--faces", type=int, default=20_000, help="target face count of the mesh")
     parser.add_argument("--resolution", type=int, default=160, help="hull voxels per side")
-    parser.add_argument("--tolerance", type=int, default=1, help="views allowed to disagree before the hull carves a voxel")
-    parser.add_argument("--texture", type=int, default=0, metavar="SIZE", help="also bake a SIZE x SIZE UV texture (written with .glb/.obj)")
+    parser.add_argument(
+        "--tolerance", type=int, default=1, help="views allowed to disagree before the hull carves a voxel"
+    )
+    parser.add_argument(
+        "--texture",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="also bake a SIZE x SIZE UV texture (written with .glb/.obj)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +46,15 @@ def run(args: argparse.Namespace) -> int:
     hull = HullConfig(resolution=args.resolution, tolerance=args.tolerance, target_faces=args.faces)
     progress = tqdm_progress("reconstruct")
     result = reconstruct(
-        views.images, views.masks, views.cameras, args.method, progress,
-        hull=hull, preset=args.preset, target_faces=args.faces, texture_size=args.texture,
+        views.images,
+        views.masks,
+        views.cameras,
+        args.method,
+        progress,
+        hull=hull,
+        preset=args.preset,
+        target_faces=args.faces,
+        texture_size=args.texture,
     )
     written = save_result(result, args.out)
     progress.update(1.0, "", "done")

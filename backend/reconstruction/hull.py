@@ -75,7 +75,9 @@ def _resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def carve(masks: np.ndarray, cameras: Cameras, grid: Grid, tolerance: int, progress: Progress | None = None) -> np.ndarray:
+def carve(
+    masks: np.ndarray, cameras: Cameras, grid: Grid, tolerance: int, progress: Progress | None = None
+) -> np.ndarray:
     """Soft-vote field (R, R, R) indexed (x, y, z): the (tolerance+1)-th smallest mask value per voxel.
 
     masks (V, H, W) float in [0, 1] for `cameras` (any size; resampled to the voxel footprint).
@@ -165,7 +167,9 @@ def visual_hull(
     raw = extract_surface(field, grid, config.level)
     mesh, report = clean_mesh(raw, target_faces=config.target_faces, smooth_iterations=config.smooth_iterations)
     if np.abs(mesh.vertices).max() > config.half - 1.5 * grid.spacing:
-        report.problems.append("the object touches the reconstruction cube and may be cut off (is it centred and framed?)")
+        report.problems.append(
+            "the object touches the reconstruction cube and may be cut off (is it centred and framed?)"
+        )
     progress.update(0.75, "vertex colours", "colouring")
     rgba, zbuffer = vertex_colors(mesh, images, masks, cameras)
     mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=rgba)

@@ -38,7 +38,9 @@ def check_mesh_path(path: str | Path) -> Path:
     """The path, if its suffix is a mesh format we write; else an InputError (before any work)."""
     path = Path(path)
     if path.suffix.lower() not in MESH_SUFFIXES:
-        raise InputError(f"cannot write a mesh as {path.suffix or 'a file without suffix'!r}; use one of {', '.join(MESH_SUFFIXES)}")
+        raise InputError(
+            f"cannot write a mesh as {path.suffix or 'a file without suffix'!r}; use one of {', '.join(MESH_SUFFIXES)}"
+        )
     return path
 
 
@@ -58,6 +60,12 @@ def save_result(result, path: str | Path) -> list[Path]:
     if result.gaussians is not None:
         from .frosting.export import save_frosting, save_gaussians_ply
 
-        written.append(atomic_write(path.with_name(f"{path.stem}_gaussians.ply"), lambda tmp: save_gaussians_ply(result.gaussians, tmp)))
-        written.append(atomic_write(path.with_name(f"{path.stem}_frosting.npz"), lambda tmp: save_frosting(result.gaussians, tmp)))
+        written.append(
+            atomic_write(
+                path.with_name(f"{path.stem}_gaussians.ply"), lambda tmp: save_gaussians_ply(result.gaussians, tmp)
+            )
+        )
+        written.append(
+            atomic_write(path.with_name(f"{path.stem}_frosting.npz"), lambda tmp: save_frosting(result.gaussians, tmp))
+        )
     return written

@@ -126,14 +126,18 @@ def render_colors(mesh: trimesh.Trimesh, cameras: Cameras) -> tuple[np.ndarray, 
     return np.where(mask[..., None], rgb, 1.0).astype(np.float32), mask.astype(np.float32)
 
 
-def rerender_psnr(mesh: trimesh.Trimesh, images: np.ndarray, masks: np.ndarray, cameras: Cameras, render: RenderFn = render_colors) -> float:
+def rerender_psnr(
+    mesh: trimesh.Trimesh, images: np.ndarray, masks: np.ndarray, cameras: Cameras, render: RenderFn = render_colors
+) -> float:
     """PSNR of `mesh` rendered at `cameras` (render(mesh, cameras) -> (images, masks)) vs the views."""
     rendered, rendered_masks = render(mesh, cameras)
     union = np.maximum(np.asarray(masks) > 0.5, np.asarray(rendered_masks) > 0.5)
     return psnr(rendered, images, union)
 
 
-def evaluate(pred: trimesh.Trimesh, gt: trimesh.Trimesh, *, samples: int = 30_000, iou_resolution: int = 128) -> Quality:
+def evaluate(
+    pred: trimesh.Trimesh, gt: trimesh.Trimesh, *, samples: int = 30_000, iou_resolution: int = 128
+) -> Quality:
     """Geometry metrics of `pred` against `gt` (both in the same frame); PSNR is added by the caller."""
     return Quality(
         chamfer_pct=chamfer_percent(pred, gt, samples),

@@ -70,7 +70,15 @@ class _Buffer:
         self.views: list[dict] = []
         self.accessors: list[dict] = []
 
-    def add(self, array: np.ndarray, component: int, type_: str, target: int | None = None, minmax: bool = False, normalized: bool = False) -> int:
+    def add(
+        self,
+        array: np.ndarray,
+        component: int,
+        type_: str,
+        target: int | None = None,
+        minmax: bool = False,
+        normalized: bool = False,
+    ) -> int:
         data = np.ascontiguousarray(array).tobytes()
         view = {"buffer": 0, "byteOffset": self.size, "byteLength": len(data)}
         if target is not None:
@@ -79,7 +87,12 @@ class _Buffer:
         pad = (-len(data)) % 4
         self.chunks.append(data + b"\0" * pad)
         self.size += len(data) + pad
-        accessor = {"bufferView": len(self.views) - 1, "componentType": component, "count": int(len(array)), "type": type_}
+        accessor = {
+            "bufferView": len(self.views) - 1,
+            "componentType": component,
+            "count": int(len(array)),
+            "type": type_,
+        }
         if normalized:
             accessor["normalized"] = True
         if minmax:
@@ -110,7 +123,9 @@ def build_glb(bundle: RigBundle) -> bytes:
     buf = _Buffer()
     attributes = {
         "POSITION": buf.add(vertices, _FLOAT, "VEC3", _ARRAY_BUFFER, minmax=True),
-        "NORMAL": buf.add(vertex_normals(vertices.astype(np.float64), faces.astype(np.int64)), _FLOAT, "VEC3", _ARRAY_BUFFER),
+        "NORMAL": buf.add(
+            vertex_normals(vertices.astype(np.float64), faces.astype(np.int64)), _FLOAT, "VEC3", _ARRAY_BUFFER
+        ),
         "JOINTS_0": buf.add(joints, _USHORT, "VEC4", _ARRAY_BUFFER),
         "WEIGHTS_0": buf.add(weights, _FLOAT, "VEC4", _ARRAY_BUFFER),
     }
@@ -158,9 +173,11 @@ def _pack(document: dict, binary: bytes) -> bytes:
     total = 12 + 8 + len(text) + 8 + len(binary)
     return (
         struct.pack("<4sII", b"glTF", 2, total)
-        + struct.pack("<I4s", len(text), b"JSON") + text
-        + struct.pack("<I4s", len(binary), b"BIN\0") + binary
-    )  # fmt: skip
+        + struct.pack("<I4s", len(text), b"JSON")
+        + text
+        + struct.pack("<I4s", len(binary), b"BIN\0")
+        + binary
+    )
 
 
 def write_glb(path, bundle: RigBundle) -> Path:

@@ -26,7 +26,9 @@ def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cells: int) -> tup
     lo = vertices.min(0)
     size = float(np.ptp(vertices, axis=0).max()) or 1.0
     cell = np.floor((vertices - lo) / (size / cells)).astype(np.int64)
-    _, label, counts = np.unique(cell[:, 0] * (cells + 1) ** 2 + cell[:, 1] * (cells + 1) + cell[:, 2], return_inverse=True, return_counts=True)
+    _, label, counts = np.unique(
+        cell[:, 0] * (cells + 1) ** 2 + cell[:, 1] * (cells + 1) + cell[:, 2], return_inverse=True, return_counts=True
+    )
     merged = np.zeros((len(counts), 3))
     for axis in range(3):
         merged[:, axis] = np.bincount(label, vertices[:, axis], len(counts)) / counts
@@ -54,7 +56,9 @@ def winding_number(points: np.ndarray, triangles: np.ndarray, chunk: int = 64) -
     return out
 
 
-def project_inside(keypoints: np.ndarray, vertices: np.ndarray, faces: np.ndarray, inside, depths=(0.02, 0.01, 0.005)) -> tuple[np.ndarray, list[int]]:
+def project_inside(
+    keypoints: np.ndarray, vertices: np.ndarray, faces: np.ndarray, inside, depths=(0.02, 0.01, 0.005)
+) -> tuple[np.ndarray, list[int]]:
     """Move keypoints outside the mesh to just inside it: the nearest vertex pushed against its
     normal by the first of `depths` (x the mesh's largest side) that `inside` accepts (thin parts
     need a shallow push), else by the first. Returns (keypoints, moved indices)."""

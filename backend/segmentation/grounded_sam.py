@@ -44,18 +44,28 @@ class GroundingDetector:
             self.processor = AutoProcessor.from_pretrained(folder)
             self.model = AutoModelForZeroShotObjectDetection.from_pretrained(folder).to(device).eval()
         except (OSError, ValueError) as error:
-            raise MissingWeightsError(f"could not load Grounding DINO from {folder} ({error}); download the whole IDEA-Research/grounding-dino-tiny repository") from error
+            raise MissingWeightsError(
+                f"could not load Grounding DINO from {folder} ({error}); download the whole IDEA-Research/grounding-dino-tiny repository"
+            ) from error
         self.device = torch.device(device)
 
     @torch.no_grad()
-    def detect(self, rgb: np.ndarray, prompt: str, box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[Detection]:
+    def detect(
+        self, rgb: np.ndarray, prompt: str, box_threshold: float = 0.3, text_threshold: float = 0.25
+    ) -> list[Detection]:
         """rgb: (H, W, 3) uint8 -> detections sorted by score, best first."""
         from PIL import Image
 
-        inputs = self.processor(images=Image.fromarray(rgb), text=normalise_prompt(prompt), return_tensors="pt").to(self.device)
+        inputs = self.processor(images=Image.fromarray(rgb), text=normalise_prompt(prompt), return_tensors="pt").to(
+            self.device
+        )
         outputs = self.model(**inputs)
         result = self.processor.post_process_grounded_object_detection(
-            outputs, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold, target_sizes=[rgb.shape[:2]]
+            outputs,
+            inputs["input_ids"],
+            threshold=box_threshold,
+            text_threshold=text_threshold,
+            target_sizes=[rgb.shape[:2]],
         )[0]
         labels = result["text_labels"] if "text_labels" in result else result["labels"]
         detections = [
@@ -83,16 +93,31 @@ def build_sam_from_state(state: dict[str, torch.Tensor]):
     image_size = grid * patch
     return Sam(
         image_encoder=ImageEncoderViT(
-            img_size=image_size, patch_size=patch, embed_dim=embed_dim, depth=depth, num_heads=embed_dim // head_dim,
+            img_size=image_size,
+            patch_size=patch,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=embed_dim // head_dim,
             mlp_ratio=int(state[f"{prefix}blocks.0.mlp.lin1.weight"].shape[0]) // embed_dim,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=global_blocks, window_size=window, out_chans=out_chans,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=global_blocks,
+            window_size=window,
+            out_chans=out_chans,
         ),
-        prompt_encoder=PromptEncoder(embed_dim=out_chans, image_embedding_size=(grid, grid), input_image_size=(image_size, image_size), mask_in_chans=16),
+        prompt_encoder=PromptEncoder(
+            embed_dim=out_chans,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(depth=2, embedding_dim=out_chans, mlp_dim=2048, num_heads=8),
-            transformer_dim=out_chans, iou_head_depth=3, iou_head_hidden_dim=256,
+            transformer_dim=out_chans,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
@@ -110,7 +135,9 @@ class SamSegmenter:
             sam = build_sam_from_state(state)
             sam.load_state_dict(state, strict=True)
         except (KeyError, RuntimeError) as error:
-            raise MissingWeightsError(f"{checkpoint} is not a Segment Anything checkpoint ({str(error).splitlines()[0]})") from error
+            raise MissingWeightsError(
+                f"{checkpoint} is not a Segment Anything checkpoint ({str(error).splitlines()[0]})"
+            ) from error
         self.predictor = SamPredictor(sam.to(device).eval())
 
     @torch.no_grad()

@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError
-from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
 from ..image_io import IMAGE_FORMATS, load_image
+from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
 from ..pipeline.options import PipelineOptions
 from .config import API_VERSION, ServiceConfig, is_loopback
 from .store import FINISHED, JobStore
@@ -71,7 +71,9 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            response = error_response(413, "too_large", f"the upload is {int(declared)} bytes; the limit is {self.limit} bytes")
+            response = error_response(
+                413, "too_large", f"the upload is {int(declared)} bytes; the limit is {self.limit} bytes"
+            )
             return await response(scope, receive, send)
         received = 0
 
@@ -182,7 +184,15 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         worker.start()
         for job_id in requeued:
             worker.submit(job_id)
-        log.info("service started", extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir), "requeued": len(requeued)})
+        log.info(
+            "service started",
+            extra={
+                "host": config.host,
+                "port": config.port,
+                "data_dir": str(config.data_dir),
+                "requeued": len(requeued),
+            },
+        )
         yield
         worker.stop()
         log.info("service stopped")
@@ -207,7 +217,9 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
             return
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {config.token}".encode()):
-            raise ApiError(401, "unauthorized", "this backend needs a token: send the header 'Authorization: Bearer <token>'")
+            raise ApiError(
+                401, "unauthorized", "this backend needs a token: send the header 'Authorization: Bearer <token>'"
+            )
 
     auth = [Depends(require_token)]
 
@@ -241,8 +253,15 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
                             "type": "object",
                             "properties": {
                                 "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"},
-                                "mesh": {"type": "string", "format": "binary", "description": ".glb, .gltf, .obj, .ply or .stl"},
-                                "options": {"type": "string", "description": "JSON object of pipeline options, e.g. {\"preset\": \"quadruped\"}"},
+                                "mesh": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": ".glb, .gltf, .obj, .ply or .stl",
+                                },
+                                "options": {
+                                    "type": "string",
+                                    "description": 'JSON object of pipeline options, e.g. {"preset": "quadruped"}',
+                                },
                             },
                         }
                     }
@@ -286,7 +305,12 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
             raise _job_not_found(job_id)
         return record.public(worker.queue_position(job_id))
 
-    @app.get("/v1/jobs/{job_id}/result", dependencies=auth, summary="The finished rig bundle as a zip", response_class=FileResponse)
+    @app.get(
+        "/v1/jobs/{job_id}/result",
+        dependencies=auth,
+        summary="The finished rig bundle as a zip",
+        response_class=FileResponse,
+    )
     def job_result(job_id: str):
         record = store.get(job_id)
         if record is None:
@@ -321,18 +345,28 @@ async def _parse_submission(request: Request, config: ServiceConfig) -> tuple[st
     """-> (kind, raw bytes, file suffix, options dict), all checked; ApiError otherwise."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a file field 'image' or 'mesh' and an optional 'options' JSON field")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data with a file field 'image' or 'mesh' and an optional 'options' JSON field",
+        )
     # parts as large as the whole body may be: the body limit bounds them, the options limit is ours (413)
     form = await request.form(max_files=2, max_fields=4, max_part_size=config.max_upload_bytes)
     unknown = sorted(set(form.keys()) - {"image", "mesh", "options"})
     if unknown:
-        raise ApiError(400, "bad_request", f"unknown form field {unknown[0]!r}; send 'image' or 'mesh' and optionally 'options'")
+        raise ApiError(
+            400, "bad_request", f"unknown form field {unknown[0]!r}; send 'image' or 'mesh' and optionally 'options'"
+        )
     repeated = sorted(name for name, times in Counter(name for name, _ in form.multi_items()).items() if times > 1)
     if repeated:
         raise ApiError(400, "bad_request", f"the field {repeated[0]!r} is sent more than once; send it once")
     uploads = [name for name in ("image", "mesh") if name in form]
     if len(uploads) != 1:
-        raise ApiError(400, "bad_request", f"send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.{'/.'.join(MESH_FORMATS)})")
+        raise ApiError(
+            400,
+            "bad_request",
+            f"send exactly one file field: 'image' (PNG/JPEG/WebP) or 'mesh' (.{'/.'.join(MESH_FORMATS)})",
+        )
     kind = uploads[0]
     upload = form[kind]
     if not isinstance(upload, UploadFile):
@@ -345,7 +379,9 @@ async def _parse_submission(request: Request, config: ServiceConfig) -> tuple[st
             suffix = IMAGE_FORMATS[_image_format(data)]
         else:
             suffix = mesh_file_type(upload.filename or "")
-            await run_in_threadpool(load_mesh, data, suffix, up_axis=options.get("up_axis", "auto"), max_faces=config.max_mesh_faces)
+            await run_in_threadpool(
+                load_mesh, data, suffix, up_axis=options.get("up_axis", "auto"), max_faces=config.max_mesh_faces
+            )
     except InputError as error:
         raise ApiError(_STATUS_OF_CODE.get(error.code, 400), error.code, str(error)) from None
     return kind, data, suffix, options
@@ -357,7 +393,11 @@ def _parse_options(raw: Any, config: ServiceConfig) -> dict[str, Any]:
     if isinstance(raw, UploadFile):
         raise ApiError(400, "bad_request", "the field 'options' must be a JSON text value, not a file")
     if len(raw.encode()) > config.max_options_bytes:
-        raise ApiError(413, "too_large", f"the options are {len(raw.encode())} bytes; the limit is {config.max_options_bytes} bytes")
+        raise ApiError(
+            413,
+            "too_large",
+            f"the options are {len(raw.encode())} bytes; the limit is {config.max_options_bytes} bytes",
+        )
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as error:  # RecursionError: arrays or objects nested too deep
@@ -366,7 +406,11 @@ def _parse_options(raw: Any, config: ServiceConfig) -> dict[str, Any]:
         chosen_by_server = sorted(set(data) & SERVER_OPTIONS)
         if chosen_by_server:
             name = chosen_by_server[0]
-            raise ApiError(400, "bad_input", f"option {name!r} is chosen by the server (keydiff3d serve --{name}), not by the request")
+            raise ApiError(
+                400,
+                "bad_input",
+                f"option {name!r} is chosen by the server (keydiff3d serve --{name}), not by the request",
+            )
     try:
         options = PipelineOptions.from_dict(data).to_dict()
     except InputError as error:
@@ -396,7 +440,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else "bad request"
         if error.status_code == 404:
             message = f"no endpoint {request.method} {request.url.path}; see /docs"
-        return error_response(error.status_code, codes.get(error.status_code, "bad_request"), message, getattr(error, "headers", None))
+        return error_response(
+            error.status_code, codes.get(error.status_code, "bad_request"), message, getattr(error, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

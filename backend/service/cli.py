@@ -15,14 +15,26 @@ def default_data_dir() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other address needs --token)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other address needs --token)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--data-dir", type=Path, default=None, help=f"job folders and results (default {default_data_dir()})")
-    parser.add_argument("--token", default=os.environ.get("KEYDIFF3D_TOKEN"), help="require 'Authorization: Bearer TOKEN' (default $KEYDIFF3D_TOKEN)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="device of the pipeline (default auto)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help=f"job folders and results (default {default_data_dir()})"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("KEYDIFF3D_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (default $KEYDIFF3D_TOKEN)",
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="device of the pipeline (default auto)"
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
     parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest accepted upload in MiB (default 64)")
-    parser.add_argument("--max-image-pixels", type=int, default=None, help="largest accepted image in pixels (default 4096*4096)")
+    parser.add_argument(
+        "--max-image-pixels", type=int, default=None, help="largest accepted image in pixels (default 4096*4096)"
+    )
     parser.add_argument("--keep-jobs", type=int, default=100, help="finished jobs kept on disk (default 100)")
     queued_help = "jobs queued or running at once; more get 429 (default 32)"
     parser.add_argument("--max-queued-jobs", type=int, default=32, help=queued_help)

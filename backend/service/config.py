@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..mesh_io import MAX_MESH_FACES
 from ..image_io import MAX_IMAGE_PIXELS
+from ..mesh_io import MAX_MESH_FACES
 
 API_VERSION = 1  # bumped on incompatible API changes; the add-on refuses a different one
 DEFAULT_PORT = 8765

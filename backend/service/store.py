@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..mesh_io import MESH_FORMATS
 from ..image_io import IMAGE_FORMATS
+from ..mesh_io import MESH_FORMATS
 
 log = logging.getLogger("keydiff3d.service")
 

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from keydiff3d_addon.rigcore import zip_bundle
+
 from ..errors import Cancelled, KeyDiff3DError
 from ..progress import Progress
-from keydiff3d_addon.rigcore import zip_bundle
 from .store import JobRecord, JobStore
 
 log = logging.getLogger("keydiff3d.service")
@@ -35,8 +36,8 @@ def pipeline_runner(device: str = "auto", checkpoint: str | None = None) -> Runn
 
     def run(record: JobRecord, input_path: Path, work_dir: Path, progress: Progress) -> Path:
         from ..errors import InputError
-        from ..mesh_io import load_mesh
         from ..image_io import load_image
+        from ..mesh_io import load_mesh
         from ..pipeline.options import PipelineOptions
         from ..pipeline.run import run_image_pipeline, run_mesh_pipeline
 
@@ -59,7 +60,9 @@ def write_result_zip(bundle_dir: Path, zip_path: Path) -> None:
 
 
 class JobWorker:
-    def __init__(self, store: JobStore, runner: Runner, keep_jobs: int = 100, warmup: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, store: JobStore, runner: Runner, keep_jobs: int = 100, warmup: Callable[[], None] | None = None
+    ) -> None:
         self.store = store
         self.runner = runner
         self.keep_jobs = keep_jobs
@@ -115,7 +118,9 @@ class JobWorker:
             if record.status == "queued":
                 self._order.remove(job_id)
                 self._cancel.pop(job_id, None)
-                return self.store.update(job_id, status="cancelled", stage="cancelled", cancel_requested=True, finished_at=time.time())
+                return self.store.update(
+                    job_id, status="cancelled", stage="cancelled", cancel_requested=True, finished_at=time.time()
+                )
             event = self._cancel.get(job_id)
             if event is not None:
                 event.set()
@@ -168,11 +173,15 @@ class JobWorker:
             progress.check()  # a cancel that arrived during the last stage still wins
             write_result_zip(bundle_dir, self.store.result_path(job_id))
             timings = _read_timings(bundle_dir)
-            self.store.update(job_id, status="done", stage="done", progress=1.0, message="", timings=timings, finished_at=time.time())
+            self.store.update(
+                job_id, status="done", stage="done", progress=1.0, message="", timings=timings, finished_at=time.time()
+            )
             log.info("job done", extra={"job": job_id, "seconds": round(time.perf_counter() - began, 3)})
         except Cancelled:
             if self._stopping and not self.store.get(job_id).cancel_requested:
-                self._fail(job_id, "interrupted", "the backend was shut down while this job was running; submit it again")
+                self._fail(
+                    job_id, "interrupted", "the backend was shut down while this job was running; submit it again"
+                )
             else:
                 self.store.update(job_id, status="cancelled", stage="cancelled", finished_at=time.time())
                 log.info("job cancelled", extra={"job": job_id})
@@ -181,15 +190,25 @@ class JobWorker:
         except Exception as error:  # any bug must fail this job only, never the server
             if _out_of_memory(error):
                 log.warning("job ran out of memory", extra={"job": job_id})
-                self._fail(job_id, "out_of_memory", "the backend ran out of (GPU) memory on this input; try a smaller image or mesh, or free the GPU")
+                self._fail(
+                    job_id,
+                    "out_of_memory",
+                    "the backend ran out of (GPU) memory on this input; try a smaller image or mesh, or free the GPU",
+                )
             else:
                 log.exception("job crashed", extra={"job": job_id})
-                self._fail(job_id, "internal", f"the backend hit an internal error ({type(error).__name__}: {error}); see the server log")
+                self._fail(
+                    job_id,
+                    "internal",
+                    f"the backend hit an internal error ({type(error).__name__}: {error}); see the server log",
+                )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
-        self.store.update(job_id, status="failed", stage="failed", error={"code": code, "message": message}, finished_at=time.time())
+        self.store.update(
+            job_id, status="failed", stage="failed", error={"code": code, "message": message}, finished_at=time.time()
+        )
         log.info("job failed", extra={"job": job_id, "code": code, "error": message})
 
 

@@ -58,7 +58,9 @@ class Creature:
         import trimesh
 
         colors = np.concatenate([self.vertex_colors, np.ones((len(self.vertices), 1), np.float32)], 1)
-        return trimesh.Trimesh(self.vertices, self.faces, vertex_colors=(colors * 255).round().astype(np.uint8), process=False)
+        return trimesh.Trimesh(
+            self.vertices, self.faces, vertex_colors=(colors * 255).round().astype(np.uint8), process=False
+        )
 
 
 # --------------------------------------------------------------------------- body plans
@@ -87,9 +89,19 @@ class _PlanBuilder:
     def __init__(self, spec: SkeletonSpec) -> None:
         J = spec.num_joints
         self.spec = spec
-        self.plan = _Plan(np.zeros((J, 3)), np.zeros((J, 3, 2)), np.full((J, 2), 0.05), np.ones((J, 2)), np.zeros(J, np.int32))
+        self.plan = _Plan(
+            np.zeros((J, 3)), np.zeros((J, 3, 2)), np.full((J, 2), 0.05), np.ones((J, 2)), np.zeros(J, np.int32)
+        )
 
-    def set(self, name: str, offset, radii=(0.05, 0.05), limits=((0, 0), (0, 0), (0, 0)), section=(1.0, 1.0), region: int = 0) -> None:
+    def set(
+        self,
+        name: str,
+        offset,
+        radii=(0.05, 0.05),
+        limits=((0, 0), (0, 0), (0, 0)),
+        section=(1.0, 1.0),
+        region: int = 0,
+    ) -> None:
         j = self.spec.index(name)
         self.plan.offsets[j] = offset
         self.plan.radii[j] = radii
@@ -97,7 +109,9 @@ class _PlanBuilder:
         self.plan.section[j] = section
         self.plan.region[j] = region
 
-    def limb(self, prefix: str, parts: list[str], offsets, radii, limits, side: str, section=(1.0, 1.0), region: int = 1) -> None:
+    def limb(
+        self, prefix: str, parts: list[str], offsets, radii, limits, side: str, section=(1.0, 1.0), region: int = 1
+    ) -> None:
         """Set a limb's chain; for side 'r' the y offsets and roll/yaw limits are mirrored."""
         sign = -1.0 if side == "r" else 1.0
         for part, offset, radius, lim in zip(parts, offsets, radii, limits):
@@ -118,21 +132,62 @@ def _quadruped_plan(rng: np.random.Generator) -> _Plan:
     width = body_r * rng.uniform(0.5, 0.8)
     chest_r = body_r * rng.uniform(0.9, 1.25)
     b.set("pelvis", (0, 0, leg_len), limits=((-5, 5), (-8, 8), (-8, 8)))
-    b.set("spine", (body_len / 2, 0, rng.uniform(-0.05, 0.05)), (body_r, body_r * 1.05), ((-5, 5), (-10, 10), (-12, 12)), (1.0, rng.uniform(0.8, 1.1)))
-    b.set("chest", (body_len / 2, 0, rng.uniform(-0.02, 0.08)), (body_r * 1.05, chest_r), ((-5, 5), (-10, 10), (-15, 15)), (1.0, rng.uniform(0.8, 1.1)))
+    b.set(
+        "spine",
+        (body_len / 2, 0, rng.uniform(-0.05, 0.05)),
+        (body_r, body_r * 1.05),
+        ((-5, 5), (-10, 10), (-12, 12)),
+        (1.0, rng.uniform(0.8, 1.1)),
+    )
+    b.set(
+        "chest",
+        (body_len / 2, 0, rng.uniform(-0.02, 0.08)),
+        (body_r * 1.05, chest_r),
+        ((-5, 5), (-10, 10), (-15, 15)),
+        (1.0, rng.uniform(0.8, 1.1)),
+    )
     b.set("neck", (0.12 * body_len, 0, 0.05), (chest_r * 0.8, chest_r * 0.6), ((-5, 5), (-15, 15), (-20, 20)))
     neck_r = min(chest_r * 0.6, head_r * 1.1)
-    b.set("head", (neck_len * np.cos(neck_angle), 0, neck_len * np.sin(neck_angle)), (neck_r, head_r), ((-10, 10), (-35, 25), (-35, 35)), region=0)
-    b.set("snout", (head_len, 0, -head_len * rng.uniform(0.0, 0.5)), (head_r, head_r * rng.uniform(0.35, 0.7)), ((-10, 10), (-30, 30), (-30, 30)), region=2)
-    b.set("tail_base", (-0.1 * body_len, 0, 0.02), (body_r * 0.7, tail_r * 1.5), ((-5, 5), (-40, 40), (-40, 40)), region=0)
+    b.set(
+        "head",
+        (neck_len * np.cos(neck_angle), 0, neck_len * np.sin(neck_angle)),
+        (neck_r, head_r),
+        ((-10, 10), (-35, 25), (-35, 35)),
+        region=0,
+    )
+    b.set(
+        "snout",
+        (head_len, 0, -head_len * rng.uniform(0.0, 0.5)),
+        (head_r, head_r * rng.uniform(0.35, 0.7)),
+        ((-10, 10), (-30, 30), (-30, 30)),
+        region=2,
+    )
+    b.set(
+        "tail_base", (-0.1 * body_len, 0, 0.02), (body_r * 0.7, tail_r * 1.5), ((-5, 5), (-40, 40), (-40, 40)), region=0
+    )
     seg = tail_len / 2
-    b.set("tail_mid", (-seg * np.cos(tail_up), 0, seg * np.sin(tail_up)), (tail_r * 1.5, tail_r), ((-10, 10), (-35, 35), (-35, 35)), region=1)
+    b.set(
+        "tail_mid",
+        (-seg * np.cos(tail_up), 0, seg * np.sin(tail_up)),
+        (tail_r * 1.5, tail_r),
+        ((-10, 10), (-35, 35), (-35, 35)),
+        region=1,
+    )
     b.set("tail_tip", (-seg * np.cos(tail_up), 0, seg * np.sin(tail_up) * 0.5), (tail_r, tail_r * 0.6), region=3)
-    upper, lower, foot = leg_len * rng.uniform(0.4, 0.5), leg_len * rng.uniform(0.35, 0.45), leg_len * rng.uniform(0.1, 0.2)
+    upper, lower, foot = (
+        leg_len * rng.uniform(0.4, 0.5),
+        leg_len * rng.uniform(0.35, 0.45),
+        leg_len * rng.uniform(0.1, 0.2),
+    )
     front = [(0.0, width, -0.05), (0.02, 0, -upper), (-0.02, 0, -lower), (foot * 0.6, 0, -foot * 0.8)]
     back = [(0.0, width, -0.05), (0.06, 0, -upper), (-0.08, 0, -lower), (foot * 0.6, 0, -foot * 0.8)]
     radii = [(body_r * 0.6, leg_r * 1.5), (leg_r * 1.5, leg_r), (leg_r, leg_r * 0.8), (leg_r * 0.8, leg_r * 0.9)]
-    leg_limits = [((-8, 12), (-35, 35), (-10, 10)), ((0, 0), (-45, 20), (0, 0)), ((0, 0), (-40, 40), (0, 0)), ((0, 0), (-20, 20), (0, 0))]
+    leg_limits = [
+        ((-8, 12), (-35, 35), (-10, 10)),
+        ((0, 0), (-45, 20), (0, 0)),
+        ((0, 0), (-40, 40), (0, 0)),
+        ((0, 0), (-20, 20), (0, 0)),
+    ]
     for side in ("l", "r"):
         b.limb("front", ["shoulder", "elbow", "wrist", "paw"], front, radii, leg_limits, side)
         b.limb("back", ["hip", "knee", "ankle", "paw"], back, radii, leg_limits, side)
@@ -148,19 +203,41 @@ def _biped_plan(rng: np.random.Generator) -> _Plan:
     head_r, neck_len = rng.uniform(0.09, 0.2), rng.uniform(0.05, 0.2)
     shoulder_w, hip_w = torso_r * rng.uniform(1.0, 1.5), torso_r * rng.uniform(0.5, 0.8)
     b.set("pelvis", (0, 0, leg_len), limits=((-5, 5), (-10, 10), (-10, 10)))
-    b.set("spine", (0, 0, torso / 2), (torso_r * 0.9, torso_r), ((-8, 8), (-20, 15), (-20, 20)), (rng.uniform(0.6, 0.9), 1.0))
-    b.set("chest", (0, 0, torso / 2), (torso_r, torso_r * rng.uniform(0.9, 1.2)), ((-8, 8), (-15, 15), (-20, 20)), (rng.uniform(0.6, 0.9), 1.0))
+    b.set(
+        "spine",
+        (0, 0, torso / 2),
+        (torso_r * 0.9, torso_r),
+        ((-8, 8), (-20, 15), (-20, 20)),
+        (rng.uniform(0.6, 0.9), 1.0),
+    )
+    b.set(
+        "chest",
+        (0, 0, torso / 2),
+        (torso_r, torso_r * rng.uniform(0.9, 1.2)),
+        ((-8, 8), (-15, 15), (-20, 20)),
+        (rng.uniform(0.6, 0.9), 1.0),
+    )
     b.set("neck", (0, 0, 0.04), (torso_r * 0.6, head_r * 0.5), ((-10, 10), (-20, 20), (-25, 25)))
     b.set("head", (0.02, 0, neck_len + head_r), (head_r * 0.5, head_r), ((-15, 15), (-30, 30), (-45, 45)), region=0)
     b.set("head_top", (rng.uniform(0.0, 0.1), 0, head_r), (head_r, head_r * rng.uniform(0.6, 0.95)), region=2)
     upper, fore, hand = arm_len * 0.45, arm_len * 0.4, arm_len * 0.15
     arm = [(0.0, shoulder_w, -0.02), (0, 0, -upper), (0, 0, -fore), (0, 0, -hand)]
     arm_radii = [(torso_r * 0.5, arm_r * 1.2), (arm_r * 1.2, arm_r), (arm_r, arm_r * 0.8), (arm_r * 0.8, arm_r * 0.7)]
-    arm_limits = [((5, 85), (-70, 50), (-20, 20)), ((0, 0), (-110, 0), (0, 0)), ((-20, 20), (-30, 30), (0, 0)), ((0, 0), (0, 0), (0, 0))]
+    arm_limits = [
+        ((5, 85), (-70, 50), (-20, 20)),
+        ((0, 0), (-110, 0), (0, 0)),
+        ((-20, 20), (-30, 30), (0, 0)),
+        ((0, 0), (0, 0), (0, 0)),
+    ]
     thigh, shin, foot = leg_len * 0.48, leg_len * 0.46, rng.uniform(0.08, 0.2)
     leg = [(0.0, hip_w, -0.04), (0, 0, -thigh), (0, 0, -shin), (foot, 0, -0.03)]
     leg_radii = [(torso_r * 0.6, leg_r * 1.3), (leg_r * 1.3, leg_r), (leg_r, leg_r * 0.7), (leg_r * 0.7, leg_r * 0.6)]
-    leg_limits = [((-5, 30), (-60, 25), (-15, 15)), ((0, 0), (0, 90), (0, 0)), ((0, 0), (-25, 25), (0, 0)), ((0, 0), (0, 0), (0, 0))]
+    leg_limits = [
+        ((-5, 30), (-60, 25), (-15, 15)),
+        ((0, 0), (0, 90), (0, 0)),
+        ((0, 0), (-25, 25), (0, 0)),
+        ((0, 0), (0, 0), (0, 0)),
+    ]
     for side in ("l", "r"):
         b.limb("arm", ["shoulder", "elbow", "wrist", "hand"], arm, arm_radii, arm_limits, side)
         b.limb("leg", ["hip", "knee", "ankle", "toe"], leg, leg_radii, leg_limits, side)
@@ -176,23 +253,48 @@ def _bird_plan(rng: np.random.Generator) -> _Plan:
     wing_len, leg_len = rng.uniform(0.5, 1.3), rng.uniform(0.2, 0.6)
     wing_w = rng.uniform(1.5, 2.5)
     b.set("pelvis", (0, 0, leg_len), limits=((-5, 5), (-15, 15), (-10, 10)))
-    b.set("chest", (body_len, 0, body_len * rng.uniform(0.0, 0.4)), (body_r * 0.8, body_r), ((-5, 5), (-15, 15), (-10, 10)), (1.0, rng.uniform(0.8, 1.0)))
+    b.set(
+        "chest",
+        (body_len, 0, body_len * rng.uniform(0.0, 0.4)),
+        (body_r * 0.8, body_r),
+        ((-5, 5), (-15, 15), (-10, 10)),
+        (1.0, rng.uniform(0.8, 1.0)),
+    )
     b.set("neck", (0.05, 0, 0.05 + body_r * 0.4), (body_r * 0.7, head_r * 0.6), ((-5, 5), (-20, 20), (-20, 20)))
     b.set("head", (neck_len * 0.3, 0, neck_len), (head_r * 0.6, head_r), ((-15, 15), (-40, 40), (-50, 50)), region=0)
     b.set("beak", (beak_len + head_r * 0.5, 0, -beak_len * rng.uniform(0.0, 0.4)), (head_r * 0.45, 0.008), region=2)
-    b.set("tail", (-rng.uniform(0.2, 0.5), 0, rng.uniform(-0.05, 0.15)), (body_r * 0.6, body_r * 0.25), ((-5, 5), (-30, 20), (-20, 20)), (0.3, rng.uniform(2.0, 3.5)), region=3)
+    b.set(
+        "tail",
+        (-rng.uniform(0.2, 0.5), 0, rng.uniform(-0.05, 0.15)),
+        (body_r * 0.6, body_r * 0.25),
+        ((-5, 5), (-30, 20), (-20, 20)),
+        (0.3, rng.uniform(2.0, 3.5)),
+        region=3,
+    )
     upper, fore, hand = wing_len * 0.3, wing_len * 0.3, wing_len * 0.4
     wing = [(0.0, body_r * 0.8, 0.05), (-0.02, upper, 0), (0.02, fore, 0), (-0.05, hand, 0)]
     wing_radii = [(body_r * 0.4, 0.06), (0.06, 0.05), (0.05, 0.04), (0.04, 0.015)]
     # roll = flap (up/down), yaw = fold towards the tail
-    wing_limits = [((-40, 50), (-15, 15), (-60, 10)), ((-20, 20), (-10, 10), (-90, 0)), ((-20, 20), (-10, 10), (0, 100)), ((0, 0), (0, 0), (-15, 15))]
+    wing_limits = [
+        ((-40, 50), (-15, 15), (-60, 10)),
+        ((-20, 20), (-10, 10), (-90, 0)),
+        ((-20, 20), (-10, 10), (0, 100)),
+        ((0, 0), (0, 0), (-15, 15)),
+    ]
     thigh, shin, foot = leg_len * 0.45, leg_len * 0.45, rng.uniform(0.05, 0.15)
     leg = [(0.0, body_r * 0.4, -body_r * 0.5), (0.05, 0, -thigh), (-0.06, 0, -shin), (foot, 0, -0.02)]
     leg_r = rng.uniform(0.015, 0.035)
     leg_radii = [(body_r * 0.4, leg_r * 1.6), (leg_r * 1.6, leg_r), (leg_r, leg_r * 0.8), (leg_r * 0.8, leg_r * 0.6)]
-    leg_limits = [((-5, 15), (-30, 30), (-10, 10)), ((0, 0), (-30, 30), (0, 0)), ((0, 0), (-30, 30), (0, 0)), ((0, 0), (-20, 20), (0, 0))]
+    leg_limits = [
+        ((-5, 15), (-30, 30), (-10, 10)),
+        ((0, 0), (-30, 30), (0, 0)),
+        ((0, 0), (-30, 30), (0, 0)),
+        ((0, 0), (-20, 20), (0, 0)),
+    ]
     for side in ("l", "r"):
-        b.limb("wing", ["shoulder", "elbow", "wrist", "tip"], wing, wing_radii, wing_limits, side, section=(0.35, wing_w))
+        b.limb(
+            "wing", ["shoulder", "elbow", "wrist", "tip"], wing, wing_radii, wing_limits, side, section=(0.35, wing_w)
+        )
         b.limb("leg", ["hip", "knee", "ankle", "toe"], leg, leg_radii, leg_limits, side, region=3)
     return b.plan
 
@@ -202,19 +304,33 @@ def _limbtree_plan(rng: np.random.Generator) -> _Plan:
     body_r = rng.uniform(0.15, 0.3)
     b.set("body", (0, 0, 1.0), limits=((-10, 10), (-10, 10), (-10, 10)))
     head_dir = _unit(rng.normal([1.0, 0.0, 0.6], 0.3))
-    b.set("head", head_dir * body_r * rng.uniform(1.2, 2.0), (body_r * 0.8, body_r * rng.uniform(0.4, 0.8)), ((-15, 15), (-30, 30), (-30, 30)), region=2)
+    b.set(
+        "head",
+        head_dir * body_r * rng.uniform(1.2, 2.0),
+        (body_r * 0.8, body_r * rng.uniform(0.4, 0.8)),
+        ((-15, 15), (-30, 30), (-30, 30)),
+        region=2,
+    )
     limb_r = rng.uniform(0.03, 0.07)
     for i in range(LIMBTREE_LIMBS):
         # limbs spread around the body, pointing outwards and mostly downwards
         angle = 2 * np.pi * (i + rng.uniform(-0.25, 0.25)) / LIMBTREE_LIMBS
         direction = _unit(np.array([np.cos(angle), np.sin(angle), rng.uniform(-1.2, 0.3)]))
-        b.set(f"limb{i}_j0", direction * body_r * 0.6, (body_r, limb_r * 1.5), ((-10, 10), (-10, 10), (-10, 10)), region=0)
+        b.set(
+            f"limb{i}_j0", direction * body_r * 0.6, (body_r, limb_r * 1.5), ((-10, 10), (-10, 10), (-10, 10)), region=0
+        )
         length = rng.uniform(0.25, 0.6)
         for k in range(1, LIMBTREE_SEGMENTS + 1):
             direction = _unit(direction + rng.normal(0.0, 0.4, 3))
             r0, r1 = limb_r * (1.5 - 0.3 * (k - 1)), limb_r * (1.5 - 0.3 * k)
             lim = 35.0 if k < LIMBTREE_SEGMENTS else 0.0
-            b.set(f"limb{i}_j{k}", direction * length / LIMBTREE_SEGMENTS * rng.uniform(0.7, 1.3), (r0, r1), ((-lim, lim),) * 3, region=3 if k == LIMBTREE_SEGMENTS else 1)
+            b.set(
+                f"limb{i}_j{k}",
+                direction * length / LIMBTREE_SEGMENTS * rng.uniform(0.7, 1.3),
+                (r0, r1),
+                ((-lim, lim),) * 3,
+                region=3 if k == LIMBTREE_SEGMENTS else 1,
+            )
     return b.plan
 
 
@@ -248,18 +364,46 @@ def _accessory_specs(category: str, rng: np.random.Generator) -> list[_Accessory
     u = rng.uniform
     specs = {
         "quadruped": [
-            _Accessory("head", 0.6, (-0.2, 0.5, 0.7), (-u(0.3, 0.8), u(0.8, 1.4), u(1.6, 2.6)), (0.3, 0.08), (0.4, 1.6), True),
-            _Accessory("head", 0.25, (0.1, 0.4, 0.8), (-u(0.4, 1.2), u(0.8, 1.6), u(1.8, 3.0)), (0.2, 0.03), mirror=True, region=3),
+            _Accessory(
+                "head", 0.6, (-0.2, 0.5, 0.7), (-u(0.3, 0.8), u(0.8, 1.4), u(1.6, 2.6)), (0.3, 0.08), (0.4, 1.6), True
+            ),
+            _Accessory(
+                "head",
+                0.25,
+                (0.1, 0.4, 0.8),
+                (-u(0.4, 1.2), u(0.8, 1.6), u(1.8, 3.0)),
+                (0.2, 0.03),
+                mirror=True,
+                region=3,
+            ),
         ],
         "biped": [
-            _Accessory("head", 0.35, (0.0, 0.8, 0.3), (-u(0.0, 0.4), u(1.3, 1.9), u(0.6, 1.4)), (0.3, 0.12), (0.4, 1.4), True),
-            _Accessory("head", 0.2, (0.1, 0.4, 0.8), (-u(0.2, 0.8), u(0.6, 1.2), u(1.6, 2.6)), (0.2, 0.03), mirror=True, region=3),
+            _Accessory(
+                "head", 0.35, (0.0, 0.8, 0.3), (-u(0.0, 0.4), u(1.3, 1.9), u(0.6, 1.4)), (0.3, 0.12), (0.4, 1.4), True
+            ),
+            _Accessory(
+                "head",
+                0.2,
+                (0.1, 0.4, 0.8),
+                (-u(0.2, 0.8), u(0.6, 1.2), u(1.6, 2.6)),
+                (0.2, 0.03),
+                mirror=True,
+                region=3,
+            ),
             _Accessory("spine", 0.4, (0.3, 0.0, -0.6), (u(0.3, 0.6), 0.0, 0.6), (u(0.8, 1.1), u(0.8, 1.1)), region=0),
         ],
         "bird": [
             _Accessory("head", 0.4, (-0.2, 0.0, 0.8), (-u(0.8, 1.6), 0.0, u(1.6, 2.6)), (0.3, 0.05), (1.5, 0.3)),
             *[
-                _Accessory("tail", 0.5, (0.0, 0.0, 0.0), (-u(3.0, 5.0), k * u(1.0, 2.0), 0.0), (0.5, 0.8), (0.25, 1.8), region=3)
+                _Accessory(
+                    "tail",
+                    0.5,
+                    (0.0, 0.0, 0.0),
+                    (-u(3.0, 5.0), k * u(1.0, 2.0), 0.0),
+                    (0.5, 0.8),
+                    (0.25, 1.8),
+                    region=3,
+                )
                 for k in (-1.0, 0.0, 1.0)
             ],
         ],
@@ -272,7 +416,9 @@ def _accessory_specs(category: str, rng: np.random.Generator) -> list[_Accessory
     return [s for s, keep in zip(specs, present) if keep]
 
 
-def _accessory_parts(specs: list[_Accessory], plan: _Plan, spec: SkeletonSpec, joints: np.ndarray, rotations: np.ndarray) -> list[tuple[Capsule, int]]:
+def _accessory_parts(
+    specs: list[_Accessory], plan: _Plan, spec: SkeletonSpec, joints: np.ndarray, rotations: np.ndarray
+) -> list[tuple[Capsule, int]]:
     parts = []
     for acc in specs:
         j = spec.index(acc.joint)
@@ -303,7 +449,9 @@ def _euler(angles_deg: np.ndarray) -> np.ndarray:
     return Rz @ Ry @ Rx
 
 
-def _forward_kinematics(plan: _Plan, parents: tuple[int, ...], angles: np.ndarray, root_rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _forward_kinematics(
+    plan: _Plan, parents: tuple[int, ...], angles: np.ndarray, root_rotation: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions (J, 3) and global rotations (J, 3, 3) for per-joint angles (J, 3) in degrees."""
     J = len(parents)
     pos, rot = np.zeros((J, 3)), np.zeros((J, 3, 3))
@@ -327,14 +475,24 @@ def _region_colors(rng: np.random.Generator) -> np.ndarray:
     """(5, 3) colours: regions 0..3 (body, limbs, head, extremities) and 4 = pattern colour."""
     hue = rng.uniform()
     base = _hsv(hue, rng.uniform(0.2, 0.9), rng.uniform(0.35, 0.95))
-    limbs = _hsv(hue + rng.normal(0, 0.05), rng.uniform(0.2, 0.9), rng.uniform(0.3, 0.9)) if rng.uniform() < 0.5 else base
-    head = _hsv(hue + rng.normal(0, 0.08), rng.uniform(0.2, 0.9), rng.uniform(0.35, 0.95)) if rng.uniform() < 0.5 else base
+    limbs = (
+        _hsv(hue + rng.normal(0, 0.05), rng.uniform(0.2, 0.9), rng.uniform(0.3, 0.9)) if rng.uniform() < 0.5 else base
+    )
+    head = (
+        _hsv(hue + rng.normal(0, 0.08), rng.uniform(0.2, 0.9), rng.uniform(0.35, 0.95)) if rng.uniform() < 0.5 else base
+    )
     extremities = _hsv(rng.uniform(), rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9))
     pattern = _hsv(hue + rng.uniform(0.3, 0.7), rng.uniform(0.2, 1.0), rng.uniform(0.1, 1.0))
     return np.stack([base, limbs, head, extremities, pattern]).astype(np.float32)
 
 
-def _apply_pattern(rng: np.random.Generator, points: np.ndarray, colors: np.ndarray, pattern_color: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _apply_pattern(
+    rng: np.random.Generator,
+    points: np.ndarray,
+    colors: np.ndarray,
+    pattern_color: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
     """Stripes, spots, a belly gradient or nothing, as per-vertex colour (points in the build frame).
 
     bounds: the shape's bounding box (lo, hi), which sets the pattern's scale and placement.
@@ -368,7 +526,9 @@ def _seed_sequence(category: str, seed: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([zlib.crc32(category.encode()), int(seed)])
 
 
-def generate_creature(category: str, seed: int, *, yaw_deg: float | None = None, rest_pose: bool = False, detail: float = 1.0) -> Creature:
+def generate_creature(
+    category: str, seed: int, *, yaw_deg: float | None = None, rest_pose: bool = False, detail: float = 1.0
+) -> Creature:
     """A random creature of `category` (one of CATEGORIES), deterministic in (category, seed).
 
     yaw_deg: turn about the world z axis (default: random in [0, 360)); rest_pose: all joint
@@ -403,7 +563,9 @@ def generate_creature(category: str, seed: int, *, yaw_deg: float | None = None,
     region_colors = _region_colors(rng)
     verts, faces, colors, offset = [], [], [], 0
     for part, region in zip(parts, part_region):
-        v, f = part.mesh(segments=max(6, round(16 * detail)), cap_rings=max(2, round(4 * detail)), ring_spacing=0.04 / detail)
+        v, f = part.mesh(
+            segments=max(6, round(16 * detail)), cap_rings=max(2, round(4 * detail)), ring_spacing=0.04 / detail
+        )
         verts.append(v)
         faces.append(f + offset)
         colors.append(np.broadcast_to(region_colors[region], v.shape))

@@ -133,7 +133,9 @@ def write_dataset(out: str | Path, config: SynthConfig, *, workers: int = 1, pro
     if meta_path.is_file():
         existing = json.loads(meta_path.read_text()).get("config")
         if existing != config.to_dict():
-            raise ConfigError(f"{out} already holds a data set made with another config; choose a new --out or delete it")
+            raise ConfigError(
+                f"{out} already holds a data set made with another config; choose a new --out or delete it"
+            )
     meta_path.write_text(json.dumps(_meta(config, complete=False), indent=1))
 
     num_shards = -(-config.n // config.shard_size)
@@ -243,10 +245,14 @@ class SyntheticDataset:
         self.path = Path(path)
         meta_path = self.path / "meta.json"
         if not meta_path.is_file():
-            raise InputError(f"{self.path} is not a synthetic data set (no meta.json); write one with `keydiff3d synth`")
+            raise InputError(
+                f"{self.path} is not a synthetic data set (no meta.json); write one with `keydiff3d synth`"
+            )
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format_version") != DATASET_FORMAT_VERSION:
-            raise ConfigError(f"{self.path} has data set format {self.meta.get('format_version')}, expected {DATASET_FORMAT_VERSION}")
+            raise ConfigError(
+                f"{self.path} has data set format {self.meta.get('format_version')}, expected {DATASET_FORMAT_VERSION}"
+            )
         self.config = SynthConfig.from_dict(self.meta["config"])
         self.cameras = Cameras.from_dict(self.meta["cameras"])
         available = self._available_indices()
@@ -258,7 +264,11 @@ class SyntheticDataset:
         """Indices of samples whose shard exists (all of them once the writer has finished)."""
         size, n = self.config.shard_size, self.config.n
         shards = [s for s in range(-(-n // size)) if (self.path / _shard_name(s)).is_file()]
-        return np.concatenate([np.arange(s * size, min((s + 1) * size, n)) for s in shards]) if shards else np.zeros(0, np.int64)
+        return (
+            np.concatenate([np.arange(s * size, min((s + 1) * size, n)) for s in shards])
+            if shards
+            else np.zeros(0, np.int64)
+        )
 
     @property
     def joint_names(self) -> dict[str, list[str]]:
@@ -340,7 +350,12 @@ class SyntheticDataset:
         """
         if not 0.0 < held_out_fraction < 1.0:
             raise InputError("held_out_fraction must be between 0 and 1")
-        u = np.array([np.random.SeedSequence([salt, 0xC0FFEE, int(i)]).generate_state(1, np.uint32)[0] for i in self.indices]) / 2.0**32
+        u = (
+            np.array(
+                [np.random.SeedSequence([salt, 0xC0FFEE, int(i)]).generate_state(1, np.uint32)[0] for i in self.indices]
+            )
+            / 2.0**32
+        )
         held = u < held_out_fraction
         return self.subset(np.flatnonzero(~held)), self.subset(np.flatnonzero(held))
 

@@ -66,7 +66,9 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, cameras: Cameras, *, cull
     best_bary = np.zeros((V * H * W, 3))
     if len(view_idx):
         box_lo, box_hi = lo[view_idx, face_idx], hi[view_idx, face_idx]
-        plane, inv_z = _plane_coefficients(tri_uv[view_idx, face_idx], tri_z[view_idx, face_idx], area[view_idx, face_idx], box_lo)
+        plane, inv_z = _plane_coefficients(
+            tri_uv[view_idx, face_idx], tri_z[view_idx, face_idx], area[view_idx, face_idx], box_lo
+        )
         box_w = box_hi[:, 0] - box_lo[:, 0] + 1
         counts = (box_w * (box_hi[:, 1] - box_lo[:, 1] + 1)).astype(np.int64)
         ends = np.cumsum(counts)
@@ -75,7 +77,19 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, cameras: Cameras, *, cull
         edges = np.concatenate([[0], np.flatnonzero(np.diff(chunk_of)) + 1, [len(counts)]])
         for first, last in zip(edges[:-1], edges[1:]):
             sel = slice(first, last)
-            _rasterize_chunk(view_idx[sel], face_idx[sel], box_lo[sel], box_w[sel], counts[sel], plane[sel], inv_z[sel], (H, W), best_inv_depth, best_face, best_bary)
+            _rasterize_chunk(
+                view_idx[sel],
+                face_idx[sel],
+                box_lo[sel],
+                box_w[sel],
+                counts[sel],
+                plane[sel],
+                inv_z[sel],
+                (H, W),
+                best_inv_depth,
+                best_face,
+                best_bary,
+            )
 
     found = best_face >= 0
     depth = np.where(found, 1.0 / np.where(found, best_inv_depth, 1.0), 0.0)
@@ -91,7 +105,9 @@ def _edge(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (b[..., 0] - a[..., 0]) * (p[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (p[..., 0] - a[..., 0])
 
 
-def _plane_coefficients(tri_uv: np.ndarray, tri_z: np.ndarray, area: np.ndarray, box_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _plane_coefficients(
+    tri_uv: np.ndarray, tri_z: np.ndarray, area: np.ndarray, box_lo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per triangle, w0, w1 and 1/z as affine functions of the pixel offset inside its box.
 
     Returns (plane (T, 9) float32: (a, b, c) of w0, w1, 1/z with f = a dx + b dy + c at the centre of
@@ -115,7 +131,9 @@ def _plane_coefficients(tri_uv: np.ndarray, tri_z: np.ndarray, area: np.ndarray,
     return coef.astype(np.float32), inv_z
 
 
-def _rasterize_chunk(view_idx, face_idx, box_lo, box_w, counts, plane, inv_z, size, best_inv_depth, best_face, best_bary) -> None:
+def _rasterize_chunk(
+    view_idx, face_idx, box_lo, box_w, counts, plane, inv_z, size, best_inv_depth, best_face, best_bary
+) -> None:
     """Expand triangles to candidate pixels, keep inside ones, merge the nearest into the z-buffer."""
     H, W = size
     owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)

@@ -103,7 +103,9 @@ def render_multiview(
     return MultiViewResult(images=images, masks=masks, cameras=cams, input_view=input_view_index(cams), depth=depth)
 
 
-def orbit_views(num_views: int = SV3D_NUM_FRAMES, size: int = 576, elevation_deg: float = SV3D_ELEVATION_DEG) -> Cameras:
+def orbit_views(
+    num_views: int = SV3D_NUM_FRAMES, size: int = 576, elevation_deg: float = SV3D_ELEVATION_DEG
+) -> Cameras:
     """The SV3D-p orbit for 21 views; otherwise `num_views` evenly spaced azimuths ending at 0 (input)."""
     if num_views == SV3D_NUM_FRAMES:
         return orbit_cameras(elevation_deg=elevation_deg, size=size)
@@ -123,7 +125,15 @@ def input_view_index(cameras: Cameras) -> int:
 # --------------------------------------------------------------------------- shading
 
 
-def _shade(mesh: RenderMesh, frags: Fragments, cams: Cameras, verts: np.ndarray, jitter: "_ViewJitter", views: np.ndarray, background: float):
+def _shade(
+    mesh: RenderMesh,
+    frags: Fragments,
+    cams: Cameras,
+    verts: np.ndarray,
+    jitter: "_ViewJitter",
+    views: np.ndarray,
+    background: float,
+):
     """Lambert-shaded RGB (V, H, W, 3) composited on `background`, and the mask (V, H, W)."""
     V, H, W = frags.face.shape
     rgb = np.full((V, H, W, 3), background, np.float32)
@@ -148,7 +158,9 @@ def _shade(mesh: RenderMesh, frags: Fragments, cams: Cameras, verts: np.ndarray,
         light = np.full((len(face), 3), AMBIENT)
         for k, (_, intensity) in enumerate(LIGHTS):
             lambert = np.clip((normal * jitter.light_dirs[views, k][v_idx]).sum(1), 0, None)
-            light += (intensity * jitter.light_gain[views, k][v_idx] * lambert)[:, None] * jitter.light_tint[views, k][v_idx]
+            light += (intensity * jitter.light_gain[views, k][v_idx] * lambert)[:, None] * jitter.light_tint[views, k][
+                v_idx
+            ]
     rgb[v_idx, rows, cols] = np.clip(albedo * light, 0.0, 1.0)
     return rgb, mask.astype(np.float32)
 

@@ -33,9 +33,13 @@ def write_sample_assets(directory: str | Path = ASSETS_DIR, size: int = 576) -> 
     directory.mkdir(parents=True, exist_ok=True)
     creature = generate_creature(SAMPLE_CATEGORY, SAMPLE_SEED, yaw_deg=SAMPLE_YAW_DEG, detail=0.75)
     to_gltf_frame(creature.to_trimesh()).export(directory / SAMPLE_MESH)
-    view = render_multiview(creature, orbit_cameras(np.array([0.0]), SV3D_ELEVATION_DEG, size=size), options=RenderOptions(supersample=2))
+    view = render_multiview(
+        creature, orbit_cameras(np.array([0.0]), SV3D_ELEVATION_DEG, size=size), options=RenderOptions(supersample=2)
+    )
     rgba = np.concatenate([view.images[0], view.masks[0][..., None]], -1)
-    Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA").save(directory / SAMPLE_IMAGE, optimize=True)
+    Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA").save(
+        directory / SAMPLE_IMAGE, optimize=True
+    )
     truth = {
         "category": creature.category,
         "seed": creature.seed,

@@ -39,7 +39,15 @@ class Capsule:
 
     def transformed(self, scale: float, offset: np.ndarray) -> "Capsule":
         """The capsule under x -> scale * x + offset (a similarity without rotation)."""
-        return Capsule(self.a * scale + offset, self.b * scale + offset, self.ra * scale, self.rb * scale, self.u, self.thick, self.wide)
+        return Capsule(
+            self.a * scale + offset,
+            self.b * scale + offset,
+            self.ra * scale,
+            self.rb * scale,
+            self.u,
+            self.thick,
+            self.wide,
+        )
 
     def mesh(self, segments: int = 16, cap_rings: int = 4, ring_spacing: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
         """Closed triangle mesh (vertices (N, 3) float64, faces (F, 3) int32, outward winding).
@@ -70,7 +78,9 @@ class Capsule:
         j1 = (j + 1) % S
         v00, v01, v10, v11 = i + j, i + j1, i + S + j, i + S + j1
         # u, v, w right-handed and theta turning u -> v: (v00, v01, v11) winds outward
-        faces = np.concatenate([np.stack([v00, v01, v11], -1).reshape(-1, 3), np.stack([v00, v11, v10], -1).reshape(-1, 3)])
+        faces = np.concatenate(
+            [np.stack([v00, v01, v11], -1).reshape(-1, 3), np.stack([v00, v11, v10], -1).reshape(-1, 3)]
+        )
         return vertices, faces.astype(np.int32)
 
     def sdf(self, points: np.ndarray) -> np.ndarray:

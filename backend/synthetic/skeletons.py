@@ -55,8 +55,15 @@ def _limb(prefix: str, parts: list[str], attach: str) -> list[tuple[str, str | N
 
 def _quadruped() -> SkeletonSpec:
     chain: list[tuple[str, str | None]] = [
-        ("pelvis", None), ("spine", "pelvis"), ("chest", "spine"), ("neck", "chest"), ("head", "neck"),
-        ("snout", "head"), ("tail_base", "pelvis"), ("tail_mid", "tail_base"), ("tail_tip", "tail_mid"),
+        ("pelvis", None),
+        ("spine", "pelvis"),
+        ("chest", "spine"),
+        ("neck", "chest"),
+        ("head", "neck"),
+        ("snout", "head"),
+        ("tail_base", "pelvis"),
+        ("tail_mid", "tail_base"),
+        ("tail_tip", "tail_mid"),
     ]
     for side in ("l", "r"):
         chain += _limb(f"front_{side}", ["shoulder", "elbow", "wrist", "paw"], "chest")
@@ -67,7 +74,11 @@ def _quadruped() -> SkeletonSpec:
 
 def _biped() -> SkeletonSpec:
     chain: list[tuple[str, str | None]] = [
-        ("pelvis", None), ("spine", "pelvis"), ("chest", "spine"), ("neck", "chest"), ("head", "neck"),
+        ("pelvis", None),
+        ("spine", "pelvis"),
+        ("chest", "spine"),
+        ("neck", "chest"),
+        ("head", "neck"),
         ("head_top", "head"),
     ]
     for side in ("l", "r"):
@@ -79,7 +90,11 @@ def _biped() -> SkeletonSpec:
 
 def _bird() -> SkeletonSpec:
     chain: list[tuple[str, str | None]] = [
-        ("pelvis", None), ("chest", "pelvis"), ("neck", "chest"), ("head", "neck"), ("beak", "head"),
+        ("pelvis", None),
+        ("chest", "pelvis"),
+        ("neck", "chest"),
+        ("head", "neck"),
+        ("beak", "head"),
         ("tail", "pelvis"),
     ]
     for side in ("l", "r"):

@@ -68,10 +68,14 @@ class TrainingData:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(folder or config.dir)
         if not (root / "meta.json").is_file():
-            raise ConfigError(f"no synthetic data set at {root}; write one with `keydiff3d synth --out {root} --n 3000 --size 64`")
+            raise ConfigError(
+                f"no synthetic data set at {root}; write one with `keydiff3d synth --out {root} --n 3000 --size 64`"
+            )
         if model_config.feature_source == "external":
-            raise ConfigError(f"{root} is a synthetic data set without generator features; "
-                              "this model reads SV3D-p features from a feature cache")
+            raise ConfigError(
+                f"{root} is a synthetic data set without generator features; "
+                "this model reads SV3D-p features from a feature cache"
+            )
         # training reads in shard_order (one shard at a time), evaluation in index order: a small cache suffices
         full = SyntheticDataset(root)
         if split == "all":
@@ -82,7 +86,9 @@ class TrainingData:
         if config.categories:
             unknown = sorted(set(config.categories) - set(full.categories))
             if unknown:
-                raise ConfigError(f"data set {root} has no category {unknown[0]!r}; it has {', '.join(full.categories)}")
+                raise ConfigError(
+                    f"data set {root} has no category {unknown[0]!r}; it has {', '.join(full.categories)}"
+                )
             dataset = dataset.subset(np.flatnonzero(np.isin(_categories(dataset), config.categories)))
         if config.max_items:
             dataset = dataset.subset(np.arange(min(config.max_items, len(dataset))))
@@ -119,7 +125,9 @@ class TrainingData:
         views = select_views(item.cameras, input_view, self.num_views, rng)
         batch = batch_from_arrays(item.images, item.masks, item.cameras, views, self.image_size, joints=item.joints)
         cameras = item.cameras.subset(views).resized(self.image_size, self.image_size)
-        return Sample(batch, cameras, np.asarray(item.joints, np.float64), np.asarray(item.bones, np.int64), item.category)
+        return Sample(
+            batch, cameras, np.asarray(item.joints, np.float64), np.asarray(item.bones, np.int64), item.category
+        )
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         """Positions of one epoch: shuffled, one shard at a time (cache friendly); pure in (seed, epoch)."""
@@ -165,13 +173,16 @@ class CacheData:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(folder or config.dir)
         if not (root / "cache.json").is_file():
-            raise ConfigError(f"no feature cache at {root}; make one with `keydiff3d cache IMAGES --out {root}` "
-                              "(or --creatures N)")
+            raise ConfigError(
+                f"no feature cache at {root}; make one with `keydiff3d cache IMAGES --out {root}` (or --creatures N)"
+            )
         full = FeatureCache(root, num_views=None)
         external = model_config.feature_source == "external"
         if external and full.feature_channels() != tuple(model_config.external_channels):
-            raise ConfigError(f"the feature cache {root} has layers of {list(full.feature_channels())} channels; "
-                              f"set [model] external_channels = {list(full.feature_channels())}")
+            raise ConfigError(
+                f"the feature cache {root} has layers of {list(full.feature_channels())} channels; "
+                f"set [model] external_channels = {list(full.feature_channels())}"
+            )
         data = cls(full, model_config.num_views, model_config.image_size, external)
         if split != "all":
             held = data.held_out(config.held_out_fraction, config.split_salt)
@@ -185,8 +196,9 @@ class CacheData:
         if config.max_items:
             data = data.subset(np.arange(min(config.max_items, len(data))))
         if len(data) == 0:
-            raise ConfigError(f"the {split} split of the feature cache {root} is empty; "
-                              "cache more images or change held_out_fraction")
+            raise ConfigError(
+                f"the {split} split of the feature cache {root} is empty; cache more images or change held_out_fraction"
+            )
         return data
 
     def subset(self, positions) -> "CacheData":
@@ -227,9 +239,11 @@ class CacheData:
     def _truth(self, i: int):
         truth = self.headers[i].ground_truth
         if truth is None:
-            raise ConfigError(f"{self.cache.files[i].name} in {self.cache.root} has no ground-truth joints (a photo); "
-                              "evaluate on a cache of rendered creatures (`keydiff3d cache --creatures N`) "
-                              "or a synthetic data set")
+            raise ConfigError(
+                f"{self.cache.files[i].name} in {self.cache.root} has no ground-truth joints (a photo); "
+                "evaluate on a cache of rendered creatures (`keydiff3d cache --creatures N`) "
+                "or a synthetic data set"
+            )
         return truth
 
     def joints(self, i: int) -> np.ndarray:
@@ -270,8 +284,9 @@ def folder_source(folder: str | Path) -> str:
         return "feature_cache"
     if (root / "meta.json").is_file():
         return "synthetic"
-    raise ConfigError(f"{root} is neither a synthetic data set (`keydiff3d synth`) "
-                      "nor a feature cache (`keydiff3d cache`)")
+    raise ConfigError(
+        f"{root} is neither a synthetic data set (`keydiff3d synth`) nor a feature cache (`keydiff3d cache`)"
+    )
 
 
 def open_data(
@@ -283,8 +298,9 @@ def open_data(
         folder = config.dir
         if Path(folder).is_dir() and folder_source(folder) != config.source:
             held = folder_source(folder).replace("_", " ")
-            raise ConfigError(f"[data] source is {config.source!r} but {folder} holds a {held}; "
-                              "set [data] source to match the folder")
+            raise ConfigError(
+                f"[data] source is {config.source!r} but {folder} holds a {held}; set [data] source to match the folder"
+            )
         source = config.source
     else:
         source = folder_source(folder)

@@ -5,7 +5,17 @@ One package under one name: the add-on imports it as `.rigcore`, the backend as
 both sides share, so nothing here may import bpy, scipy, networkx, trimesh, torch or `keydiff3d`.
 """
 
-from .bundle import FORMAT_VERSION, BundleError, RigBundle, read_bundle, read_bundle_json, validate_document, write_bundle, zip_bundle
+from .bundle import (
+    FORMAT_VERSION,
+    BundleError,
+    RigBundle,
+    read_bundle,
+    read_bundle_json,
+    validate_document,
+    write_bundle,
+    zip_bundle,
+)
+from .naming import Mirror, Naming, chain_names, find_mirror
 from .ply import PlyError, parse_ply, read_ply, write_ply
 from .presets import (
     CategoryPreset,
@@ -20,7 +30,6 @@ from .presets import (
     load_export_preset,
     load_preset,
 )
-from .naming import Mirror, Naming, chain_names, find_mirror
 from .skeleton import (
     Bone,
     Skeleton,
@@ -36,7 +45,16 @@ from .skeleton import (
     tree_parents,
     volume_penalty,
 )
-from .skinning import METHODS, MAX_INFLUENCES, SkinningError, SkinWeights, compute_skin_weights, segment_distances, smooth_over_surface, top_k
+from .skinning import (
+    MAX_INFLUENCES,
+    METHODS,
+    SkinningError,
+    SkinWeights,
+    compute_skin_weights,
+    segment_distances,
+    smooth_over_surface,
+    top_k,
+)
 
 __all__ = [
     "Bone",

@@ -35,7 +35,9 @@ RIG_JSON, MESH_FILE, SKIN_FILE = "rig.json", "mesh.ply", "skin.npz"
 # Limits of the reader (docs/BUNDLE.md). Meshes: rigcore.ply (MAX_VERTICES, MAX_FACES).
 MAX_KEYPOINTS = 256
 MAX_BONES = 2 * MAX_KEYPOINTS  # an edge bone per keypoint, a leaf bone per leaf, one root bone
-MAX_SMOOTH_ITERATIONS = method_parameter("gaussian_scaled", "smooth_iterations").maximum  # the add-on reruns the skinning
+MAX_SMOOTH_ITERATIONS = method_parameter(
+    "gaussian_scaled", "smooth_iterations"
+).maximum  # the add-on reruns the skinning
 MAX_RIG_JSON_BYTES = 8 * 1024 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024  # mesh.ply, skin.npz and each array in skin.npz, unpacked
 MAX_BUNDLE_BYTES = 768 * 1024 * 1024  # everything one read unpacks, together
@@ -130,7 +132,9 @@ def write_bundle(directory, bundle: RigBundle, files: dict[str, bytes] | None = 
     out.mkdir(parents=True, exist_ok=True)
     write_ply(out / MESH_FILE, bundle.vertices, bundle.faces, bundle.colors)
     with open(out / SKIN_FILE, "wb") as fh:
-        np.savez_compressed(fh, indices=bundle.skin.indices.astype(np.int32), weights=bundle.skin.weights.astype(np.float32))
+        np.savez_compressed(
+            fh, indices=bundle.skin.indices.astype(np.int32), weights=bundle.skin.weights.astype(np.float32)
+        )
     for name, data in (files or {}).items():
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -174,15 +178,28 @@ def read_bundle(path) -> RigBundle:
         raise BundleError(str(error)) from None
     indices, weights = _read_skin(source, skin_file)
     _check_arrays(doc, vertices, faces, colors, indices, weights)
-    skin = SkinWeights(indices.astype(np.int32), weights.astype(np.float32), list(doc["skin"]["bones"]),
-                       doc["skin"].get("method", "gaussian"), dict(doc["skin"].get("params", {})))
+    skin = SkinWeights(
+        indices.astype(np.int32),
+        weights.astype(np.float32),
+        list(doc["skin"]["bones"]),
+        doc["skin"].get("method", "gaussian"),
+        dict(doc["skin"].get("params", {})),
+    )
     skeleton = Skeleton.from_dict(doc["skeleton"], doc["keypoints"], doc["adjacency"])
     skeleton.repairs = list(doc.get("provenance", {}).get("repairs", []))
     return RigBundle(
-        vertices=vertices, faces=faces, colors=colors, skeleton=skeleton, skin=skin,
-        up_axis=doc["up_axis"], units=doc["units"], generator=doc.get("generator", ""),
-        views=doc.get("views"), timings=dict(doc.get("timings", {})), provenance=dict(doc.get("provenance", {})),
-    )  # fmt: skip
+        vertices=vertices,
+        faces=faces,
+        colors=colors,
+        skeleton=skeleton,
+        skin=skin,
+        up_axis=doc["up_axis"],
+        units=doc["units"],
+        generator=doc.get("generator", ""),
+        views=doc.get("views"),
+        timings=dict(doc.get("timings", {})),
+        provenance=dict(doc.get("provenance", {})),
+    )
 
 
 def _read_skin(source: _Source, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -455,7 +472,10 @@ def _check_skeleton(sk: dict, n: int) -> set[str]:
         if bone["parent"] is not None and (not isinstance(bone["parent"], str) or bone["parent"] not in names):
             _fail(f"bone {name!r} has parent {bone['parent']!r:.40}, which is not an earlier bone")
         names.add(name)
-        head, tail = _array(bone["head"], f"bone {name!r} head", (3,)), _array(bone["tail"], f"bone {name!r} tail", (3,))
+        head, tail = (
+            _array(bone["head"], f"bone {name!r} head", (3,)),
+            _array(bone["tail"], f"bone {name!r} tail", (3,)),
+        )
         if np.linalg.norm(tail - head) <= 0:
             _fail(f"bone {name!r} has zero length")
         kind = bone.get("kind", "edge")
@@ -523,7 +543,9 @@ def _check_arrays(doc: dict, vertices, faces, colors, indices, weights) -> None:
     if v.ndim != 2 or v.shape[1] != 3 or not np.isfinite(v).all():
         _fail("mesh vertices must be a finite V x 3 array")
     if len(v) != mesh["vertex_count"] or len(f) != mesh["face_count"]:
-        _fail(f"mesh file has {len(v)} vertices / {len(f)} faces but rig.json says {mesh['vertex_count']} / {mesh['face_count']}")
+        _fail(
+            f"mesh file has {len(v)} vertices / {len(f)} faces but rig.json says {mesh['vertex_count']} / {mesh['face_count']}"
+        )
     if f.size and (f.min() < 0 or f.max() >= len(v)):
         _fail("mesh faces index vertices that do not exist")
     if colors is not None and len(colors) != len(v):

@@ -18,6 +18,7 @@ from .config import Check, at_least, between, finite_non_negative, in_interval, 
 from .naming import Naming
 from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS, method_parameter
 
+
 class PresetError(ValueError):
     """A preset that is missing or malformed (one clear sentence)."""
 

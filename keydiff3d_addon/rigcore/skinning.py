@@ -56,8 +56,11 @@ class MethodParameter:
 
 METHOD_PARAMETERS: dict[str, tuple[MethodParameter, ...]] = {
     "heat": (
-        MethodParameter("placeholder_tails", True, "Skin bones whose tails stop short of their children (glTF and FBX "
-                        "imports) as segments to their children"),
+        MethodParameter(
+            "placeholder_tails",
+            True,
+            "Skin bones whose tails stop short of their children (glTF and FBX imports) as segments to their children",
+        ),
     ),
     "gaussian": (
         MethodParameter("sigma", 0.08, "Gaussian width as a fraction of the mesh's largest side", 1e-4, 1.0),
@@ -261,7 +264,11 @@ def compute_skin_weights(
     indices, weights = top_k(field_, k)
     if progress is not None:
         progress.update(1.0, "skinning")
-    params = {"sharpness": sharpness, "smooth_iterations": smooth_iterations if faces is not None else 0, "smooth_step": smooth_step}
+    params = {
+        "sharpness": sharpness,
+        "smooth_iterations": smooth_iterations if faces is not None else 0,
+        "smooth_step": smooth_step,
+    }
     return SkinWeights(indices, weights, names, method, params)
 
 
@@ -279,7 +286,9 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
     f_welded = copy_of[f]  # the same triangles in the same order: a `hit_finder` built on `faces` still fits
     finder = hit_finder or GridHitFinder(welded, f_welded).hits
     sources = heat_sources(all_bones, welded, f_welded, finder, placeholder_tails)
-    solution = heat_solution(welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress)
+    solution = heat_solution(
+        welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress
+    )
     per_bone = np.zeros((len(welded), len(names)))
     np.add.at(per_bone.T, sources.bone, solution.values.T)
     per_bone = per_bone[copy_of]

@@ -86,8 +86,14 @@ def item_path(root: Path, key: str) -> Path:
     return root / "items" / f"{key}.safetensors"
 
 
-def write_item(root: Path, key: str, source: str, result: MultiViewResult, feature_views: Sequence[int] | None = None,
-               ground_truth: GroundTruth | None = None) -> Path:
+def write_item(
+    root: Path,
+    key: str,
+    source: str,
+    result: MultiViewResult,
+    feature_views: Sequence[int] | None = None,
+    ground_truth: GroundTruth | None = None,
+) -> Path:
     """Store one generator result atomically; features only for `feature_views` (default: all views);
     `ground_truth`: the skeleton of a rendered creature, in the frame of `result.cameras`."""
     import torch
@@ -144,10 +150,14 @@ class FeatureCache:
         self.root = Path(root)
         meta_path = self.root / "cache.json"
         if not meta_path.exists():
-            raise InputError(f"{self.root} is not a feature cache (no cache.json); create one with `keydiff3d cache IMAGES --out {self.root}`")
+            raise InputError(
+                f"{self.root} is not a feature cache (no cache.json); create one with `keydiff3d cache IMAGES --out {self.root}`"
+            )
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format") != CACHE_FORMAT or self.meta.get("version") != CACHE_VERSION:
-            raise ConfigError(f"{self.root} has cache format {self.meta.get('format')} v{self.meta.get('version')}; rebuild it with this version")
+            raise ConfigError(
+                f"{self.root} has cache format {self.meta.get('format')} v{self.meta.get('version')}; rebuild it with this version"
+            )
         self.files = sorted((self.root / "items").glob("*.safetensors")) if files is None else list(files)
         if files is None and not self.files:
             raise InputError(f"the feature cache {self.root} holds no items yet")
@@ -194,12 +204,16 @@ class FeatureCache:
         elevation = np.asarray(json.loads(meta["elevation_deg"]))[views]
         return Cameras(K, R, t, int(width), int(height), azimuth, elevation)
 
-    def choose_views(self, index: int, input_view: int, available: Sequence[int], rng: np.random.Generator | None = None) -> list[int]:
+    def choose_views(
+        self, index: int, input_view: int, available: Sequence[int], rng: np.random.Generator | None = None
+    ) -> list[int]:
         others = [v for v in available if v != input_view]
         if self.num_views is None:
             return [input_view, *others]
         if self.num_views - 1 > len(others) or input_view not in available:
-            raise ConfigError(f"{self.files[index].name} has features for {len(available)} views incl. input; cannot give {self.num_views}")
+            raise ConfigError(
+                f"{self.files[index].name} has features for {len(available)} views incl. input; cannot give {self.num_views}"
+            )
         if rng is None:
             rng = self._rng if self.seed is None else np.random.default_rng([self.seed, index])
         return [input_view, *rng.choice(others, size=self.num_views - 1, replace=False).tolist()]
@@ -207,8 +221,13 @@ class FeatureCache:
     def __getitem__(self, index: int) -> MultiViewResult:
         return self.load(index)
 
-    def load(self, index: int, views: Sequence[int] | None = None, rng: np.random.Generator | None = None,
-             features: bool = True) -> MultiViewResult:
+    def load(
+        self,
+        index: int,
+        views: Sequence[int] | None = None,
+        rng: np.random.Generator | None = None,
+        features: bool = True,
+    ) -> MultiViewResult:
         """Sample `index` with the given views (absolute frame numbers) or views drawn with `rng`
         (default: as described in the class docstring); a trainer whose data order is a pure function
         of (seed, step) passes its own `rng`. `input_view` of the result is the input frame's
@@ -237,4 +256,4 @@ class FeatureCache:
 def _take(handle, name: str, rows: Sequence[int]) -> np.ndarray:
     """Rows of a stored tensor without reading the others (safetensors slices are lazy)."""
     sliced = handle.get_slice(name)
-    return np.stack([sliced[r:r + 1][0] for r in rows])
+    return np.stack([sliced[r : r + 1][0] for r in rows])

@@ -36,7 +36,9 @@ class OrbitCalibration:
     table: dict[tuple[str, float], float]  # (sense, scale) -> mean IoU
 
 
-def input_view_placement(vertices: np.ndarray, camera: Cameras, margin: float, iterations: int = 8) -> tuple[float, np.ndarray]:
+def input_view_placement(
+    vertices: np.ndarray, camera: Cameras, margin: float, iterations: int = 8
+) -> tuple[float, np.ndarray]:
     """(scale, offset) with x -> scale * x + offset making the mesh's projection in `camera` (one view)
     look like SV3D's preprocessed input: bounding box centred, longest side (1 - margin) * size."""
     P = camera.P[0]

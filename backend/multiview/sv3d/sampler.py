@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+
 def edm_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0) -> np.ndarray:
     """Karras/EDM noise levels, decreasing from sigma_max to sigma_min, then a final 0: (num_steps + 1,)."""
     ramp = np.linspace(0.0, 1.0, num_steps)
@@ -33,7 +34,9 @@ def triangle_guidance(num_frames: int, min_scale: float = 1.0, max_scale: float 
     return min_scale + triangle * (max_scale - min_scale)
 
 
-def ddpm_sigma(t: float, num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> float:
+def ddpm_sigma(
+    t: float, num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012
+) -> float:
     """sigma of DDPM timestep t under SD's scaled-linear betas (the adopted tau -> sigma mapping)."""
     betas = np.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps) ** 2
     alpha_bar = np.cumprod(1.0 - betas)[int(np.clip(round(t), 0, num_train_timesteps - 1))]

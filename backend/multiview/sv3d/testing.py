@@ -22,12 +22,20 @@ from .loading import SV3DModels, load_sv3d_models
 TINY_CHANNELS = (32, 32, 64, 64)
 TINY_CONTEXT = 32
 TINY_VAE = {
-    "down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (32,) * 4, "layers_per_block": 1,
-    "latent_channels": 4, "sample_size": 64,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "block_out_channels": (32,) * 4,
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "sample_size": 64,
 }
 TINY_CLIP = {
-    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "image_size": 32, "patch_size": 8, "projection_dim": TINY_CONTEXT,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+    "projection_dim": TINY_CONTEXT,
 }
 
 
@@ -45,8 +53,12 @@ def tiny_unet(seed: int = 0) -> SV3DUNet:
 def svd_xt_vae_config() -> dict:
     """SVD-xt's AutoencoderKLTemporalDecoder config (the VAE SV3D-p uses)."""
     return {
-        "down_block_types": ("DownEncoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
-        "layers_per_block": 2, "latent_channels": 4, "sample_size": 768, "scaling_factor": 0.18215,
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "block_out_channels": (128, 256, 512, 512),
+        "layers_per_block": 2,
+        "latent_channels": 4,
+        "sample_size": 768,
+        "scaling_factor": 0.18215,
     }
 
 
@@ -66,10 +78,18 @@ def random_sv3d_models(
         if full_size:
             unet = SV3DUNet.from_config(sv3d_unet_config())
             vae = AutoencoderKLTemporalDecoder(**svd_xt_vae_config())
-            clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-                hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
-                image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu",
-            ))
+            clip = CLIPVisionModelWithProjection(
+                CLIPVisionConfig(
+                    hidden_size=1280,
+                    intermediate_size=5120,
+                    num_hidden_layers=32,
+                    num_attention_heads=16,
+                    image_size=224,
+                    patch_size=14,
+                    projection_dim=1024,
+                    hidden_act="gelu",
+                )
+            )
         else:
             unet = tiny_unet(seed)
             vae = AutoencoderKLTemporalDecoder(**TINY_VAE)

@@ -19,8 +19,23 @@ from .layer import FrostingGaussians
 
 SH_C0 = 0.28209479177387814
 PLY_PROPERTIES = (
-    "x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-    "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
+    "x",
+    "y",
+    "z",
+    "nx",
+    "ny",
+    "nz",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
 )
 
 
@@ -33,11 +48,15 @@ def save_gaussians_ply(gaussians: GaussianParams | FrostingGaussians, path: str 
     g = _as_params(gaussians)
     with torch.no_grad():
         cols = [
-            g.means, torch.zeros_like(g.means), (g.colors - 0.5) / SH_C0,
-            g.opacity_logits[:, None], g.log_scales, g.quats,
+            g.means,
+            torch.zeros_like(g.means),
+            (g.colors - 0.5) / SH_C0,
+            g.opacity_logits[:, None],
+            g.log_scales,
+            g.quats,
         ]
         data = torch.cat([c.float().cpu() for c in cols], 1).numpy().astype("<f4")
-    header = "ply\nformat binary_little_endian 1.0\n" f"element vertex {len(data)}\n"
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(data)}\n"
     header += "".join(f"property float {name}\n" for name in PLY_PROPERTIES) + "end_header\n"
     with open(path, "wb") as f:
         f.write(header.encode("ascii"))
@@ -74,7 +93,9 @@ def load_gaussians_ply(path: str | Path) -> GaussianParams:
 def save_frosting(frosting: FrostingGaussians, path: str | Path) -> None:
     """The whole binding (base mesh, shells, prism coordinates, appearance) as one .npz."""
     with open(path, "wb") as f:
-        np.savez_compressed(f, **{fl.name: getattr(frosting, fl.name).detach().cpu().numpy() for fl in fields(frosting)})
+        np.savez_compressed(
+            f, **{fl.name: getattr(frosting, fl.name).detach().cpu().numpy() for fl in fields(frosting)}
+        )
 
 
 def load_frosting(path: str | Path) -> FrostingGaussians:

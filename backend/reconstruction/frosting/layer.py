@@ -80,7 +80,9 @@ class FrostingGaussians:
         corners = self.faces[self.face]  # (N, 3)
         means = (w * ((1 - t) * inner[corners] + t * outer[corners])).sum(1)
         frame_q = matrix_to_quat(face_frames(v, self.faces))[self.face]
-        return GaussianParams(means, quat_multiply(frame_q, self.local_quats), self.log_scales, self.opacity_logits, self.color_logits)
+        return GaussianParams(
+            means, quat_multiply(frame_q, self.local_quats), self.log_scales, self.opacity_logits, self.color_logits
+        )
 
 
 def shell_thickness(

@@ -30,7 +30,9 @@ def skin_vertices(
     """
     if indices is None:
         if weights.shape != (vertices.shape[0], bone_transforms.shape[0]):
-            raise ValueError(f"dense weights must be (M, B) = ({vertices.shape[0]}, {bone_transforms.shape[0]}), got {tuple(weights.shape)}")
+            raise ValueError(
+                f"dense weights must be (M, B) = ({vertices.shape[0]}, {bone_transforms.shape[0]}), got {tuple(weights.shape)}"
+            )
         blended = torch.einsum("mb,bij->mij", weights, bone_transforms)
     else:
         if indices.shape != weights.shape or indices.shape[0] != vertices.shape[0]:
@@ -49,7 +51,9 @@ def pose_gaussians(
 
     Takes tensors or numpy arrays, e.g. `keydiff3d_addon.rigcore.SkinWeights.indices / .weights` directly.
     """
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, device=frosting.vertices.device)  # noqa: E731
+    as_tensor = lambda a: torch.as_tensor(
+        np.asarray(a) if not torch.is_tensor(a) else a, device=frosting.vertices.device
+    )  # noqa: E731
     dtype = frosting.vertices.dtype
     posed = skin_vertices(
         frosting.vertices,

@@ -25,7 +25,9 @@ def nearest_neighbours(means: torch.Tensor, k: int) -> torch.Tensor:
     return torch.as_tensor(np.asarray(idx).reshape(len(points), k), device=means.device)
 
 
-def density_alignment_loss(gaussians: GaussianParams, neighbours: torch.Tensor, samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def density_alignment_loss(
+    gaussians: GaussianParams, neighbours: torch.Tensor, samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Mean |d(p) - d_ideal(p)| over `samples` points drawn from random Gaussians' own distributions.
 
     neighbours: (N, k) from `nearest_neighbours` (may be a few hundred steps stale).

@@ -72,7 +72,10 @@ def rasterize_torch(
     means2d = torch.stack([fx * cam[..., 0] / zs + cx, fy * cam[..., 1] / zs + cy], -1)
     zero = torch.zeros_like(zs)
     J = torch.stack(
-        [torch.stack([fx / zs, zero, -fx * cam[..., 0] / zs**2], -1), torch.stack([zero, fy / zs, -fy * cam[..., 1] / zs**2], -1)],
+        [
+            torch.stack([fx / zs, zero, -fx * cam[..., 0] / zs**2], -1),
+            torch.stack([zero, fy / zs, -fy * cam[..., 1] / zs**2], -1),
+        ],
         dim=-2,
     )  # (C, N, 2, 3) Jacobian of the projection at the mean
     cov_cam = R[:, None] @ cov_world[None] @ R[:, None].transpose(-1, -2)
@@ -115,7 +118,9 @@ def rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, widt
     from gsplat import rasterization
 
     kwargs.setdefault("packed", False)
-    return rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, render_mode="RGB+ED", **kwargs)
+    return rasterization(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, render_mode="RGB+ED", **kwargs
+    )
 
 
 def pick_rasterizer(device: torch.device) -> Rasterizer:

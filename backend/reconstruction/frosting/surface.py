@@ -78,7 +78,9 @@ def base_mesh(
     return clean_mesh(raw, target_faces=target_faces, smooth_iterations=smooth_iterations, report=report)
 
 
-def fill_sheet(sheet: np.ndarray, reference_voxels: int | None, report: MeshReport, closings: tuple[int, ...] = (2, 4, 8)) -> np.ndarray:
+def fill_sheet(
+    sheet: np.ndarray, reference_voxels: int | None, report: MeshReport, closings: tuple[int, ...] = (2, 4, 8)
+) -> np.ndarray:
     """The solid bounded by a thin occupied sheet (R, R, R bool).
 
     The sheet is dilated by r voxels (sealing holes narrower than 2r), its inside filled, and the

@@ -1,9 +1,10 @@
 """`keydiff3d demo [--out DIR]`: the embedded default end to end on the CPU, with no downloads.
 
-The bundled sample creature (backend/assets/sample_creature.*) is rendered at the SV3D-p orbit cameras (the render generator stands in
-for SV3D, whose weights cannot ship), then the real pipeline runs: keypoints + adjacency from the
-shipped checkpoint -> visual-hull mesh from the views' masks -> skeleton + skin -> rig bundle with
-rig.glb, preview.png and preview_posed.png -> rig.fbx and rig.blend through the add-on's own import/export code (bpy).
+The bundled sample creature (backend/assets/sample_creature.*) is rendered at the SV3D-p orbit
+cameras (the render generator stands in for SV3D, whose weights cannot ship), then the real pipeline
+runs: keypoints + adjacency from the shipped checkpoint -> visual-hull mesh from the views' masks ->
+skeleton + skin -> rig bundle with rig.glb, preview.png and preview_posed.png -> rig.fbx and
+rig.blend through the add-on's own import/export code (bpy).
 """
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ def _markdown(rows: dict[str, dict], checks: dict[str, dict], report, args: argp
         "(trainings of finished variants are reused).  ",
         f"Data: `{config.data.dir}`; regressors fitted on {report.num_train} training creatures, scored on "
         f"{report.num_test} held-out creatures (all categories).  ",
-        f"Budget per variant: {config.optim.steps} steps x batch {config.optim.batch_size}, N={m.get('num_keypoints')}, "
+        f"Budget per variant: {config.optim.steps} steps x batch {config.optim.batch_size}, "
+        f"N={m.get('num_keypoints')}, "
         f"image {m.get('image_size')} px, maps {m.get('map_size')} px, M={m.get('voxel_size')}; "
         f"training seeds {', '.join(map(str, args.seeds))} (mean +- std over seeds).  ",
         f"Units: {report.unit}. Regressor: 2-hidden-layer MLP (linear MPJPE beside it). "

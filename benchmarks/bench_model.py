@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     }
     (args.out / "results.json").write_text(json.dumps({"setup": setup, "rows": rows}, indent=1))
     print(
-        f"\nKeyDiff3D training step, B={args.batch}, K=4, N={args.keypoints}, image {args.image_size} px, {args.threads} threads on {args.device}"
+        f"\nKeyDiff3D training step, B={args.batch}, K=4, N={args.keypoints}, image {args.image_size} px, "
+        f"{args.threads} threads on {args.device}"
     )
     print(f"{'configuration':<28} {'wall s/step':>12} {'CPU s/step':>11}")
     for row in rows:

@@ -140,10 +140,10 @@ def _smooth_union(sdf: np.ndarray, k: float = 0.02) -> np.ndarray:
 
 
 def reference_weights(vertices: np.ndarray, c: Creature, skeleton, band: float = 0.6) -> np.ndarray:
-    """(V, B) reference weights in the column order of `skeleton.deform_bones()`: rigid parts blended across joint planes. A vertex belongs to its nearest capsule's
-    bone; across the plane through each joint (normal = bisector of the two bones for a chain, the
-    child bone's direction at a branch) weight moves linearly from parent to child bone over
-    +-`band` x the child's radius."""
+    """(V, B) reference weights in the column order of `skeleton.deform_bones()`: rigid parts blended
+    across joint planes. A vertex belongs to its nearest capsule's bone; across the plane through each
+    joint (normal = bisector of the two bones for a chain, the child bone's direction at a branch)
+    weight moves linearly from parent to child bone over +-`band` x the child's radius."""
     child, heads, tails = _bones_of(c)
     bone_of_joint = {int(j): b for b, j in enumerate(child)}
     part = capsule_sdf(vertices, c).argmin(1)
@@ -317,7 +317,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(rows: list[dict]) -> str:
     lines = [
-        "| asset | vertices | gaussian s | gaussian_scaled s | bone heat s | speed-up (scaled) | err gaussian % | err scaled % | err bone heat % | scaled / heat |",
+        "| asset | vertices | gaussian s | gaussian_scaled s | bone heat s | speed-up (scaled) "
+        "| err gaussian % | err scaled % | err bone heat % | scaled / heat |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -174,7 +174,8 @@ def choose_weight(scores: SplitScores, weights: Sequence[float]) -> float:
 
 
 def choose_volume_weight(scores: SplitScores, volume_weights: Sequence[float]) -> float:
-    """The volume weight v whose `learned, w=0 + volume v` tree has the lowest mean SELECT_METRIC (ties -> smaller v)."""
+    """The volume weight v whose `learned, w=0 + volume v` tree has the lowest mean SELECT_METRIC
+    (ties -> smaller v)."""
     return min(volume_weights, key=lambda v: (scores.mean(Tree(0.0, v).label, SELECT_METRIC), v))
 
 
@@ -366,7 +367,8 @@ def _markdown(
         "with the volume penalty of weight v (inside = the creature's silhouettes in its 21 orbit views); "
         f"`ground truth` = the true skeleton. Length sweep: every w and `euclidean`, without and with volume "
         f"{LENGTH_SWEEP_VOLUME:g}; volume sweep: `learned, w=0 + volume v`, the rows after `euclidean + volume "
-        f"{LENGTH_SWEEP_VOLUME:g}` (v = 0 and {LENGTH_SWEEP_VOLUME:g} are the rows `learned, w=0` and `learned, w=0 + volume "
+        f"{LENGTH_SWEEP_VOLUME:g}` (v = 0 and {LENGTH_SWEEP_VOLUME:g} are the rows `learned, w=0` and "
+        "`learned, w=0 + volume "
         f"{LENGTH_SWEEP_VOLUME:g}`).  ",
         f"Units: CD-J2B / CD-B2B in milli-extent, no alignment (CD-B2B: bone points every {B2B_STEP:g}, both ways); "
         "bone lengths as a fraction of the creature's largest side, mean over creatures of each tree's mean / "
@@ -857,9 +859,15 @@ def _real_rows(rigs) -> list[tuple[str, str]]:
 
 def real_targets(per_asset: dict, refined: str, skinning: str) -> list[tuple[str, float, float, bool]]:
     """(target, value, limit, met) of the issue's targets for one rig row, on the mean over creatures."""
-    mean = lambda label, s, m: _real_mean(per_asset, label, s, m)
+
+    def mean(label, s, m):
+        return _real_mean(per_asset, label, s, m)
+
     artist_fit, artist_torn = mean("artist", "artist", "animation_fit"), mean("artist", "artist", "posability")
-    base = lambda m: mean("curve baseline", "bone heat", m)
+
+    def base(m):
+        return mean("curve baseline", "bone heat", m)
+
     fit = mean(refined, skinning, "animation_fit")
     bilateral = [r for r in per_asset.values() if r["_bilateral"]]
     named = sum(r[refined][skinning]["sided_fraction"] > 0 for r in bilateral)

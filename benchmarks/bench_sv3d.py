@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if cuda else "cpu"
     if not full:
         print(
-            "CUDA is needed for the full-size SV3D-p (1.5 B U-Net, 576 px, 21 frames); running the tiny architecture at 64 px on the CPU"
+            "CUDA is needed for the full-size SV3D-p (1.5 B U-Net, 576 px, 21 frames); "
+            "running the tiny architecture at 64 px on the CPU"
         )
     size = 576 if full else 64
     dtypes = [d for d in args.dtypes.split(",") if d] if cuda else ["fp32"]
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
             **{k: measured[k] for k in ("total_s", "decode_s", "peak_gib")},
         }
         print(
-            f"full {args.schedule_steps}-step run ({first['dtype']}, {first['attention']}): features + 21 views in {measured['total_s']:.1f} s"
+            f"full {args.schedule_steps}-step run ({first['dtype']}, {first['attention']}): "
+            f"features + 21 views in {measured['total_s']:.1f} s"
         )
     device_name = torch.cuda.get_device_name() if cuda else "CPU"
     (args.out / "results.json").write_text(

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             "triangles": int(np.mean([len(c.faces) for c in creatures])),
         }
         print(
-            f"{category:10s} generate {gen * 1e3:6.1f} ms  render 21 views {render * 1e3:6.1f} ms ({render / 21 * 1e3:.1f} ms/view)  {per_category[category]['triangles']} triangles"
+            f"{category:10s} generate {gen * 1e3:6.1f} ms  render 21 views {render * 1e3:6.1f} ms "
+            f"({render / 21 * 1e3:.1f} ms/view)  {per_category[category]['triangles']} triangles"
         )
     results["per_category_cpu"] = per_category
 
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     raster_ms = _cpu(lambda: render_multiview(creature, orbit_cameras(np.array([0.0]), size=64)), repeat=3) * 1e3
     results["one_view_64px_ms"] = {"rasteriser": raster_ms, "trimesh_ray_caster": ray_ms}
     print(
-        f"one view at 64 px: rasteriser {raster_ms:.1f} ms vs trimesh ray caster {ray_ms:.0f} ms ({ray_ms / raster_ms:.0f}x)"
+        f"one view at 64 px: rasteriser {raster_ms:.1f} ms vs trimesh ray caster {ray_ms:.0f} ms "
+        f"({ray_ms / raster_ms:.0f}x)"
     )
 
     out = Path(args.out)

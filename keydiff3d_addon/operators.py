@@ -107,7 +107,8 @@ def recompute_arguments(settings) -> dict:
 
 
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
-    """Recompute the rig's skin weights from its current bones: its own method, another rigcore method or Blender's automatic weights"""
+    """Recompute the rig's skin weights from its current bones: its own method, another rigcore method \
+or Blender's automatic weights"""
 
     bl_idname = "keydiff3d.recompute_weights"
     bl_label = "Recompute Weights"
@@ -117,7 +118,9 @@ class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
     params: bpy.props.StringProperty(
         name="Parameters",
         default="",
-        description="JSON object of the method's parameters; missing ones take the rig's own values or the method's defaults",
+        description=(
+            "JSON object of the method's parameters; missing ones take the rig's own values or the method's defaults"
+        ),
     )
     k: bpy.props.IntProperty(
         name="Influences", default=0, min=0, max=MAX_INFLUENCES, description="Bones per vertex (0: the rig's own)"

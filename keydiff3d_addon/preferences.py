@@ -32,7 +32,9 @@ class KEYDIFF3D_AP_preferences(bpy.types.AddonPreferences):
     )
     hub_token: bpy.props.StringProperty(
         name="Hugging Face token",
-        description="Sent to the backend only to download gated models (SV3D-p: accept its licence on huggingface.co first)",
+        description=(
+            "Sent to the backend only to download gated models (SV3D-p: accept its licence on huggingface.co first)"
+        ),
         default="",
         subtype="PASSWORD",
     )

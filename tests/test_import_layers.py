@@ -44,9 +44,11 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 # backend files that drive add-on modules other than rigcore (inside Blender's Python, `bpy` module)
 ADDON_ENTRIES = {
-    "backend/blender.py": "loads the add-on's bpy-side modules on demand (`addon_module`): `keydiff3d export` builds the "
-    "scene with the add-on's importer and writes it with its exporter (the command and the Export button give the "
-    "same files); the posed preview builds its meshes with the importer",
+    "backend/blender.py": (
+        "loads the add-on's bpy-side modules on demand (`addon_module`): `keydiff3d export` builds the "
+        "scene with the add-on's importer and writes it with its exporter (the command and the Export button give the "
+        "same files); the posed preview builds its meshes with the importer"
+    ),
 }
 
 # (file, imported module): violations allowed for now; each entry must name a file and say why

@@ -81,7 +81,11 @@ def test_ply_reads_other_writers_and_quads(tmp_path):
     np.testing.assert_allclose(v2, v)
     np.testing.assert_array_equal(f2, f)
     np.testing.assert_array_equal(c2, c)
-    header = "ply\nformat binary_little_endian 1.0\nelement vertex 4\nproperty double x\nproperty double y\nproperty double z\nelement face 1\nproperty list uchar uint vertex_indices\nend_header\n"
+    header = (
+        "ply\nformat binary_little_endian 1.0\nelement vertex 4\n"
+        "property double x\nproperty double y\nproperty double z\n"
+        "element face 1\nproperty list uchar uint vertex_indices\nend_header\n"
+    )
     body = np.arange(12, dtype="<f8").tobytes() + bytes([4]) + np.arange(4, dtype="<u4").tobytes()
     (tmp_path / "q.ply").write_bytes(header.encode() + body)
     _, quads, _ = read_ply(tmp_path / "q.ply")

@@ -67,7 +67,10 @@ def test_refinements_reach_the_surface_and_keep_bones_short(toy):
     size = float(np.ptp(v, axis=0).max())
     base = curve_skeleton(v, f, CurveSkeletonOptions.baseline())
     refined = curve_skeleton(v, f, CurveSkeletonOptions(max_bone=0.15))
-    ends = lambda s: s.joints[[i for i, k in enumerate(s.kinds) if k == "end"]]
+
+    def ends(s):
+        return s.joints[[i for i, k in enumerate(s.kinds) if k == "end"]]
+
     # the leaf ends continue to just inside the surface: the feet come down to the ground
     assert np.sort(ends(refined)[:, 2])[:4].max() < np.sort(ends(base)[:, 2])[:4].max() - 0.02
     feet = ends(refined)[np.argsort(ends(refined)[:, 2])[:4]]

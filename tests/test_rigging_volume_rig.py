@@ -50,7 +50,10 @@ def test_fused_rig_puts_joints_at_the_keypoints(toy):
     knees = np.array([[x, y, 0.26] for x in (-0.3, 0.3) for y in (-0.1, 0.1)])
     plain = volume_skeleton(v, f, RigOptions(method="curve", max_bone=0.0, limb_root=0.0))
     fused = volume_skeleton(v, f, RigOptions(method="fused", max_bone=0.0, limb_root=0.0), keypoints=knees)
-    near = lambda s: np.linalg.norm(s.skeleton.keypoints[None] - knees[:, None], axis=-1).min(1)
+
+    def near(s):
+        return np.linalg.norm(s.skeleton.keypoints[None] - knees[:, None], axis=-1).min(1)
+
     assert near(fused).max() < 0.03 and near(fused).max() < near(plain).max()
 
 

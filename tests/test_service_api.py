@@ -149,7 +149,10 @@ def test_oversized_bodies_are_refused_declared_or_streamed(client, server):
     assert_error(client.post("/v1/jobs", files={"image": ("big.png", big)}), 413, "too_large")
 
     def chunks():  # a valid multipart body without Content-Length: the limit must hold while streaming
-        yield b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        yield (
+            b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n"
+        )
         for _ in range(UPLOAD_LIMIT // 65536 + 8):
             yield b"\x00" * 65536
         yield b"\r\n--xyz--\r\n"

@@ -215,7 +215,10 @@ def test_unknown_or_export_presets_are_refused_at_submission(client, preset):
 
 @pytest.mark.parametrize("length", ["-1", "abc", "1" + "0" * 23, "1, 2"])
 def test_bad_content_length_gets_the_json_error(server, length):
-    payload = f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: {length}\r\n\r\n--x--\r\n"
+    payload = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {length}\r\n\r\n--x--\r\n"
+    )
     (status, headers, body), *_ = raw_request(server.port, payload.encode())
     assert status == 400 and headers["content-type"] == "application/json"
     assert json.loads(body)["error"]["code"] == "bad_request"

@@ -31,7 +31,8 @@ def l_shaped_mesh() -> RenderMesh:
 
 @dataclass
 class OrbitRenderer:
-    """A view generator with a known convention: renders `mesh` as SV3D would frame it, turning `sense`, size x `factor`."""
+    """A view generator with a known convention: renders `mesh` as SV3D would frame it, turning
+    `sense`, size x `factor`."""
 
     mesh: RenderMesh
     sense: str

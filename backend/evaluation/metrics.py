@@ -97,7 +97,8 @@ def cd_j2b(joints_a: np.ndarray, bones_a: np.ndarray, joints_b: np.ndarray, bone
 
 
 def bone_samples(joints: np.ndarray, bones: np.ndarray, step: float) -> np.ndarray:
-    """Points along every bone (E, 2) of `joints` (J, 3), evenly spaced at most `step` apart, both ends included: (P, 3)."""
+    """Points along every bone (E, 2) of `joints` (J, 3), evenly spaced at most `step` apart, both
+    ends included: (P, 3)."""
     joints, bones = np.asarray(joints, np.float64), np.asarray(bones, np.int64)
     points = []
     for head, tail in joints[bones]:

@@ -81,7 +81,8 @@ class RenderMesh:
         return replace(self, vertices=(self.vertices * scale + offset).astype(np.float32))
 
     def rotated(self, rotation: np.ndarray) -> "RenderMesh":
-        """The mesh under x -> rotation @ x (a (3, 3) rotation, e.g. rigcore.frames.Y_UP_TO_Z_UP); normals turn alike."""
+        """The mesh under x -> rotation @ x (a (3, 3) rotation, e.g. rigcore.frames.Y_UP_TO_Z_UP);
+        normals turn alike."""
         return replace(
             self,
             vertices=(self.vertices @ rotation.T).astype(np.float32),

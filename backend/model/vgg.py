@@ -31,7 +31,8 @@ def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path | None:
         candidate = Path(path).expanduser()
         if not candidate.is_file():
             raise MissingWeightsError(
-                f"the VGG16 weights file {candidate} does not exist; fix the path or leave it empty to use the substitute loss"
+                f"the VGG16 weights file {candidate} does not exist; "
+                "fix the path or leave it empty to use the substitute loss"
             )
         return candidate
     env = os.environ.get(VGG16_ENV, "")
@@ -49,7 +50,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file is the user's file problem
         raise MissingWeightsError(
-            f"could not read the VGG16 weights file {path} ({error.__class__.__name__}); supply torchvision's vgg16-397923af.pth"
+            f"could not read the VGG16 weights file {path} ({error.__class__.__name__}); "
+            "supply torchvision's vgg16-397923af.pth"
         ) from error
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -90,7 +92,8 @@ class VGG16Features(nn.Module):
         missing = sorted(set(own) - set(wanted))
         if missing:
             raise MissingWeightsError(
-                f"{path} is not a torchvision VGG16 state dict (missing {', '.join(missing[:3])}); supply vgg16-397923af.pth"
+                f"{path} is not a torchvision VGG16 state dict (missing {', '.join(missing[:3])}); "
+                "supply vgg16-397923af.pth"
             )
         for key, tensor in own.items():
             if wanted[key].shape != tensor.shape:

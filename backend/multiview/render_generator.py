@@ -35,7 +35,8 @@ class RenderGenerator:
 
     def from_image(self, image_rgba: np.ndarray, progress: Progress | None = None) -> MultiViewResult:
         raise InputError(
-            "the render generator renders meshes and cannot generate views from an image; use the SV3D generator for images"
+            "the render generator renders meshes and cannot generate views from an image; "
+            "use the SV3D generator for images"
         )
 
     def from_mesh(self, mesh, progress: Progress | None = None) -> MultiViewResult:

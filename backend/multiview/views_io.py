@@ -79,7 +79,8 @@ def load_views(directory: str | Path) -> tuple[MultiViewResult, Placement | None
         with Image.open(f) as image:
             if image.size != (cameras.width, cameras.height):
                 raise InputError(
-                    f"{f.name} is {image.size[0]}x{image.size[1]} but the cameras expect {cameras.width}x{cameras.height}"
+                    f"{f.name} is {image.size[0]}x{image.size[1]} "
+                    f"but the cameras expect {cameras.width}x{cameras.height}"
                 )
             rgba.append(np.asarray(image.convert("RGBA")))
     stack = np.stack(rgba).astype(np.float32) / 255.0

@@ -108,7 +108,10 @@ def pose_bones(rig: PreviewRig) -> dict[str, int]:
 def _chain_continues(names: list[str], parents: np.ndarray, bone: int) -> bool:
     """Whether `bone` continues its parent's chain of the project's names ("leg1_02.L" under "leg1_01.L")."""
     parent = int(parents[bone])
-    stem = lambda name: re.sub(r"_\d+(\.[LR])?$", "", name)
+
+    def stem(name):
+        return re.sub(r"_\d+(\.[LR])?$", "", name)
+
     return parent >= 0 and stem(names[parent]) == stem(names[bone]) != names[bone]
 
 
@@ -313,7 +316,10 @@ def bundle_preview_rig(bundle) -> PreviewRig:
     from ..mesh_io import Y_UP_TO_Z_UP
 
     rotation = np.eye(3) if bundle.up_axis == "Z" else Y_UP_TO_Z_UP
-    to_z_up = lambda p: np.asarray(p, np.float64) @ rotation.T
+
+    def to_z_up(p):
+        return np.asarray(p, np.float64) @ rotation.T
+
     bones = rig_bones(bundle.skeleton)
     dense = bundle.skin.dense()
     column = {n: i for i, n in enumerate(bundle.skin.bone_names)}

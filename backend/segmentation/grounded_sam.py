@@ -45,7 +45,8 @@ class GroundingDetector:
             self.model = AutoModelForZeroShotObjectDetection.from_pretrained(folder).to(device).eval()
         except (OSError, ValueError) as error:
             raise MissingWeightsError(
-                f"could not load Grounding DINO from {folder} ({error}); download the whole IDEA-Research/grounding-dino-tiny repository"
+                f"could not load Grounding DINO from {folder} ({error}); "
+                "download the whole IDEA-Research/grounding-dino-tiny repository"
             ) from error
         self.device = torch.device(device)
 

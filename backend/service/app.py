@@ -200,7 +200,9 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
     app = FastAPI(
         title="KeyDiff3D backend",
         version=__version__,
-        description="Rig a creature from one image or an unrigged mesh. Submit a job, poll it, download the rig bundle (zip).",
+        description=(
+            "Rig a creature from one image or an unrigged mesh. Submit a job, poll it, download the rig bundle (zip)."
+        ),
         lifespan=lifespan,
     )
     app.state.device = config.device

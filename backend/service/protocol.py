@@ -12,7 +12,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 MALFORMED = {
     "error": {
         "code": "bad_request",
-        "message": "the request is not valid HTTP/1.1 (request line, a header or Content-Length); the connection is closed",
+        "message": (
+            "the request is not valid HTTP/1.1 (request line, a header or Content-Length); the connection is closed"
+        ),
     }
 }
 

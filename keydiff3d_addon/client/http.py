@@ -81,7 +81,10 @@ def encode_multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
     for name, (filename, data) in files.items():
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{safe_name}"\r\nContent-Type: {content_type}\r\n\r\n'
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{safe_name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        )
         parts.append(head.encode() + data + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -115,7 +118,8 @@ class BackendClient:
         version = details.get("api_version")
         if version != API_VERSION:
             raise VersionMismatch(
-                f"The backend at {self.url} speaks API version {version} (keydiff3d {details.get('version', '?')}) but this add-on "
+                f"The backend at {self.url} speaks API version {version} "
+                f"(keydiff3d {details.get('version', '?')}) but this add-on "
                 f"needs version {API_VERSION}; install matching versions of the add-on and the backend.",
                 code="version_mismatch",
             )
@@ -199,7 +203,8 @@ class BackendClient:
                     time.sleep(self.backoff * attempt)
                     continue
                 raise BackendUnreachable(
-                    f"The KeyDiff3D backend at {self.url} did not answer ({reason}); start one with `{self.start_command}` "
+                    f"The KeyDiff3D backend at {self.url} did not answer ({reason}); "
+                    f"start one with `{self.start_command}` "
                     "or check the backend URL in the add-on preferences."
                 ) from None
 

@@ -136,7 +136,8 @@ class BackendLauncher:
             if self.elapsed > self.timeout_s:
                 self.stop()
                 message = (
-                    f"`{self.command}` ran for {self.timeout_s:.0f} s without answering at {self.url}, so it was stopped; "
+                    f"`{self.command}` ran for {self.timeout_s:.0f} s without answering at {self.url}, "
+                    "so it was stopped; "
                     f"check that its --port matches the backend URL (log: {self.log_path})"
                 )
                 self.state = LaunchState("timed_out", message, self.log_tail())

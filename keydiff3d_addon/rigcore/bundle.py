@@ -544,7 +544,8 @@ def _check_arrays(doc: dict, vertices, faces, colors, indices, weights) -> None:
         _fail("mesh vertices must be a finite V x 3 array")
     if len(v) != mesh["vertex_count"] or len(f) != mesh["face_count"]:
         _fail(
-            f"mesh file has {len(v)} vertices / {len(f)} faces but rig.json says {mesh['vertex_count']} / {mesh['face_count']}"
+            f"mesh file has {len(v)} vertices / {len(f)} faces "
+            f"but rig.json says {mesh['vertex_count']} / {mesh['face_count']}"
         )
     if f.size and (f.min() < 0 or f.max() >= len(v)):
         _fail("mesh faces index vertices that do not exist")

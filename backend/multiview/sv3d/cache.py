@@ -151,12 +151,14 @@ class FeatureCache:
         meta_path = self.root / "cache.json"
         if not meta_path.exists():
             raise InputError(
-                f"{self.root} is not a feature cache (no cache.json); create one with `keydiff3d cache IMAGES --out {self.root}`"
+                f"{self.root} is not a feature cache (no cache.json); "
+                f"create one with `keydiff3d cache IMAGES --out {self.root}`"
             )
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format") != CACHE_FORMAT or self.meta.get("version") != CACHE_VERSION:
             raise ConfigError(
-                f"{self.root} has cache format {self.meta.get('format')} v{self.meta.get('version')}; rebuild it with this version"
+                f"{self.root} has cache format {self.meta.get('format')} v{self.meta.get('version')}; "
+                "rebuild it with this version"
             )
         self.files = sorted((self.root / "items").glob("*.safetensors")) if files is None else list(files)
         if files is None and not self.files:
@@ -212,7 +214,8 @@ class FeatureCache:
             return [input_view, *others]
         if self.num_views - 1 > len(others) or input_view not in available:
             raise ConfigError(
-                f"{self.files[index].name} has features for {len(available)} views incl. input; cannot give {self.num_views}"
+                f"{self.files[index].name} has features for {len(available)} views incl. input; "
+                f"cannot give {self.num_views}"
             )
         if rng is None:
             rng = self._rng if self.seed is None else np.random.default_rng([self.seed, index])

@@ -91,6 +91,7 @@ def euler_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next
 
 
 def initial_noise(shape: tuple[int, ...], sigma_max: float, generator: torch.Generator, device, dtype) -> torch.Tensor:
-    """x_T = N(0, 1) * sqrt(1 + sigma_max^2) as SGM's sampling loop prepares it (drawn on the CPU: seeds are device-independent)."""
+    """x_T = N(0, 1) * sqrt(1 + sigma_max^2) as SGM's sampling loop prepares it (drawn on the CPU:
+    seeds are device-independent)."""
     noise = torch.randn(shape, generator=generator, dtype=torch.float32)
     return (noise * math.sqrt(1.0 + sigma_max**2)).to(device=device, dtype=dtype)

@@ -31,7 +31,8 @@ def skin_vertices(
     if indices is None:
         if weights.shape != (vertices.shape[0], bone_transforms.shape[0]):
             raise ValueError(
-                f"dense weights must be (M, B) = ({vertices.shape[0]}, {bone_transforms.shape[0]}), got {tuple(weights.shape)}"
+                f"dense weights must be (M, B) = ({vertices.shape[0]}, {bone_transforms.shape[0]}), "
+                f"got {tuple(weights.shape)}"
             )
         blended = torch.einsum("mb,bij->mij", weights, bone_transforms)
     else:
@@ -51,9 +52,10 @@ def pose_gaussians(
 
     Takes tensors or numpy arrays, e.g. `keydiff3d_addon.rigcore.SkinWeights.indices / .weights` directly.
     """
-    as_tensor = lambda a: torch.as_tensor(
-        np.asarray(a) if not torch.is_tensor(a) else a, device=frosting.vertices.device
-    )  # noqa: E731
+
+    def as_tensor(a):
+        return torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a, device=frosting.vertices.device)
+
     dtype = frosting.vertices.dtype
     posed = skin_vertices(
         frosting.vertices,

@@ -3,8 +3,9 @@
 The Gaussians' opacity-weighted density is splatted onto a voxel grid; its `level` set is the
 surface. After SuGaR regularisation the Gaussians sit on the surface as a thin sheet, so the
 region inside the sheet is filled before marching cubes (otherwise the inner side of the sheet
-becomes a second surface); holes in the sheet are closed first. Cleaning and decimation to the rig's face budget happen here, before
-the frosting layer is bound to the mesh (decimating afterwards would break the binding).
+becomes a second surface); holes in the sheet are closed first. Cleaning and decimation to the
+rig's face budget happen here, before the frosting layer is bound to the mesh (decimating afterwards
+would break the binding).
 """
 
 from __future__ import annotations

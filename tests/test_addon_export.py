@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bpy_fixtures import (
+from bpy_fixtures import (  # noqa: F401  (fixtures)
     CREATURE_KEYPOINTS,
     bpy,
+    chain_bundle,
+    clean_scene,
     hierarchy,
     make_chain_bundle,
     world_positions,
-)  # noqa: F401
+)
 from scipy.spatial import cKDTree
 
 from keydiff3d.cli import main as cli_main

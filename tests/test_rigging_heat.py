@@ -338,3 +338,29 @@ def test_heat_progress_is_reported_and_can_cancel():
     progress.cancel()
     with pytest.raises(Cancelled):
         compute_skin_weights(v, chain(BONES_Z), faces=f, method="heat", progress=progress)
+
+
+def test_seam_copies_are_welded_wherever_they_fall_on_a_grid():
+    """Pairs of copies 5e-9 apart (tolerance 1e-7 of the size 1) placed every 4.1e-9 over 4e-7: one
+    grid of cells of any size up to there would cut at least one pair; every pair is one vertex,
+    and the pairs stay apart (0.01 between them)."""
+    from keydiff3d_addon.rigcore.skinning import weld_seams
+
+    pairs = 97
+    x = np.arange(pairs) * (4e-7 / pairs)
+    y = 0.01 * np.arange(pairs)
+    first = np.column_stack([x, y, np.zeros(pairs)])
+    second = first + [5e-9, 0.0, 0.0]
+    far = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    v = np.concatenate([first, second, far])
+    a, b = np.arange(pairs), pairs + np.arange(pairs)
+    faces = np.concatenate(
+        [
+            np.column_stack([a, np.full(pairs, 2 * pairs), np.full(pairs, 2 * pairs + 1)]),
+            np.column_stack([b, np.full(pairs, 2 * pairs + 1), np.full(pairs, 2 * pairs)]),
+        ]
+    )
+    welded, copy_of = weld_seams(v, faces)
+    np.testing.assert_array_equal(copy_of[a], copy_of[b])
+    assert len(welded) == pairs + 2
+    np.testing.assert_array_equal(welded, v[np.r_[a, 2 * pairs, 2 * pairs + 1]])  # first copies, in order

@@ -311,18 +311,49 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
 def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """(welded (U, 3), copy_of (V,)): the copies a file made of one vertex along a seam become one
     again. Only vertices on open edges (edges of a single triangle) are merged, when they coincide
-    within `tolerance` x the largest bbox side; separate closed shells that merely touch stay apart."""
+    within `tolerance` x the largest bbox side (per axis); separate closed shells that merely touch
+    stay apart. Welded vertices keep the order of their first copy."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
-    unique_edges, uses = np.unique(edges, axis=0, return_counts=True)
-    on_seam = np.zeros(len(v), bool)
-    on_seam[unique_edges[uses == 1].reshape(-1)] = True
-    cell = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
-    key = np.round(v / cell).astype(np.int64)
-    alone = np.where(on_seam, 0, np.arange(1, len(v) + 1))  # any vertex off a seam keeps its own key
-    _, first, copy_of = np.unique(np.column_stack([key, alone]), axis=0, return_index=True, return_inverse=True)
+    edge_keys, uses = np.unique(edges[:, 0] * len(v) + edges[:, 1], return_counts=True)  # one int per edge
+    open_edges = edge_keys[uses == 1]
+    seam = np.unique(np.concatenate([open_edges // len(v), open_edges % len(v)]))
+    label = np.arange(len(v))
+    if len(seam) > 1:
+        radius = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
+        label[seam] = seam[_near_groups(v[seam], radius)]
+    first, copy_of = np.unique(label, return_inverse=True)
     return v[first], copy_of.reshape(-1)
+
+
+def _near_groups(points: np.ndarray, radius: float) -> np.ndarray:
+    """(P,) for points (P, 3): the smallest index of each point's group, points within `radius` of
+    each other on every axis grouped (transitively). Candidates are neighbours in the order along a
+    direction no mesh plane is likely to face (an axis-aligned wall would put all its points at one
+    coordinate), so the pass over offsets ends after a few steps on real meshes."""
+    direction = np.array([1.0, 2.0**0.5, 3.0**0.5]) / 6.0**0.5
+    along = points @ direction
+    order = np.argsort(along, kind="stable")
+    along, ordered = along[order], points[order]
+    reach = radius * float(np.abs(direction).sum())  # the largest gap along it of a pair within radius
+    pairs = []
+    for offset in range(1, len(points)):
+        close = np.flatnonzero(along[offset:] - along[:-offset] <= reach)
+        if not len(close):
+            break
+        near = close[(np.abs(ordered[close + offset] - ordered[close]) <= radius).all(1)]
+        pairs.append(np.column_stack([order[near], order[near + offset]]))
+    label = np.arange(len(points))
+    if pairs:
+        a, b = np.concatenate(pairs).T
+        while True:
+            smaller = np.minimum(label[a], label[b])
+            if np.array_equal(smaller, label[a]) and np.array_equal(smaller, label[b]):
+                return label
+            np.minimum.at(label, a, smaller)
+            np.minimum.at(label, b, smaller)
+    return label
 
 
 def heat_limit_weight(weight: np.ndarray) -> np.ndarray:

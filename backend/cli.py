@@ -47,21 +47,34 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one sentence: KeyDiff3DError, and the add-on core's preset and bundle
+    errors (a broken presets/ folder fails while a command's parser reads its defaults)."""
+    from keydiff3d_addon.rigcore.bundle import BundleError
+    from keydiff3d_addon.rigcore.presets import PresetError
+
+    return (KeyDiff3DError, PresetError, BundleError)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    name = command if command in COMMANDS else None
     try:
+        parser = build_parser(name)
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
         return int(args.run(args) or 0)
-    except KeyDiff3DError as error:
-        print(f"keydiff3d {args.command}: {error}", file=sys.stderr)
-        return 2
     except (Cancelled, KeyboardInterrupt):
-        print(f"keydiff3d {args.command}: cancelled", file=sys.stderr)
+        print(f"keydiff3d {name}: cancelled", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not isinstance(error, user_errors()):
+            raise
+        print(f"keydiff3d {name}: {error}", file=sys.stderr)
+        return 2
 
 
 def console_main() -> None:

@@ -644,7 +644,8 @@ def step_rig(profile: Profile, work: Path, record: Callable) -> None:
     runs = []
     for attempt in range(2):
         start = time.perf_counter()
-        result = run_image_pipeline(image, PipelineOptions(device=profile.device), out_dir=work / f"rig-{attempt}")
+        options = PipelineOptions(device=profile.device, posed_preview=False)  # no bpy on the device
+        result = run_image_pipeline(image, options, out_dir=work / f"rig-{attempt}")
         runs.append(
             {
                 "total_s": time.perf_counter() - start,

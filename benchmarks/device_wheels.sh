@@ -3,7 +3,8 @@
 # (Python 3.12, torch 2.11 cu130, numpy 2, no registry) lacks - see docs/BENCHMARKS.md "GPU".
 #
 #   bash benchmarks/device_wheels.sh [DEST]        here (pip reaches PyPI): py3.12 wheels + gsplat's
-#                                                  source into DEST (default .whl/, git-ignored; ~20 MB)
+#                                                  source into DEST (default .whl/, git-ignored; ~45 MB,
+#                                                  within the device's 64 MiB carry limit)
 #   bash benchmarks/device_wheels.sh --build-gsplat   on the device, once per torch/CUDA version: builds
 #                                                  gsplat's CUDA kernels (sm_90) into a wheel in $OUT;
 #                                                  copy it into .whl/ and the device check loads it
@@ -37,7 +38,8 @@ python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --im
     "${platforms[@]}" -d "$dest" \
     diffusers==0.42.1 importlib_metadata==10.2.0 trimesh==5.2.0 gsplat==$GSPLAT rtree==1.4.1 \
     fast_simplification==0.2.0 xatlas==0.0.11 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 \
-    referencing==0.37.0 rpds-py==2026.9.1
+    referencing==0.37.0 rpds-py==2026.9.1 \
+    libigl==2.6.3 embreex==4.4.0.post1  # the curve skeleton's winding numbers (`import igl`); heat skinning's rays
 # gsplat's source, for --build-gsplat on the device (pip prepares its metadata with torch: use a venv that has it)
 python=${PYTHON:-$repo/.venv/bin/python}
 "$python" -m pip download --no-deps --no-binary=:all: --no-build-isolation -d "$dest" gsplat==$GSPLAT

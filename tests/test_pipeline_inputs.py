@@ -99,6 +99,10 @@ def test_options_from_json_checks_keys_and_types():
         PipelineOptions.from_dict({"colour": "red"})
     with pytest.raises(InputError, match="^options: seed must be int, got True"):
         PipelineOptions.from_dict({"seed": True})
+    for seed in (-1, 2**32, 2**64):  # torch.manual_seed's range
+        with pytest.raises(InputError, match="^options: seed must be between 0 and 4294967295"):
+            PipelineOptions.from_dict({"seed": seed})
+    assert PipelineOptions.from_dict({"seed": 2**32 - 1}).seed == 2**32 - 1
     with pytest.raises(InputError, match="^options: device must be one of auto, cuda, cpu, got 'tpu'"):
         PipelineOptions.from_dict({"device": "tpu"})
     with pytest.raises(InputError, match="preset name"):

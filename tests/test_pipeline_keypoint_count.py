@@ -27,3 +27,17 @@ def test_the_presets_checkpoint_must_predict_its_keypoint_count(tmp_path):
     assert (
         preset_model(_preset(tmp_path, 8, "default"), checkpoint, torch.device("cpu")).model.config.num_keypoints == 6
     )
+
+
+def test_warm_up_loads_the_model_the_default_preset_runs():
+    from keydiff3d.pipeline.models import MODELS
+    from keydiff3d.pipeline.run import warm_up
+    from keydiff3d_addon.rigcore.presets import default_preset_name
+
+    MODELS.clear()
+    assert warm_up("cpu") == "cpu"
+    preset = load_category_preset(default_preset_name("category"))
+    loaded = MODELS.loaded()
+    assert len(loaded) == 1 and f"checkpoints/{preset.checkpoint}/" in loaded[0]
+    assert preset.checkpoint != "default"  # the case warm-up once got wrong: checkpoints/default (18 keypoints)
+    MODELS.clear()

@@ -11,10 +11,10 @@ from pipeline_support import creature_render_mesh, write_tiny_checkpoint
 from keydiff3d.errors import Cancelled, ConfigError, DeviceError
 from keydiff3d.geometry import project_points
 from keydiff3d.pipeline.keypoints import load_keypoint_model
-from keydiff3d.pipeline.mesh import predict_keypoints
+from keydiff3d.pipeline.mesh import predict_keypoints, views_in_own_frame
 from keydiff3d.pipeline.models import MODELS
 from keydiff3d.pipeline.options import PipelineOptions
-from keydiff3d.pipeline.run import MESH_STAGES, run_mesh_pipeline, run_views_pipeline, views_in_own_frame
+from keydiff3d.pipeline.run import MESH_STAGES, run_mesh_pipeline, run_views_pipeline
 from keydiff3d.progress import Progress
 from keydiff3d.rigging.io import load_bundle
 

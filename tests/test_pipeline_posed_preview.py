@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +86,60 @@ def test_the_pipeline_writes_the_posed_preview_unless_asked_not_to(tmp_path):
         options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=posed)
         result = run_mesh_pipeline(mesh, options, out_dir=tmp_path / str(posed), keypoints=given)
         assert (result.bundle_dir / "preview_posed.png").is_file() == posed
+
+
+def _failing_python(tmp_path, body: str):
+    """A real executable in the render child's place: a shell script that `body` runs."""
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_failed_posed_preview_still_leaves_a_complete_bundle(tmp_path, monkeypatch):
+    from rig_support import toy_quadruped
+
+    from keydiff3d.pipeline import posed_preview
+    from keydiff3d.pipeline.options import PipelineOptions
+    from keydiff3d.pipeline.run import GivenKeypoints, run_mesh_pipeline
+    from keydiff3d.rigging.io import load_bundle
+    from keydiff3d.synthetic.renderer import RenderMesh
+
+    monkeypatch.setattr(posed_preview, "PYTHON", _failing_python(tmp_path, "echo 'no bpy here' >&2; exit 1"))
+    mesh = RenderMesh.from_arrays(*toy_quadruped())
+    given = GivenKeypoints(np.array([[0.0, 0.0, 0.1], [0.3, 0.0, 0.1], [-0.3, 0.0, 0.1]]), np.ones((3, 3)) - np.eye(3))
+    options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=True)
+    result = run_mesh_pipeline(mesh, options, out_dir=tmp_path / "rig", keypoints=given)
+    assert not (result.bundle_dir / "preview_posed.png").exists()
+    bundle = load_bundle(result.bundle_dir)  # the whole rig is there and valid
+    assert len(bundle.skeleton.bones) == len(result.bundle.skeleton.bones) > 0
+    assert (
+        bundle.provenance["posed_preview"].startswith("not rendered:")
+        and "no bpy here" in bundle.provenance["posed_preview"]
+    )
+
+
+def test_cancelling_kills_a_stuck_render_child(tmp_path, monkeypatch):
+    from keydiff3d.errors import Cancelled
+    from keydiff3d.pipeline import posed_preview
+    from keydiff3d.progress import Progress
+
+    pid_file = tmp_path / "pid"
+    monkeypatch.setattr(posed_preview, "PYTHON", _failing_python(tmp_path, f"echo $$ > {pid_file}; exec sleep 60"))
+    progress = Progress()
+    rig = _rig(["spine_01", "neck_01", "head_01", "tail_01", "leg1_01.L", "leg1_02.L"])
+    rest, posed, _ = posed_preview.rig_panels(rig)
+
+    def cancel_soon():
+        while not pid_file.exists():
+            time.sleep(0.05)
+        progress.cancel()
+
+    threading.Thread(target=cancel_soon, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        posed_preview.render_panels([rest, posed], 2, np.array([1.0, 0.0, 0.0]), progress=progress)
+    assert time.monotonic() - start < 10
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)

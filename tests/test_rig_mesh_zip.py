@@ -17,7 +17,7 @@ def test_rig_mesh_zip_prints_the_zip_path(tmp_path, capsys):
     (tmp_path / "kp.json").write_text(
         json.dumps({"keypoints": CREATURE_KEYPOINTS.tolist(), "adjacency": CREATURE_ADJACENCY.tolist()})
     )
-    out = tmp_path / "out"
+    out = tmp_path / "rig.v2"  # a dot in the name: the zip is rig.v2.zip beside it, not rig.zip
     assert (
         main(
             [
@@ -33,6 +33,6 @@ def test_rig_mesh_zip_prints_the_zip_path(tmp_path, capsys):
         == 0
     )
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")]
-    assert printed == [f"wrote {out.with_suffix('.zip')}", f"wrote {out / 'rig.json'}"]
-    with zipfile.ZipFile(out.with_suffix(".zip")) as archive:
+    assert printed == [f"wrote {tmp_path / 'rig.v2.zip'}", f"wrote {out / 'rig.json'}"]
+    with zipfile.ZipFile(tmp_path / "rig.v2.zip") as archive:
         assert {"rig.json", "mesh.ply", "skin.npz"} <= set(archive.namelist())

@@ -113,6 +113,7 @@ def test_rig_mesh_of_a_gltf_keeps_its_y_up_coordinates(creature):
         ('{"keypoints": [[0, 0, 0], [0, 0, 1]], "adjacency": [[0, 1]]}', "2 x 2"),
         ('{"keypoints": [[0, 0, 0], [0, 0, 1]], "adjacency": [[0, "a"], [1, 0]]}', "numbers"),
         ('{"keypoints": [[0, 0, 0]], "adjacency": [[0]]}', "at least 2 keypoints"),
+        (json.dumps({"keypoints": [[0, 0, i] for i in range(257)], "adjacency": np.eye(257).tolist()}), "at most 256"),
     ],
 )
 def test_bad_keypoints_file_is_one_sentence(creature, capsys, content, message):
@@ -205,3 +206,35 @@ def test_predicted_rig_of_a_gltf_has_y_up_cameras_that_see_what_the_upright_ones
     np.testing.assert_allclose(uv_y, uv_z, atol=1e-3)
     assert (depth_z > 0).all()
     np.testing.assert_allclose(y_bundle.skeleton.keypoints, z_bundle.skeleton.keypoints @ Y_UP_TO_Z_UP, atol=1e-3)
+
+
+def test_a_broken_presets_folder_is_one_sentence_even_for_help(tmp_path):
+    """A real `keydiff3d` process whose add-on package holds a presets/ folder with two defaults."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keydiff3d_addon
+
+    addon = tmp_path / "keydiff3d_addon"
+    shutil.copytree(Path(keydiff3d_addon.__file__).parent, addon)
+    shutil.copytree(Path(keydiff3d_addon.__file__).parent.parent / "presets", addon / "presets")
+    toml = (addon / "presets" / "bird.toml").read_text().replace("[preset]\n", "[preset]\ndefault = true\n", 1)
+    (addon / "presets" / "bird.toml").write_text(toml)
+    for command in (["rig-mesh", "--help"], ["rig", "--help"]):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from keydiff3d.cli import main; sys.exit(main(sys.argv[1:]))",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,  # the copy, not the source tree's keydiff3d_addon, comes first on sys.path
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "must have `default = true`" in done.stderr
+        assert done.stderr.startswith(f"keydiff3d {command[0]}: exactly one")

@@ -102,3 +102,70 @@ def test_a_posed_creature_gets_left_and_right_names_and_keeps_its_pose():
     tips = {b.name: b.tail for b in rig.skeleton.bones}
     last = max(n for n in names if n.startswith("arm") and n.endswith(".L"))
     assert np.linalg.norm(rig.plane.reflect(tips[last]) - tips[last[:-2] + ".R"]) > 0.02
+
+
+def test_a_thin_slab_is_rigged_within_the_bundle_limits(tmp_path):
+    """A 1 x 1 x 0.0001 slab thins to hundreds of medial branches (537 joints with the quadruped
+    preset's settings): the skeleton is rebuilt coarser until it fits, and the bundle saves."""
+    import trimesh
+
+    from keydiff3d.rigging.io import load_bundle, save_bundle
+    from keydiff3d_addon.rigcore.bundle import MAX_BONES, MAX_KEYPOINTS
+
+    slab = trimesh.creation.box((1.0, 1.0, 0.0001))
+    preset = load_preset("quadruped")
+    keypoints = np.zeros((preset.keypoints, 3))
+    bundle = rig_mesh(
+        MeshArrays(slab.vertices.astype(np.float32), slab.faces.astype(np.int32)), keypoints, np.ones((20, 20)), preset
+    )
+    assert len(bundle.skeleton.keypoints) <= MAX_KEYPOINTS and len(bundle.skeleton.bones) <= MAX_BONES
+    assert any("rebuilt" in r and "coarser" in r for r in bundle.skeleton.repairs)
+    save_bundle(tmp_path / "slab", bundle, glb=False)
+    assert len(load_bundle(tmp_path / "slab").skeleton.bones) == len(bundle.skeleton.bones)
+
+
+def test_a_skeleton_that_never_fits_is_refused_before_skinning(monkeypatch):
+    import trimesh
+
+    from keydiff3d.rigging import volume_rig
+
+    monkeypatch.setattr(volume_rig, "COARSER_TRIES", 0)  # no rebuilds: the slab's 537 joints stay
+    slab = trimesh.creation.box((1.0, 1.0, 0.0001))
+    preset = load_preset("quadruped")
+    with pytest.raises(InputError, match="over the bundle's limit of 256"):
+        volume_skeleton(slab.vertices, slab.faces, preset.rig, keypoints=np.zeros((20, 3)))
+
+
+def test_an_over_limit_bundle_is_refused_by_save_bundle_as_input_error(toy, tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from keydiff3d.rigging.io import save_bundle
+
+    v, f = toy
+    bundle = rig_mesh(
+        MeshArrays(v.astype(np.float32), f.astype(np.int32)),
+        np.zeros((2, 3)),
+        np.ones((2, 2)),
+        replace(load_preset("quadruped"), rig=RigOptions(method="curve", resolution=48)),
+    )
+    many = dc_replace(bundle.skeleton, keypoints=np.zeros((300, 3)))
+    with pytest.raises(InputError, match="cannot be saved as a bundle"):
+        save_bundle(tmp_path / "big", dc_replace(bundle, skeleton=many), glb=False)
+    assert not (tmp_path / "big" / "rig.json").exists()
+
+
+def test_every_preset_curve_setting_reaches_the_curve_skeleton_with_its_default():
+    from dataclasses import fields
+
+    from keydiff3d.rigging.curve_skeleton import CurveSkeletonOptions
+    from keydiff3d.rigging.volume_rig import RIG_ONLY_FIELDS, curve_options
+
+    curve = {f.name: f.default for f in fields(CurveSkeletonOptions)}
+    for field in fields(RigOptions):
+        if field.name not in RIG_ONLY_FIELDS:
+            assert field.name in curve and curve[field.name] == field.default, field.name
+    changed = RigOptions(resolution=40, spur_factor=2.5, min_branch=0.1, max_bone=0.3, anchor_spacing=0.07)
+    options = curve_options(changed)
+    for field in fields(RigOptions):
+        if field.name not in RIG_ONLY_FIELDS:
+            assert getattr(options, field.name) == getattr(changed, field.name), field.name

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..pipeline.options import DEVICES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -24,16 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-test-items", type=int, default=0, help="score at most this many held-out items (0 = all)"
     )
     parser.add_argument("--preview", default=None, help="write the keypoint/skeleton preview PNG here")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="auto (CUDA when present), cuda or cpu (default auto)"
+    )
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..progress import tqdm_progress
     from ..training.checkpoint import load_model
     from .protocol import evaluate_model
 
-    model, config, metadata = load_model(args.checkpoint, device=args.device)
+    device = str(resolve_device(args.device))
+    model, config, metadata = load_model(args.checkpoint, device=device)
     progress = None if args.json else tqdm_progress("eval")
     report = evaluate_model(
         model,
@@ -41,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         max_train_items=args.max_train_items,
         max_test_items=args.max_test_items,
-        device=args.device,
+        device=device,
         preview_path=Path(args.preview) if args.preview else None,
         progress=progress,
     )

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = default_preset_name("category")
     parser.add_argument("--preset", default=default, help=f"category preset in presets/ (default {default})")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when present), cuda or cpu")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the preset's [model] checkpoint)"
+    )
     parser.add_argument(
         "--reconstruction",
         choices=RECONSTRUCTIONS,

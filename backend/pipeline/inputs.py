@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from keydiff3d_addon.rigcore.bundle import MAX_KEYPOINTS
+
 from ..errors import InputError
 
 
 def read_keypoints_json(path: Path):
-    """KP.json (`{"keypoints": N x 3, "adjacency": N x N}`) -> (keypoints (N, 3), adjacency (N, N))
-    float64; InputError in one sentence for anything else."""
+    """KP.json (`{"keypoints": N x 3, "adjacency": N x N}`, 2 <= N <= the bundle's MAX_KEYPOINTS) ->
+    (keypoints (N, 3), adjacency (N, N)) float64; InputError in one sentence for anything else."""
     import json
 
     path = Path(path)
@@ -33,6 +35,11 @@ def read_keypoints_json(path: Path):
         raise InputError(f"{path.name}: keypoints and adjacency must be rectangular arrays of numbers") from None
     if keypoints.ndim != 2 or keypoints.shape[1] != 3:
         raise InputError(f"{path.name}: keypoints must be N x 3, got shape {keypoints.shape}")
+    if not 2 <= len(keypoints) <= MAX_KEYPOINTS:
+        raise InputError(
+            f"{path.name}: a skeleton needs at least 2 keypoints and at most {MAX_KEYPOINTS} (the bundle's limit), "
+            f"got {len(keypoints)}"
+        )
     if adjacency.shape != (len(keypoints), len(keypoints)):
         raise InputError(
             f"{path.name}: adjacency must be {len(keypoints)} x {len(keypoints)}, got shape {adjacency.shape}"

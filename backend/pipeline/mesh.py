@@ -4,7 +4,7 @@ generator plays SV3D's role with true views), run the keypoint model, map the ke
 A mesh comes in its own coordinates with an up axis: "Z", or "Y" for a glTF's coordinates as
 stored. The model always sees the object upright (z up); `MeshKeypoints` maps keypoints and
 cameras back to the mesh's own coordinates. `pipeline.run.run_mesh_pipeline` runs these steps
-as stages of the one mesh-rigging path; `predict_keypoints` is the same prediction as a function.
+(`mesh_keypoints`) as stages of the one mesh-rigging path; `predict_keypoints` is the same prediction as a function.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from ..multiview.render_generator import RenderGenerator
 from ..progress import Progress
 from ..synthetic.renderer import as_render_mesh
 from .keypoints import KeypointPrediction, load_keypoint_model, predict_from_views
+from .timing import StageClock
 
 RENDER_SIZE = 256  # px of the rendered orbit views; the model resizes to its own input size
+KEYPOINT_STAGES = {"views": 2.0, "keypoints": 1.0}  # mesh_keypoints' stages: progress shares
 
 
 def upright_rotation(up_axis: str) -> np.ndarray:
@@ -95,14 +97,15 @@ def render_mesh_views(
 
 
 def mesh_keypoints(
-    mesh: RenderMesh, model, progress: Progress | None = None, render_size: int = RENDER_SIZE, up_axis: str = "Z"
+    mesh: RenderMesh, model, clock: StageClock, render_size: int = RENDER_SIZE, up_axis: str = "Z"
 ) -> MeshKeypoints:
-    """Render + predict with an already loaded model (`keypoints.LoadedModel`); `mesh` in its own
-    coordinates with `up_axis` up."""
-    progress = progress or Progress()
+    """Render + predict with an already loaded model (`keypoints.LoadedModel`) as the stages "views"
+    and "keypoints" of `clock`; `mesh` in its own coordinates with `up_axis` up."""
     upright = mesh.rotated(upright_rotation(up_axis)) if up_axis != "Z" else mesh
-    views, placement = render_mesh_views(upright, render_size, progress.span(0.0, 0.7, "views"))
-    prediction = predict_from_views(views, model, progress.span(0.7, 1.0, "keypoints"))
+    with clock.stage("views", "rendering orbit views") as span:
+        views, placement = render_mesh_views(upright, render_size, span)
+    with clock.stage("keypoints", "predicting keypoints") as span:
+        prediction = predict_from_views(views, model, span)
     return MeshKeypoints(views, prediction, placement, up_axis)
 
 
@@ -127,7 +130,8 @@ def predict_keypoints(
     """
     upright_rotation(up_axis)  # checks the value before the model loads
     model = load_keypoint_model(checkpoint, resolve_device(device))
-    result = mesh_keypoints(as_mesh(mesh), model, progress, render_size, up_axis)
+    clock = StageClock(progress or Progress(), KEYPOINT_STAGES)
+    result = mesh_keypoints(as_mesh(mesh), model, clock, render_size, up_axis)
     info = {
         "placement": result.placement.to_dict(),
         "checkpoint": result.prediction.checkpoint,

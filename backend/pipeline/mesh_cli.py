@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--up-axis", choices=UP_AXES, default="auto", help="the mesh file's up axis (default auto: Y for glTF, else Z)"
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when present), cuda or cpu")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the preset's [model] checkpoint)"
+    )
     parser.add_argument("--no-glb", action="store_true", help="do not write rig.glb")
     parser.add_argument("--zip", action="store_true", help="also write DIR.zip (the bundle with files at the zip root)")
     parser.add_argument(
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         progress=tqdm_progress("rig-mesh"),
     )
     if args.zip:
-        print(f"wrote {zip_bundle(args.out, args.out.with_suffix('.zip'))}")
+        print(f"wrote {zip_bundle(args.out, args.out.parent / f'{args.out.name}.zip')}")
     print(f"wrote {path}")
     return 0
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from keydiff3d_addon.rigcore.config import Check, load, validate
+from keydiff3d_addon.rigcore.config import Check, between, load, validate
 from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name, load_category_preset
 
 from ..errors import InputError
@@ -33,12 +33,12 @@ class PipelineOptions:
     preset:          a category preset in presets/ (skeleton naming, leaf/root bones, skinning);
                      default: the one marked `default = true` (quadruped).
     device:          auto (CUDA when present) | cuda | cpu.
-    checkpoint:      a KeyDiff3D checkpoint file or folder; None = the shipped default.
+    checkpoint:      a KeyDiff3D checkpoint file or folder; default: the preset's [model] checkpoint.
     reconstruction:  auto (frosting on CUDA, visual hull on CPU) | hull | frosting (CUDA only).
     up_axis:         up axis of an uploaded mesh: auto (Y for glTF files, Z otherwise) | Y | Z.
     export_glb:      also write rig.glb next to rig.json.
     posed_preview:   also write preview_posed.png (the rig at rest and bent, a Workbench render: a few seconds).
-    seed:            seed of the stochastic stages (SV3D sampling), for reproducible results.
+    seed:            seed of the stochastic stages (SV3D sampling), 0 .. 2**32 - 1, for reproducible results.
     move_inside:     move given keypoints (rig-mesh --keypoints) that lie outside the mesh just inside
                      it; predicted keypoints are always moved. What moved is in the provenance.
     """
@@ -50,7 +50,7 @@ class PipelineOptions:
     up_axis: Literal[UP_AXES] = "auto"
     export_glb: bool = True
     posed_preview: bool = True
-    seed: int = 0
+    seed: Annotated[int, between(0, 2**32 - 1)] = 0  # torch.manual_seed's range
     move_inside: bool = False
 
     def __post_init__(self) -> None:

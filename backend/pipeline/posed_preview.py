@@ -13,7 +13,9 @@ Frame: z up, any units. Images are RGB uint8 arrays (H, W, 3).
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +23,15 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..evaluation.deformation import linear_blend_skinning, rotation_matrix, subtree
+from ..progress import Progress
 
 POSE_DEGREES = 40.0
 TILE = 320
 REST_RGB = (0.72, 0.75, 0.80)
 BONE_RGB = (40, 110, 255)
 BENT_RGB = (255, 120, 0)
+RENDER_TIMEOUT_S = 120.0  # a Workbench render of two panels takes seconds; past this the child is stuck
+PYTHON = sys.executable  # the render child's interpreter (it needs bpy)
 
 
 @dataclass
@@ -191,28 +196,50 @@ def view_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def render_panels(
-    panels: list[Panel], columns: int, direction: np.ndarray | None = None, tile: int = TILE
+    panels: list[Panel],
+    columns: int,
+    direction: np.ndarray | None = None,
+    tile: int = TILE,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """(H, W, 3) uint8 sheet: the panels rendered with Workbench (studio light, one colour) in rows
     of `columns`, one camera for all (framing the union of the panels' meshes), bones drawn over.
 
-    Renders in a child process (`python -m keydiff3d.pipeline.posed_preview`): a Workbench render
+    Renders in a child process (`PYTHON -m keydiff3d.pipeline.posed_preview`): a Workbench render
     leaves an EGL context behind that crashes a later import of torch's triton (diffusers) in the
-    same process, and the pipeline's processes import it."""
+    same process, and the pipeline's processes import it. The child is polled: cancelling
+    `progress` kills it (Cancelled), and so does RENDER_TIMEOUT_S (ConfigError, as any failure)."""
     import pickle
     import subprocess
-    import sys
 
     from PIL import Image
 
+    progress = progress or Progress()
     if direction is None:
         direction = view_direction(panels[0].vertices, panels[0].faces)
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.pkl"
         job.write_bytes(pickle.dumps((panels, columns, np.asarray(direction, np.float64), tile)))
-        done = subprocess.run([sys.executable, "-m", __name__, tmp], capture_output=True, text=True, timeout=600)
-        if done.returncode != 0 or not (Path(tmp) / "sheet.png").is_file():
-            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        log_path = Path(tmp) / "render.log"
+        with open(log_path, "w") as log_file:  # a file, not a pipe: a chatty child never blocks on it
+            child = subprocess.Popen([PYTHON, "-m", __name__, tmp], stdout=log_file, stderr=subprocess.STDOUT)
+            try:
+                end = time.monotonic() + RENDER_TIMEOUT_S
+                while child.poll() is None:
+                    progress.check()
+                    if time.monotonic() > end:
+                        raise ConfigError(
+                            f"the Workbench render of the posed preview ran over {RENDER_TIMEOUT_S:g} s and was stopped"
+                        )
+                    time.sleep(0.1)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        if child.returncode != 0 or not (Path(tmp) / "sheet.png").is_file():
+            last = (log_path.read_text(errors="replace").strip().splitlines() or [f"exit status {child.returncode}"])[
+                -1
+            ]
             raise ConfigError(
                 f"the Workbench render of the posed preview failed ({last}); check that `python -c 'import bpy'` works"
             )
@@ -286,7 +313,7 @@ def _pixel(normalised, tile: int) -> tuple[float, float]:
 
 
 def posed_preview_sheet(
-    rigs: list[PreviewRig], degrees: float = POSE_DEGREES, tile: int = TILE
+    rigs: list[PreviewRig], degrees: float = POSE_DEGREES, tile: int = TILE, progress: Progress | None = None
 ) -> tuple[np.ndarray, dict[str, dict[str, str]]]:
     """(sheet (H, W, 3) uint8: one row per rig, rest then posed; rig title -> role -> bent bone name)."""
     panels, bent = [], {}
@@ -294,7 +321,7 @@ def posed_preview_sheet(
         rest, posed, names = rig_panels(rig, degrees)
         panels += [rest, posed]
         bent[rig.title] = names
-    return render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile), bent
+    return render_panels(panels, 2, view_direction(rigs[0].vertices, rigs[0].faces), tile, progress), bent
 
 
 def write_posed_preview(
@@ -312,36 +339,36 @@ def write_posed_preview(
 
 def bundle_preview_rig(bundle) -> PreviewRig:
     """A rig bundle (rigcore RigBundle, z- or y-up) as a z-up PreviewRig of its deform bones and weights."""
+    from keydiff3d_addon.rigcore.frames import to_z_up
+
     from ..evaluation.rig_quality import rig_bones
-    from ..mesh_io import Y_UP_TO_Z_UP
 
-    rotation = np.eye(3) if bundle.up_axis == "Z" else Y_UP_TO_Z_UP
-
-    def to_z_up(p):
-        return np.asarray(p, np.float64) @ rotation.T
-
+    up = bundle.up_axis
     bones = rig_bones(bundle.skeleton)
     dense = bundle.skin.dense()
     column = {n: i for i, n in enumerate(bundle.skin.bone_names)}
     weights = dense[:, [column[n] for n in bones.names]]
     return PreviewRig(
-        to_z_up(bundle.vertices),
+        to_z_up(bundle.vertices, up),
         np.asarray(bundle.faces),
         weights,
-        to_z_up(bones.heads),
-        to_z_up(bones.tails),
+        to_z_up(bones.heads, up),
+        to_z_up(bones.tails, up),
         bones.parents,
         bones.names,
     )
 
 
-def bundle_posed_preview(bundle, degrees: float = POSE_DEGREES, tile: int = TILE) -> bytes:
-    """preview_posed.png of a rig bundle: PNG bytes of its rest and posed pictures side by side."""
+def bundle_posed_preview(
+    bundle, degrees: float = POSE_DEGREES, tile: int = TILE, progress: Progress | None = None
+) -> bytes:
+    """preview_posed.png of a rig bundle: PNG bytes of its rest and posed pictures side by side
+    (ConfigError when the render fails; `progress` cancels it)."""
     import io
 
     from PIL import Image
 
-    sheet, _ = posed_preview_sheet([bundle_preview_rig(bundle)], degrees, tile)
+    sheet, _ = posed_preview_sheet([bundle_preview_rig(bundle)], degrees, tile, progress)
     buffer = io.BytesIO()
     Image.fromarray(sheet).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
@@ -359,7 +386,6 @@ def _child(folder: str) -> None:
 
 if __name__ == "__main__":
     import os
-    import sys
 
     _child(sys.argv[1])
     sys.stdout.flush()

@@ -104,8 +104,9 @@ def rig_mesh(
     progress = progress or Progress()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    inside = inside_test(mesh.vertices, mesh.faces)  # coarse: the volume penalty tests N^2 segments
-    fine_inside = inside_test(mesh.vertices, mesh.faces, cells=64)  # for the few keypoints and tip samples
+    chain = given or preset.rig.method == "chain"
+    # for the few keypoints and tip samples; the curve skeleton has its own voxels
+    fine_inside = inside_test(mesh.vertices, mesh.faces, cells=64) if chain or move_inside else None
     moved: list[int] = []
     if move_inside:
         keypoints, moved = project_inside(keypoints, mesh.vertices, mesh.faces, fine_inside)
@@ -113,11 +114,11 @@ def rig_mesh(
     ground = float(np.asarray(mesh.vertices)[:, 2 if up_axis == "Z" else 1].min())
     margin = preset.skeleton.prior_margin if given else None
     try:
-        if given or preset.rig.method == "chain":
+        if chain:
             skeleton = build_skeleton(
                 keypoints,
                 adjacency,
-                inside=inside,
+                inside=inside_test(mesh.vertices, mesh.faces),  # coarse: the volume penalty tests N^2 segments
                 tip_inside=fine_inside,
                 naming=preset.naming,
                 up_axis=up_axis,
@@ -137,6 +138,7 @@ def rig_mesh(
                 up_axis=up_axis,
                 root_bone=preset.skeleton.root_bone,
                 ground=ground,
+                progress=progress.span(0.1, 0.2),
             )
             skeleton = rig.skeleton
         if moved:
@@ -144,12 +146,13 @@ def rig_mesh(
         timings["skeleton"] = time.perf_counter() - start
         progress.update(0.2, "skeleton built")
         start = time.perf_counter()
+        heat = preset.skinning.method == "heat"  # embree's scene and the solver serve heat skinning only
         skin = compute_skin_weights(
             mesh.vertices,
             skeleton,
             faces=mesh.faces,
             progress=progress.span(0.2, 1.0),
-            **heat_accelerators(mesh.vertices, mesh.faces),
+            **(heat_accelerators(mesh.vertices, mesh.faces) if heat else {}),
             **preset.skinning.kwargs(),
         )
         timings["skinning"] = time.perf_counter() - start

@@ -21,15 +21,16 @@ import numpy as np
 import torch
 
 from keydiff3d_addon.rigcore import CategoryPreset, RigBundle
+from keydiff3d_addon.rigcore.presets import PresetError, default_preset_name
 
 from .. import __version__
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, KeyDiff3DError
 from ..geometry import Placement
 from ..multiview.base import MultiViewResult
 from ..progress import Progress
-from .keypoints import KeypointPrediction, LoadedModel, load_keypoint_model, predict_from_views, preset_model
-from .mesh import RENDER_SIZE, MeshKeypoints, render_mesh_views, upright_rotation, views_in_own_frame  # noqa: F401 (re-exported)
+from .keypoints import KeypointPrediction, LoadedModel, predict_from_views, preset_model
+from .mesh import mesh_keypoints, upright_rotation
 from .models import MODELS
 from .options import PipelineOptions
 from .preview import draw_preview, view_files, views_section
@@ -67,13 +68,15 @@ class PipelineResult:
     timings: dict[str, float]
 
 
-def warm_up(device: str = "auto", checkpoint: str | None = None) -> str:
-    """Resolve the device and load the keypoint model into the cache; returns the device's name.
-    A missing default checkpoint is logged, not raised: jobs then fail with the real message."""
+def warm_up(device: str = "auto", checkpoint: str | None = None, preset: str | None = None) -> str:
+    """Resolve the device and load into the cache the keypoint model a job with these options runs:
+    `checkpoint`, else the [model] checkpoint of `preset` (default: the default category preset).
+    Returns the device's name. An unusable model or preset is logged, not raised: jobs then fail
+    with the real message."""
     resolved = resolve_device(device)
     try:
-        load_keypoint_model(checkpoint, resolved)
-    except ConfigError as error:
+        preset_model(load_preset(preset or default_preset_name("category")), checkpoint, resolved)
+    except (ConfigError, PresetError) as error:
         log.warning("keypoint model not loaded at start: %s", error)
     return str(resolved)
 
@@ -91,7 +94,7 @@ def run_mesh_pipeline(
     keypoints: GivenKeypoints | None = None,
     source: str | None = None,
 ) -> PipelineResult:
-    """Rig an existing mesh: a synthetic.renderer.RenderMesh in the coordinates the bundle keeps (its
+    """Rig an existing mesh: a geometry.mesh.RenderMesh in the coordinates the bundle keeps (its
     own frame; see keydiff3d.mesh_io.load_mesh), whose up axis is `up_axis` ("Z", or "Y" for a
     glTF's coordinates as stored). The bundle keeps the mesh's vertices, faces, frame and colours.
     Keypoints are predicted from rendered orbit views, or taken as `keypoints` (then no model runs
@@ -104,11 +107,8 @@ def run_mesh_pipeline(
         with clock.stage("model", "loading the keypoint model"):
             device = resolve_device(options.device)
             model = preset_model(preset, options.checkpoint, device)
-        upright = mesh if up_axis == "Z" else mesh.rotated(upright_rotation(up_axis))
-        with clock.stage("views", "rendering orbit views") as span:
-            world_views, placement = render_mesh_views(upright, RENDER_SIZE, span)
-        with clock.stage("keypoints", "predicting keypoints") as span:
-            predicted = MeshKeypoints(world_views, predict_from_views(world_views, model, span), placement, up_axis)
+        predicted = mesh_keypoints(mesh, model, clock, up_axis=up_axis)
+        placement = predicted.placement
         views = predicted.views_own
         prediction = _in_frame(predicted.prediction, predicted.keypoints_own)
         points, adjacency = prediction.keypoints, prediction.adjacency
@@ -278,9 +278,14 @@ def _write(
         files = view_files(views)
         progress.update(0.3, "drawing the preview")
         files["preview.png"] = draw_preview(views, bundle.skeleton)
-    if options.posed_preview:
+    if options.posed_preview:  # best effort: the rig is done; a failed picture is noted, not fatal
         progress.update(0.4, "rendering the posed preview")
-        files["preview_posed.png"] = bundle_posed_preview(bundle)
+        try:
+            files["preview_posed.png"] = bundle_posed_preview(bundle, progress=progress.span(0.4, 0.5))
+            bundle.provenance["posed_preview"] = "rendered"
+        except KeyDiff3DError as error:
+            log.warning("no posed preview: %s", error)
+            bundle.provenance["posed_preview"] = f"not rendered: {error}"
     progress.update(0.5, "writing files")
     save_bundle(out_dir, bundle, glb=options.export_glb, files=files)
     return out_dir

@@ -13,7 +13,8 @@ closer than their thickness merged, bones longer than `max_bone` split, joints a
 points (learned keypoints snapped to the curves). rigging.symmetry.mirror_skeleton then makes the
 two sides mirror images.
 
-`curve_skeleton` does both. With `CurveSkeletonOptions.baseline()` it is the plain geometric
+`curve_skeleton` does both (progress and cancellation points in the long steps: winding numbers,
+thinning, pruning). With `CurveSkeletonOptions.baseline()` it is the plain geometric
 skeleton (branches, ends, bends; nothing else): the bar the learned rigs are measured against.
 
 Frame: the mesh's own (any up axis; nothing here depends on it). Lengths are in mesh units unless
@@ -26,7 +27,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from keydiff3d_addon.rigcore import RigOptions
+
 from ..errors import InputError
+from ..progress import Progress
 
 JOINT_KINDS = ("branch", "end", "bend", "split", "limb", "anchor", "mirror")
 
@@ -60,6 +64,9 @@ class VoxelGrid:
         return self.depth[i[:, 0], i[:, 1], i[:, 2]]
 
 
+_PRESET = RigOptions()  # a preset's [rig] defaults: the one source of the settings a preset can change
+
+
 @dataclass(frozen=True)
 class CurveSkeletonOptions:
     """resolution: voxels along the mesh's largest side; min_component: interior parts smaller than
@@ -72,32 +79,46 @@ class CurveSkeletonOptions:
     than this x their thickness become one joint (0: off); max_bone: longer bones are split evenly
     (fraction of size; 0: off); limb_root: a joint where a branch leaves a branch point's body, at
     this x the thickness there (0: off); anchor_spacing: anchors closer than this fraction of size
-    to a branch end or to each other are dropped, and bends that close to an anchor."""
+    to a branch end or to each other are dropped, and bends that close to an anchor.
+    The settings a preset's [rig] section can change take their defaults from rigcore's RigOptions."""
 
-    resolution: int = 96
+    resolution: int = _PRESET.resolution
     min_component: float = 0.02
-    spur_factor: float = 1.5
-    bend_tolerance: float = 0.02
-    min_branch: float = 0.04
-    extend_ends: bool = True
+    spur_factor: float = _PRESET.spur_factor
+    bend_tolerance: float = _PRESET.bend_tolerance
+    min_branch: float = _PRESET.min_branch
+    extend_ends: bool = _PRESET.extend_ends
     end_margin: float = 1.0
-    merge_factor: float = 1.0
-    max_bone: float = 0.2
-    anchor_spacing: float = 0.04
-    limb_root: float = 1.0
+    merge_factor: float = _PRESET.merge_factor
+    max_bone: float = _PRESET.max_bone
+    anchor_spacing: float = _PRESET.anchor_spacing
+    limb_root: float = _PRESET.limb_root
 
     @classmethod
     def baseline(cls, **changes) -> CurveSkeletonOptions:
         """The plain geometric skeleton: joints at branch points, ends and bends only."""
         return replace(cls(min_branch=0.0, extend_ends=False, merge_factor=0.0, max_bone=0.0, limb_root=0.0), **changes)
 
+    def coarser(self) -> CurveSkeletonOptions:
+        """Fewer joints on the same voxels: twice the shortest kept branch, the bend tolerance and the
+        longest bone (for a skeleton over the bundle's joint limit)."""
+        return replace(
+            self,
+            min_branch=2 * max(self.min_branch, 0.02),
+            bend_tolerance=2 * self.bend_tolerance,
+            max_bone=2 * self.max_bone,
+        )
+
 
 # --------------------------------------------------------------------------- voxels
 
 
-def voxelise(vertices: np.ndarray, faces: np.ndarray, resolution: int = 96, pad: int = 2) -> VoxelGrid:
+def voxelise(
+    vertices: np.ndarray, faces: np.ndarray, resolution: int = 96, pad: int = 2, progress: Progress | None = None
+) -> VoxelGrid:
     """The mesh's interior on a grid of `resolution` voxels along its largest side (plus `pad` empty
-    voxels on every side): voxel centres with generalised winding number >= 0.5."""
+    voxels on every side): voxel centres with generalised winding number >= 0.5, computed in slabs
+    (each a progress update and cancellation point)."""
     import igl
     from scipy import ndimage
 
@@ -113,7 +134,13 @@ def voxelise(vertices: np.ndarray, faces: np.ndarray, resolution: int = 96, pad:
     origin = lo - pad * pitch
     axes = [origin[a] + pitch * np.arange(shape[a]) for a in range(3)]
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    inside = (igl.fast_winding_number(v, f, centres) >= 0.5).reshape(shape)
+    winding = np.empty(len(centres))
+    slabs = np.array_split(np.arange(len(centres)), min(8, len(centres)))
+    for n, slab in enumerate(slabs):
+        if progress is not None:
+            progress.update(n / len(slabs), "winding numbers")
+        winding[slab] = igl.fast_winding_number(v, f, centres[slab])
+    inside = (winding >= 0.5).reshape(shape)
     depth = ndimage.distance_transform_edt(inside) * pitch
     return VoxelGrid(inside, origin, pitch, depth)
 
@@ -300,15 +327,21 @@ def medial_tree(
     options: CurveSkeletonOptions | None = None,
     grid: VoxelGrid | None = None,
     protect: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> MedialTree:
     """The pruned, rooted curve skeleton (see the module docstring). `grid` reuses a voxelisation;
     `protect` (K, 3): points whose nearest skeleton voxel no spur pruning may remove."""
     from scipy.spatial import cKDTree
 
+    progress = progress or Progress()
     options = options or CurveSkeletonOptions()
     size = float(np.ptp(np.asarray(vertices, np.float64), axis=0).max())
-    grid = keep_components(grid or voxelise(vertices, faces, options.resolution), options.min_component)
+    if grid is None:
+        grid = voxelise(vertices, faces, options.resolution, progress=progress.span(0.0, 0.6, "voxelise"))
+    grid = keep_components(grid, options.min_component)
+    progress.update(0.6, "thinning the interior")
     index, neighbours = skeleton_voxel_tree(grid)
+    progress.update(0.8, "pruning spurs")
     points = grid.centres(index)
     protected = np.zeros(len(index), bool)
     if protect is not None and len(protect):
@@ -337,6 +370,7 @@ def medial_tree(
         tree.points[path] = smooth_polyline(tree.points[path])
     if options.extend_ends:
         tree = _extend_leaves(tree, options.end_margin)
+    progress.update(1.0, "curve skeleton")
     return tree
 
 
@@ -564,9 +598,10 @@ def curve_skeleton(
     grid: VoxelGrid | None = None,
     anchors: np.ndarray | None = None,
     protect_anchored_spurs: bool = False,
+    progress: Progress | None = None,
 ) -> CurveSkeleton:
     """`medial_tree` then `place_joints`; `protect_anchored_spurs`: no spur holding an anchor's
     nearest skeleton voxel is pruned."""
     options = options or CurveSkeletonOptions()
-    tree = medial_tree(vertices, faces, options, grid, anchors if protect_anchored_spurs else None)
+    tree = medial_tree(vertices, faces, options, grid, anchors if protect_anchored_spurs else None, progress)
     return place_joints(tree, options, anchors)

@@ -52,9 +52,13 @@ def load_bundle(path) -> RigBundle:
 
 def save_bundle(directory, bundle: RigBundle, *, glb: bool = True, files: dict[str, bytes] | None = None) -> Path:
     """Write the bundle (rig.json, mesh.ply, skin.npz, + rig.glb when `glb`) and check it against the
-    schema. Returns the path of rig.json."""
-    validate_schema(bundle.to_json())
-    path = write_bundle(directory, bundle, files)
+    schema. Returns the path of rig.json. A bundle the reader would refuse (over its limits, breaking
+    the schema) raises InputError (one sentence) before anything is written."""
+    try:
+        validate_schema(bundle.to_json())
+        path = write_bundle(directory, bundle, files)
+    except BundleError as error:
+        raise InputError(f"the rig cannot be saved as a bundle: {error}") from None
     if glb:
         from .glb import write_glb
 

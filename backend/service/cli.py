@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", choices=("auto", "cuda", "cpu"), default="auto", help="device of the pipeline (default auto)"
     )
-    parser.add_argument("--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the shipped one)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="keypoint checkpoint (default: the preset's [model] checkpoint)"
+    )
     parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest accepted upload in MiB (default 64)")
     parser.add_argument(
         "--max-image-pixels", type=int, default=None, help="largest accepted image in pixels (default 4096*4096)"
@@ -40,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queued-jobs", type=int, default=32, help=queued_help)
     free_help = "MiB kept free on the data folder's disk; an upload that leaves less gets 503 (default 1024)"
     parser.add_argument("--min-free-mb", type=float, default=1024.0, help=free_help)
-    parser.add_argument("--no-warm-up", action="store_true", help="do not load the default model before the first job")
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="do not load the default preset's keypoint model before the first job"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="preset name (default, bench, tiny) or a .toml/.json file")
+    from .config import preset_names
+
+    parser.add_argument("config", help=f"preset name ({', '.join(preset_names())}) or a .toml/.json file")
     parser.add_argument(
         "--set",
         dest="overrides",

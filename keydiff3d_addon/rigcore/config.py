@@ -55,10 +55,6 @@ def at_least(low: float) -> Check:
     return Check(lambda v: v >= low, f"at least {low}")
 
 
-def at_most(high: float) -> Check:
-    return Check(lambda v: v <= high, f"at most {high}")
-
-
 def between(low: float, high: float) -> Check:
     """low <= value <= high."""
     return Check(lambda v: low <= v <= high, f"between {low} and {high}")
@@ -71,10 +67,6 @@ def in_interval(low: float, high: float, *, low_open: bool = False, high_open: b
         return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
 
     return Check(test, f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
-
-
-def one_of(*choices: Any) -> Check:
-    return Check(lambda v: v in choices, f"one of {', '.join(map(str, choices))}")
 
 
 def multiple_of(step: int) -> Check:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .frames import UP_AXES, from_z_up, to_z_up
-from .naming import Mirror, Naming, chain_names, find_mirror, tip_name  # noqa: F401 (Naming, find_mirror: re-exported)
+from .naming import Mirror, Naming, chain_names, tip_name
 
 log = logging.getLogger(__name__)
 

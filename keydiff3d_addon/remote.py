@@ -286,9 +286,3 @@ def start_local_backend(context: bpy.types.Context) -> BackendLauncher | None:
         pass
     _launcher = BackendLauncher(prefs.start_command, url, backend_log_path(), token=prefs.token).start()
     return _launcher
-
-
-def stop_local_backend() -> None:
-    """Stop the backend process started from Blender (tests; add-on unregister leaves it running)."""
-    if _launcher is not None:
-        _launcher.stop()

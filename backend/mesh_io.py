@@ -122,6 +122,8 @@ def load_mesh(
         check_gltf(_gltf_json(data, file_type, name), name, max_faces, folder)
     try:
         loaded = trimesh.load(file_obj, file_type=file_type, process=False)
+    except MemoryError:  # out of memory is the machine's state, not a fault of the file
+        raise
     except Exception as error:  # trimesh raises anything from ValueError to struct.error on bad files
         raise InputError(f"{name} could not be parsed as {file_type} ({type(error).__name__}: {error})") from None
     mesh = trimesh_to_render_mesh(loaded, name, max_texture_pixels)

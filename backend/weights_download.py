@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from . import weights
@@ -29,6 +30,7 @@ from .errors import Cancelled, ConfigError, KeyDiff3DError, MissingWeightsError
 from .progress import Progress
 from .weights import HubFiles
 
+BytesCallback = Callable[[int, int], None]  # (bytes done, bytes in all the entry's files)
 log = logging.getLogger(__name__)
 
 
@@ -51,9 +53,10 @@ def _etag_matches(path: Path, etag: str) -> bool:
     return digest.hexdigest() == etag
 
 
-def _bar_class(progress: Progress, done_before: int, total: int, label: str):
-    """A tqdm class for huggingface_hub that reports bytes to `progress` (and draws nothing itself);
-    `progress.update` raising `Cancelled` stops the transfer (the files already complete stay)."""
+def _bar_class(progress: Progress, done_before: int, total: int, label: str, on_bytes: BytesCallback | None = None):
+    """A tqdm class for huggingface_hub that reports bytes to `progress` and `on_bytes(done, total)`
+    (and draws nothing itself); `progress.update` raising `Cancelled` stops the transfer (the files
+    already complete stay)."""
     from tqdm import tqdm
 
     class ProgressBar(tqdm):
@@ -64,6 +67,8 @@ def _bar_class(progress: Progress, done_before: int, total: int, label: str):
 
         def update(self, n=1):
             self._bytes += int(n or 0)
+            if on_bytes is not None:
+                on_bytes(done_before + self._bytes, total)
             progress.update((done_before + self._bytes) / max(total, 1), label)
             return super().update(n)
 
@@ -117,9 +122,11 @@ def download(
     endpoint: str | None = None,
     progress: Progress | None = None,
     target_root: Path | None = None,
+    on_bytes: BytesCallback | None = None,
 ) -> Path:
     """Download weight entry `name` into the weights folder (or `target_root`) and validate it;
-    returns its path. Files already there with the right checksum are not fetched again."""
+    returns its path. Files already there with the right checksum are not fetched again.
+    on_bytes(done, total): bytes of the entry's files done so far and in all (the service's state)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     if name not in weights.SPECS:
@@ -148,7 +155,9 @@ def download(
     done = 0
     for filename in source.files:
         meta = metadata[filename]
-        bar = _bar_class(progress.span(0.0, 0.95, "download"), done, total, filename)
+        if on_bytes is not None:
+            on_bytes(done, total)
+        bar = _bar_class(progress.span(0.0, 0.95, "download"), done, total, filename, on_bytes)
         try:
             fetched = hf_hub_download(
                 source.repo_id,
@@ -170,6 +179,8 @@ def download(
                 f"{path} does not match the checksum {source.repo_id} declares; it was removed, download it again"
             )
         done += meta.size or path.stat().st_size
+        if on_bytes is not None:
+            on_bytes(done, max(total, done))
         log.info("downloaded %s (%d bytes, checksum ok)", path, path.stat().st_size)
     progress.update(0.97, "validating", stage="download")
     entry = local_dir if source.folder else local_dir / spec.candidates[0]

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Operators that work without the backend: Import Rig Bundle, Recompute Weights, Export Rig. Each is
-a thin shell over a plain function (`importer.import_bundle`, `weights.recompute_weights`,
-`exporter.export_rig`) so the same code runs in tests and in `keydiff3d export`. Each changes the
-scene as one undo step; a button that cannot run says why (`poll_message_set`). The backend's
-operators are in `backend_operators.py`."""
+a thin shell over a plain function (`importer.import_bundle`, `weights.plan_weights` /
+`recompute_weights`, `exporter.export_rig`) so the same code runs in tests and in `keydiff3d export`.
+Import and Recompute change the scene as one undo step; Export leaves it exactly as it was, so it
+is no undo step. Recompute Weights' button solves on a worker thread (`background.BackgroundTask`)
+while a modal timer shows its progress; Esc cancels and the previous weights stay. A button that
+cannot run says why (`poll_message_set`). The backend's operators are in `backend_operators.py`."""
 
 import json
 
@@ -11,30 +13,13 @@ import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import preset_choices
+from .background import BackgroundTask, Cancelled, WindowProgress
 from .exporter import FORMATS, RigExportError, export_rig
 from .importer import RigImportError, import_bundle
 from .properties import SKIN_METHOD_ITEMS, skin_params
 from .rigcore.presets import PresetError
 from .rigcore.skinning import MAX_INFLUENCES, SkinningError
-from .weights import BUNDLE_METHOD, RigNotFound, find_rig, recompute_weights
-
-
-class WindowProgress:
-    """`update(fraction, message)` shown on Blender's progress cursor (status bar) while a blocking
-    step runs; the duck type the importer and rigcore's skinning accept."""
-
-    def __init__(self, context: bpy.types.Context) -> None:
-        self.window_manager = context.window_manager
-
-    def __enter__(self) -> "WindowProgress":
-        self.window_manager.progress_begin(0, 100)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.window_manager.progress_end()
-
-    def update(self, fraction: float, message: str = "") -> None:
-        self.window_manager.progress_update(100.0 * min(max(fraction, 0.0), 1.0))
+from .weights import BUNDLE_METHOD, Recomputed, RigNotFound, WeightsPlan, find_rig, plan_weights
 
 
 def rig_poll(cls, context) -> bool:
@@ -106,9 +91,32 @@ def recompute_arguments(settings) -> dict:
     }
 
 
+TIMER_STEP_S = 0.1  # how often a running Recompute Weights looks at its solve
+_weights_task: BackgroundTask | None = None  # the solve of the Recompute Weights running now
+
+
+def recompute_report(result: Recomputed) -> list[tuple[str, str]]:
+    """The operator's reports for a finished recompute."""
+    reports = [("INFO", f"Recomputed weights for {len(result.bone_names)} bones ({result.describe()})")]
+    if result.unweighted:
+        reports.append(("WARNING", f"Blender's automatic weights left {result.unweighted} vertices without weight"))
+    return reports
+
+
+def finish_weights_task(context: bpy.types.Context, plan: WeightsPlan, task: BackgroundTask) -> list[tuple[str, str]]:
+    """Main thread, once `task` (plan.solve on a thread) finished: write the groups, or change nothing
+    when it was cancelled or failed. Returns the reports; the first one's level decides the outcome."""
+    try:
+        return recompute_report(plan.apply(context, task.result()))
+    except Cancelled:
+        return [("WARNING", "Recompute Weights was cancelled; the weights were left as they were")]
+    except (RigNotFound, SkinningError, RigImportError) as error:
+        return [("ERROR", str(error))]
+
+
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
     """Recompute the rig's skin weights from its current bones: its own method, another rigcore method \
-or Blender's automatic weights"""
+or Blender's automatic weights (Esc cancels)"""
 
     bl_idname = "keydiff3d.recompute_weights"
     bl_label = "Recompute Weights"
@@ -126,14 +134,25 @@ or Blender's automatic weights"""
         name="Influences", default=0, min=0, max=MAX_INFLUENCES, description="Bones per vertex (0: the rig's own)"
     )
 
-    poll = classmethod(rig_poll)
+    @classmethod
+    def poll(cls, context):
+        if _weights_task is not None and not _weights_task.finished:
+            cls.poll_message_set("Recompute Weights is running (Esc cancels it)")
+            return False
+        return rig_poll(cls, context)
 
     def invoke(self, context, event):
+        """The button: the solve runs on a thread while Blender stays responsive; Esc cancels."""
         for name, value in recompute_arguments(context.scene.keydiff3d).items():
             setattr(self, name, value)
-        return self.execute(context)
+        return self._run(context, background=True)
 
     def execute(self, context):
+        """Scripts and the redo panel: blocking, with the progress cursor."""
+        return self._run(context, background=False)
+
+    def _run(self, context, background: bool) -> set[str]:
+        global _weights_task
         try:
             params = json.loads(self.params) if self.params.strip() else None
             if params is not None and not isinstance(params, dict):
@@ -142,22 +161,47 @@ or Blender's automatic weights"""
             self.report({"ERROR"}, f'the weight parameters must be a JSON object such as {{"sigma": 0.1}} ({error})')
             return {"CANCELLED"}
         try:
-            with WindowProgress(context) as progress:
-                result = recompute_weights(
-                    context,
-                    context.active_object,
-                    method=self.method,
-                    params=params,
-                    k=self.k or None,
-                    progress=progress,
-                )
-        except (RigNotFound, SkinningError) as error:
+            plan = plan_weights(context, context.active_object, method=self.method, params=params, k=self.k or None)
+            if isinstance(plan, Recomputed):  # Blender's automatic weights ran already
+                return self._end(recompute_report(plan))
+            if not background:
+                with WindowProgress(context) as progress:
+                    return self._end(recompute_report(plan.apply(context, plan.solve(progress))))
+        except (RigNotFound, SkinningError, RigImportError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Recomputed weights for {len(result.bone_names)} bones ({result.describe()})")
-        if result.unweighted:
-            self.report({"WARNING"}, f"Blender's automatic weights left {result.unweighted} vertices without weight")
-        return {"FINISHED"}
+        self._plan = plan
+        self._task = _weights_task = BackgroundTask(plan.solve, name="keydiff3d-weights").start()
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
+        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._task.cancel()  # the solve stops at its next progress report
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.progress_update(int(100 * self._task.progress.fraction))
+        if context.workspace is not None:
+            stage = self._task.progress.message or "skinning"
+            context.workspace.status_text_set(
+                f"KeyDiff3D: {stage} - {100 * self._task.progress.fraction:.0f}% (Esc cancels)"
+            )
+        if not self._task.finished:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        return self._end(finish_weights_task(context, self._plan, self._task))
+
+    def _end(self, reports: list[tuple[str, str]]) -> set[str]:
+        for level, message in reports:
+            self.report({level}, message)
+        return {"FINISHED"} if reports[0][0] == "INFO" else {"CANCELLED"}
 
 
 EXPORT_FORMAT_ITEMS = [
@@ -172,7 +216,7 @@ class KEYDIFF3D_OT_export_rig(bpy.types.Operator, ExportHelper):
 
     bl_idname = "keydiff3d.export_rig"
     bl_label = "Export Rig"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER"}  # no undo step: the scene is left exactly as it was (exporter.py)
 
     filename_ext = ".fbx"
     filter_glob: bpy.props.StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})

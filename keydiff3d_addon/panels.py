@@ -69,7 +69,7 @@ class KEYDIFF3D_PT_weights(_KeyDiff3DPanel, bpy.types.Panel):
         else:
             column = layout.column(align=True)
             for item in settings.skin_params:
-                column.prop(item, item.value_type, text=item.name.replace("_", " ").capitalize())
+                column.prop(item, item.name)
             layout.prop(settings, "skin_k")
             if settings.skin_method == BONE_HEAT:
                 layout.label(text="Blender's bone heat: may leave parts unweighted", icon="INFO")

@@ -4,15 +4,16 @@
 Defaults come from one place each: the category and export menus start at the presets marked
 `default = true` (the CLI's defaults too), the export format follows the engine preset, and the
 Weights panel starts at the rig's own skinning (its bundle's method and parameters). The skinning
-parameter fields are data (`SkinParameter` items filled from `skin_methods.method_parameters`), so a
-method added to rigcore gets its fields without a change here.
+parameter fields are data (`SkinParameter` items filled from `skin_methods.method_parameters`, each
+field's limits rigcore's `METHOD_PARAMETERS` range), so a method added to rigcore gets its fields
+without a change here.
 """
 
 import bpy
 
 from . import preset_choices
 from .rigcore.presets import PresetError
-from .rigcore.skinning import MAX_INFLUENCES, METHODS
+from .rigcore.skinning import MAX_INFLUENCES, METHOD_PARAMETERS, METHODS, MethodParameter
 from .skin_methods import method_parameters
 from .weights import BONE_HEAT, BUNDLE_METHOD, RigNotFound, find_rig, rig_skinning
 
@@ -21,22 +22,38 @@ SKIN_METHOD_ITEMS = [
     *[(m, m.replace("_", " ").title(), f"rigcore's {m} skinning") for m in METHODS],
     (BONE_HEAT, "Blender Automatic", "Blender's automatic weights (bone heat), as Parent > With Automatic Weights"),
 ]
-VALUE_FIELDS = {bool: "bool_value", int: "int_value", float: "float_value"}
+
+
+def _parameter_field(parameter: MethodParameter):
+    """The Blender property for one skinning parameter: its type, default, description and, for a
+    bounded one, rigcore's range as hard limits (a value outside cannot be typed in)."""
+    options = {"name": parameter.name.replace("_", " ").capitalize(), "description": parameter.description}
+    if isinstance(parameter.default, bool):
+        return bpy.props.BoolProperty(default=parameter.default, **options)
+    kind = type(parameter.default)  # int or float
+    if parameter.minimum is not None:
+        options.update(min=kind(parameter.minimum), max=kind(parameter.maximum))
+    if kind is int:
+        return bpy.props.IntProperty(default=parameter.default, **options)
+    return bpy.props.FloatProperty(default=parameter.default, precision=4, step=1, **options)
+
+
+_PARAMETERS = {p.name: p for parameters in METHOD_PARAMETERS.values() for p in parameters}
 
 
 class SkinParameter(bpy.types.PropertyGroup):
-    """One parameter of the chosen skinning method (`name` is the parameter's name)."""
+    """One parameter of the chosen skinning method: `name` is the parameter's name and also the
+    property holding its value (one property per rigcore parameter, with rigcore's range)."""
 
-    value_type: bpy.props.EnumProperty(
-        items=[("float_value", "Float", ""), ("int_value", "Int", ""), ("bool_value", "Bool", "")]
-    )
-    float_value: bpy.props.FloatProperty(soft_min=0.0, precision=3)
-    int_value: bpy.props.IntProperty(min=0)
-    bool_value: bpy.props.BoolProperty()
+    __annotations__ = {name: _parameter_field(parameter) for name, parameter in _PARAMETERS.items()}
 
     @property
     def value(self):
-        return getattr(self, self.value_type)
+        return getattr(self, self.name)
+
+    @value.setter
+    def value(self, value) -> None:
+        setattr(self, self.name, value)
 
 
 def fill_skin_params(settings, context) -> None:
@@ -54,8 +71,7 @@ def fill_skin_params(settings, context) -> None:
         pass
     for name, value in values.items():
         item = settings.skin_params.add()
-        item.name, item.value_type = name, VALUE_FIELDS[type(value)]
-        setattr(item, item.value_type, value)
+        item.name, item.value = name, value
 
 
 def skin_params(settings) -> dict:

@@ -23,6 +23,7 @@ import bpy
 import numpy as np
 
 from . import importer
+from .background import WindowProgress
 from .client import (
     BackendClient,
     BackendLauncher,
@@ -151,7 +152,9 @@ def _import_mesh_result(
         check_mesh_to_rig(target)
     except RemoteError as error:
         raise ResultRejected(f"{error} (it changed while the backend rigged it)") from None
-    return [attach_rig(bpy.context, target, read_result(zip_path), source=f"backend job {status.id} at {url}")]
+    source = f"backend job {status.id} at {url}"
+    with WindowProgress(bpy.context) as progress:  # the weights are solved here, on the main thread
+        return [attach_rig(bpy.context, target, read_result(zip_path), source=source, progress=progress)]
 
 
 def read_result(zip_path: Path) -> RigBundle:
@@ -164,11 +167,12 @@ def read_result(zip_path: Path) -> RigBundle:
 
 
 def attach_rig(
-    context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle: RigBundle, *, source: str = ""
+    context: bpy.types.Context, mesh_obj: bpy.types.Object, bundle: RigBundle, *, source: str = "", progress=None
 ) -> bpy.types.Object:
     """Build the bundle's armature onto `mesh_obj` (bundle frame = Blender world, as uploaded) and skin
     the object's own vertices with the bundle's skinning method and parameters; returns the armature.
-    All or nothing (`importer.build_rig`); failures are `ResultRejected`."""
+    All or nothing (`importer.build_rig`); failures are `ResultRejected`. progress: the skinning's
+    `update(fraction, message)` (the window's progress cursor)."""
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
     vertices, triangles = mesh_arrays(mesh_obj, np.eye(4))  # world space = the bundle's frame
@@ -178,6 +182,7 @@ def attach_rig(
             bundle.skeleton,
             k=bundle.skin.k,
             faces=triangles,
+            progress=progress,
             **skin_kwargs(bundle.skin.method, bundle.skin.params),
         )
         rig = importer.build_rig(bundle, context=context, onto=mesh_obj, skin=skin, source=source)
@@ -286,9 +291,3 @@ def start_local_backend(context: bpy.types.Context) -> BackendLauncher | None:
         pass
     _launcher = BackendLauncher(prefs.start_command, url, backend_log_path(), token=prefs.token).start()
     return _launcher
-
-
-def stop_local_backend() -> None:
-    """Stop the backend process started from Blender (tests; add-on unregister leaves it running)."""
-    if _launcher is not None:
-        _launcher.stop()

@@ -21,10 +21,15 @@ def method_parameters(method: str) -> dict[str, Value]:
     return {parameter.name: parameter.default for parameter in METHOD_PARAMETERS[method]}
 
 
-def method_params(method: str, params: dict) -> dict[str, Value]:
-    """Those of `params` (e.g. a bundle's `skin.params`, which also holds derived values such as
-    sigma_world) that `method` takes, cast to the parameter's type. Unknown methods raise `SkinningError`."""
+def method_params(method: str, params: dict, *, strict: bool = False) -> dict[str, Value]:
+    """Those of `params` that `method` takes, cast to the parameter's type. Other names are dropped
+    (a bundle's `skin.params` also holds derived values such as sigma_world), or, with `strict` (what
+    the user typed), refused. Unknown methods and refused names raise `SkinningError`."""
     defaults = method_parameters(method)
+    unknown = [name for name in params if name not in defaults]
+    if strict and unknown:
+        takes = ", ".join(defaults) or "no parameters"
+        raise SkinningError(f"the {method} skinning has no parameter {unknown[0]!r}; it takes {takes}")
     kept: dict[str, Value] = {}
     for name, value in params.items():
         if name in defaults:

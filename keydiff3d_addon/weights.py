@@ -116,6 +116,81 @@ def default_category_skinning() -> SkinningOptions:
     return category_preset(default_category()).skinning
 
 
+@dataclass
+class WeightsPlan:
+    """A Recompute Weights run, read from the scene (main thread) and ready to solve on any thread.
+    `solve(progress)` is numpy only; `apply(context, skin)` writes the groups (main thread)."""
+
+    mesh_uid: int
+    mesh_name: str
+    vertex_count: int
+    method: str
+    kwargs: dict
+    k: int
+    vertices: np.ndarray
+    triangles: np.ndarray
+    bones: list[Bone]
+
+    def solve(self, progress=None):
+        """The new weights (rigcore's SkinWeights); `progress` may raise to cancel (nothing changes)."""
+        return compute_skin_weights(
+            self.vertices, self.bones, k=self.k, faces=self.triangles, progress=progress, **self.kwargs
+        )
+
+    def apply(self, context: bpy.types.Context, skin) -> Recomputed:
+        """Replace the deform bones' vertex groups with `skin` (the mesh must be as it was read)."""
+        mesh_obj = next((obj for obj in bpy.data.objects if obj.session_uid == self.mesh_uid), None)
+        if mesh_obj is None or mesh_obj.type != "MESH" or len(mesh_obj.data.vertices) != self.vertex_count:
+            raise RigNotFound(
+                f"the mesh {self.mesh_name!r} changed while its weights were computed; nothing was changed"
+            )
+        if context.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        write_vertex_groups(context, mesh_obj, skin)
+        return Recomputed(self.method, {n: v for n, v in self.kwargs.items() if n != "method"}, self.k, skin.bone_names)
+
+
+def plan_weights(
+    context: bpy.types.Context,
+    obj: bpy.types.Object | None,
+    *,
+    method: str = BUNDLE_METHOD,
+    params: dict | None = None,
+    k: int | None = None,
+) -> WeightsPlan | Recomputed:
+    """Read what Recompute Weights needs from the scene; see `recompute_weights` for the arguments.
+    `BONE_HEAT` runs here (Blender's own operator, on the main thread) and returns its `Recomputed`."""
+    armature_obj, mesh_obj = find_rig(obj)
+    if context.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    own_method, own_params, own_k = rig_skinning(armature_obj)
+    k = own_k if k is None else int(k)
+    if method == BONE_HEAT:
+        if params:
+            raise SkinningError(f"Blender's automatic weights take no parameters, got {', '.join(params)}")
+        unweighted = bone_heat_weights(context, armature_obj, mesh_obj, k)
+        names = [b.name for b in armature_obj.data.bones if b.use_deform]
+        return Recomputed("bone heat", {}, k, names, unweighted)
+    if method == BUNDLE_METHOD:
+        method = own_method
+    base = own_params if method == own_method else {}
+    typed = method_params(method, params or {}, strict=True)  # a misspelt name is refused, not ignored
+    kwargs = skin_kwargs(method, {**method_parameters(method), **base, **typed})
+    to_armature = np.linalg.inv(np.array(armature_obj.matrix_world, np.float64))
+    vertices, triangles = mesh_arrays(mesh_obj, to_armature)
+    return WeightsPlan(
+        mesh_obj.session_uid,
+        mesh_obj.name,
+        len(mesh_obj.data.vertices),
+        method,
+        kwargs,
+        k,
+        vertices,
+        triangles,
+        rest_bones(armature_obj),
+    )
+
+
 def recompute_weights(
     context: bpy.types.Context,
     obj: bpy.types.Object | None,
@@ -125,32 +200,20 @@ def recompute_weights(
     k: int | None = None,
     progress=None,
 ) -> Recomputed:
-    """Skin the rig's mesh to its deform bones and replace those bones' vertex groups.
-    Groups of non-deform bones and unrelated groups are left alone.
+    """Skin the rig's mesh to its deform bones and replace those bones' vertex groups, blocking
+    (scripts, tests; the button solves on a thread: `plan_weights`). Groups of non-deform bones and
+    unrelated groups are left alone; an exception (e.g. `progress` cancelling) changes nothing.
 
     method: a rigcore method (`METHODS`), `BUNDLE_METHOD` (the rig's own method and parameters, the
         default) or `BONE_HEAT` (Blender's automatic weights, limited to k and normalised).
-    params: that method's parameters (see `skin_methods.method_parameters`); missing ones take the
-        rig's own values when it is the rig's method, else the method's defaults.
+    params: that method's parameters (see `skin_methods.method_parameters`; an unknown name raises
+        `SkinningError`); missing ones take the rig's own values when it is the rig's method, else
+        the method's defaults.
     k: influences per vertex (default: the rig's own)."""
-    armature_obj, mesh_obj = find_rig(obj)
-    if context.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    own_method, own_params, own_k = rig_skinning(armature_obj)
-    k = own_k if k is None else int(k)
-    if method == BONE_HEAT:
-        unweighted = bone_heat_weights(context, armature_obj, mesh_obj, k)
-        names = [b.name for b in armature_obj.data.bones if b.use_deform]
-        return Recomputed("bone heat", {}, k, names, unweighted)
-    if method == BUNDLE_METHOD:
-        method = own_method
-    base = own_params if method == own_method else {}
-    kwargs = skin_kwargs(method, {**method_parameters(method), **base, **(params or {})})
-    to_armature = np.linalg.inv(np.array(armature_obj.matrix_world, np.float64))
-    vertices, triangles = mesh_arrays(mesh_obj, to_armature)
-    skin = compute_skin_weights(vertices, rest_bones(armature_obj), k=k, faces=triangles, progress=progress, **kwargs)
-    write_vertex_groups(context, mesh_obj, skin)
-    return Recomputed(method, {n: v for n, v in kwargs.items() if n != "method"}, k, skin.bone_names)
+    plan = plan_weights(context, obj, method=method, params=params, k=k)
+    if isinstance(plan, Recomputed):
+        return plan
+    return plan.apply(context, plan.solve(progress))
 
 
 def bone_heat_weights(

@@ -142,3 +142,65 @@ def json_backend(health: dict):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ScriptedJobs:
+    """A loopback HTTP server speaking the jobs API (POST /v1/jobs, GET and DELETE /v1/jobs/{id},
+    GET /v1/jobs/{id}/result) for one job whose life the test scripts: after DELETE it keeps answering
+    `after_cancel` for `stop_after_s` seconds, then `final`. Counts the requests it gets (`requests`:
+    [(method, path, monotonic time)]). For client timing and races `keydiff3d serve` cannot be made to show."""
+
+    def __init__(self, after_cancel: str = "running", final: str = "cancelled", stop_after_s: float = 2.0) -> None:
+        self.after_cancel, self.final, self.stop_after_s = after_cancel, final, stop_after_s
+        self.cancelled_at: float | None = None
+        self.requests: list[tuple[str, str, float]] = []
+        self.result = b"PK\x05\x06" + bytes(18)  # an empty zip
+
+    def state(self) -> str:
+        if self.cancelled_at is None:
+            return "running"
+        return self.after_cancel if time.monotonic() - self.cancelled_at < self.stop_after_s else self.final
+
+    def __enter__(self) -> str:
+        jobs = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, body: bytes, content_type: str = "application/json") -> None:
+                jobs.requests.append((self.command, self.path, time.monotonic()))
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _job(self) -> None:
+                self._answer(json.dumps({"id": "job1", "status": jobs.state(), "progress": 0.5}).encode())
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._job()
+
+            def do_DELETE(self):  # noqa: N802
+                if jobs.cancelled_at is None:
+                    jobs.cancelled_at = time.monotonic()
+                self._job()
+
+            def do_GET(self):  # noqa: N802
+                if self.path.endswith("/result"):
+                    self._answer(jobs.result, "application/zip")
+                else:
+                    self._job()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self, method: str, since: float = 0.0, suffix: str = "") -> int:
+        return sum(1 for m, path, at in self.requests if m == method and at >= since and path.endswith(suffix))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from service_support import free_port
+from service_support import ScriptedJobs, free_port
 
 from keydiff3d_addon.client import (
     BackendClient,
@@ -21,7 +21,13 @@ from keydiff3d_addon.client import (
     RemoteJob,
     normalise_backend_url,
 )
-from keydiff3d_addon.client.jobs import WORK_DIR_PREFIX, clean_stale_work_dirs, format_elapsed, new_work_dir
+from keydiff3d_addon.client.jobs import (
+    POLL_INTERVAL_S,
+    WORK_DIR_PREFIX,
+    clean_stale_work_dirs,
+    format_elapsed,
+    new_work_dir,
+)
 from keydiff3d_addon.client.urls import is_loopback
 
 
@@ -101,6 +107,40 @@ def test_a_job_removes_its_work_folder_when_the_backend_is_unreachable(tmp_path)
     assert "did not answer" in job.error and not work.exists()
 
 
+def scripted_job(url: str, tmp_path: Path, imported: list) -> RemoteJob:
+    work = tmp_path / "keydiff3d-job-test"
+    work.mkdir()
+    (work / "upload.glb").write_bytes(b"glb")
+    client = BackendClient(url, retries=0)
+    return RemoteJob(client, "mesh", work / "upload.glb", {}, work, lambda path, status: imported.append(path))
+
+
+def test_after_a_cancel_the_job_is_polled_at_the_poll_interval(tmp_path):
+    server = ScriptedJobs(after_cancel="running", final="cancelled", stop_after_s=2.0)
+    with server as url:
+        imported: list = []
+        job = scripted_job(url, tmp_path, imported).start()
+        time.sleep(0.2)
+        job.cancel()
+        assert not job.wait(timeout=30)
+    assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled." and not imported
+    polls = server.count("GET", since=server.cancelled_at)
+    # the job kept running for 2 s after the cancel: about one poll per interval, not a flood
+    assert 2.0 / POLL_INTERVAL_S - 2 <= polls <= 2.0 / POLL_INTERVAL_S + 2, polls
+
+
+def test_a_job_that_finishes_as_it_is_cancelled_is_not_imported(tmp_path):
+    server = ScriptedJobs(after_cancel="done", final="done", stop_after_s=0.0)
+    with server as url:
+        imported: list = []
+        job = scripted_job(url, tmp_path, imported).start()
+        time.sleep(0.2)
+        job.cancel()
+        assert not job.wait(timeout=30)
+    assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled."
+    assert imported == [] and server.count("GET", suffix="/result") == 0 and not job.work_dir.exists()
+
+
 # ------------------------------------------------------------------------------- backend launcher
 
 
@@ -123,7 +163,24 @@ def test_a_command_that_never_answers_is_stopped(tmp_path):
     launcher = BackendLauncher(python_command("import time; time.sleep(60)"), url, tmp_path / "b.log", timeout_s=1.5)
     state = launcher.start().wait(timeout=30)
     assert state.phase == "timed_out" and "--port matches the backend URL" in state.message
-    assert launcher.process.poll() is not None  # stopped, not left running
+    assert launcher.process.wait(10) is not None  # stopped, not left running
+
+
+def test_stop_returns_at_once_and_the_process_is_reaped_later(tmp_path):
+    # a backend that takes 3 s to shut down after SIGTERM (saving state, say)
+    code = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(3), sys.exit(0)));"
+    code += " print('up', flush=True); time.sleep(60)"
+    log = tmp_path / "b.log"
+    launcher = BackendLauncher(python_command(code), f"http://127.0.0.1:{free_port()}", log).start()
+    deadline = time.monotonic() + 30
+    while "up" not in launcher.log_tail() and time.monotonic() < deadline:  # its handler is installed
+        time.sleep(0.05)
+    started = time.monotonic()
+    launcher.stop()
+    assert time.monotonic() - started < 1.0  # Blender's main thread is not held for the shutdown
+    assert launcher.process.poll() is None  # still shutting down
+    assert launcher.wait(timeout=5).phase == "starting"  # the watch ended without a verdict
+    assert launcher.process.wait(30) == 0  # it finished its shutdown and was reaped
 
 
 def test_commands_that_cannot_run_are_one_sentence(tmp_path):
@@ -144,7 +201,7 @@ def test_a_real_backend_is_watched_until_it_answers(tmp_path):
         assert BackendClient(f"127.0.0.1:{port}").health()["status"] == "ok"
     finally:
         launcher.stop()
-    assert launcher.process.poll() is not None
+    assert launcher.process.wait(30) is not None
 
 
 def test_client_package_imports_without_bpy():

@@ -11,6 +11,7 @@ from service_support import Server
 
 from keydiff3d import weights
 from keydiff3d.multiview.sv3d.testing import write_tiny_svd_xt
+from keydiff3d_addon.client import ModelsWatch
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
@@ -33,7 +34,7 @@ def backend(tmp_path):
         "KEYDIFF3D_WEIGHTS_DIR": str(tmp_path / "weights"),
     }
     server = Server(tmp_path / "data", tmp_path / "home", "--no-warm-up", env=env).start()
-    yield server, tmp_path / "weights"
+    yield server, tmp_path / "weights", hub
     server.stop()
     hub.stop()
 
@@ -41,7 +42,7 @@ def backend(tmp_path):
 def test_preferences_list_models_and_download_one_on_the_backend(backend, addon):
     from keydiff3d_addon import remote
 
-    server, weights_dir = backend
+    server, weights_dir, hub = backend
     addon.backend_url = server.url
     listing = remote.refresh_models(bpy.context)
     rows = {row["name"]: row for row in listing["models"]}
@@ -59,6 +60,12 @@ def test_preferences_list_models_and_download_one_on_the_backend(backend, addon)
     assert remote.models_watch() is watch
     assert watch.wait(timeout=120) == "done", watch.describe()
     assert watch.fraction == 1.0 and "downloaded and checked" in watch.describe()
+    sizes = sum(len(data) for data in hub.repos[SVD_REPO].values())
+    assert watch.download["bytes_done"] == watch.download["bytes_total"] == sizes  # the server's own counts
+    # what the preferences showed while it ran, drawn from the server's fields as they were sent
+    running = ModelsWatch(watch.client, "svd_xt")
+    running.download = {**watch.download, "status": "downloading", "bytes_done": sizes // 2, "file": "vae"}
+    assert f"{sizes // 2 / 2**20:.0f} of {sizes / 2**20:.0f} MiB" in running.describe()
     row = next(r for r in remote.models_listing()["models"] if r["name"] == "svd_xt")
     assert row["valid"] and row["path"] == str(weights_dir / "stable-video-diffusion-img2vid-xt")
     assert weights.validate_svd_xt(weights_dir / "stable-video-diffusion-img2vid-xt")

@@ -5,6 +5,8 @@ choices (rigcore's methods from data, Blender's automatic weights), metres whate
 from __future__ import annotations
 
 import inspect
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from keydiff3d_addon.rigcore.skinning import METHODS
 
 pytestmark = pytest.mark.bpy
 
-SCENE_CHANGING = {"import_bundle", "recompute_weights", "export_rig", "rig_image_remote", "rig_selected_mesh"}
+SCENE_CHANGING = {"import_bundle", "recompute_weights", "rig_image_remote", "rig_selected_mesh"}  # export: none
 
 
 def operator_classes() -> list[type]:
@@ -47,7 +49,7 @@ def vertex_positions(mesh_obj) -> np.ndarray:
 
 def test_every_scene_changing_operator_is_one_undo_step(addon):
     names = {cls.bl_idname.split(".")[1]: cls for cls in operator_classes()}
-    assert SCENE_CHANGING <= set(names)
+    assert SCENE_CHANGING | {"export_rig"} <= set(names)
     for name, cls in names.items():
         assert ("UNDO" in cls.bl_options) == (name in SCENE_CHANGING), name  # the others change no scene data
         assert "REGISTER" in cls.bl_options, name
@@ -296,7 +298,7 @@ def test_recompute_defaults_to_the_bundles_own_method_and_parameters(addon, tmp_
         "smooth_iterations": 2,
         "smooth_step": 0.4,
     }
-    settings.skin_params["sharpness"].float_value = 0.1
+    settings.skin_params["sharpness"].value = 0.1
     settings.skin_k = 4
     from keydiff3d_addon.operators import recompute_arguments
 
@@ -329,6 +331,91 @@ def test_method_fields_are_built_from_rigcore(addon, tmp_path):
         assert set(fields) == set(reported) & set(signature)
     assert method_parameters("gaussian") == {"sigma": 0.08, "relative": True}
     assert method_parameters("gaussian_scaled") == {"sharpness": 0.2, "smooth_iterations": 0, "smooth_step": 0.5}
+
+
+def test_parameter_fields_hold_rigcore_ranges(addon):
+    """The Weights panel's fields refuse what compute_skin_weights would refuse: one range, rigcore's."""
+    from keydiff3d_addon.properties import SkinParameter
+    from keydiff3d_addon.rigcore.skinning import METHOD_PARAMETERS
+
+    rna = SkinParameter.bl_rna.properties
+    settings = bpy.context.scene.keydiff3d
+    for method, parameters in METHOD_PARAMETERS.items():
+        settings.skin_method = method
+        for parameter in parameters:
+            if parameter.minimum is None:
+                continue
+            field = rna[parameter.name]
+            assert (field.hard_min, field.hard_max) == pytest.approx((parameter.minimum, parameter.maximum))
+            item = settings.skin_params[parameter.name]
+            item.value = parameter.maximum * 10  # typed past the end: Blender clamps to rigcore's maximum
+            assert item.value == pytest.approx(parameter.maximum)
+            item.value = -1
+            assert item.value == pytest.approx(parameter.minimum)
+
+
+def group_weights(mesh_obj) -> dict:
+    return {
+        (vertex.index, mesh_obj.vertex_groups[element.group].name): element.weight
+        for vertex in mesh_obj.data.vertices
+        for element in vertex.groups
+    }
+
+
+def test_unknown_or_out_of_range_parameters_are_refused_in_one_sentence(addon, tmp_path):
+    from keydiff3d_addon.importer import import_bundle
+
+    rig = import_bundle(make_chain_bundle(tmp_path / "bundle"))
+    before = group_weights(rig.mesh)
+    with pytest.raises(RuntimeError, match="the gaussian skinning has no parameter 'sigm'; it takes sigma, relative"):
+        bpy.ops.keydiff3d.recompute_weights(method="gaussian", params='{"sigm": 0.1}')
+    with pytest.raises(RuntimeError, match="sigma must be between 0.0001 and 1, got 5"):
+        bpy.ops.keydiff3d.recompute_weights(method="gaussian", params='{"sigma": 5}')
+    with pytest.raises(RuntimeError, match="automatic weights take no parameters"):
+        bpy.ops.keydiff3d.recompute_weights(method="BONE_HEAT", params='{"sigma": 0.1}')
+    assert group_weights(rig.mesh) == before  # nothing was changed
+
+
+def test_a_cancelled_recompute_leaves_the_previous_weights(addon, tmp_path):
+    """The button's path (timers do not run in the bpy module, so the test takes the operator's steps):
+    the heat solve runs on a thread, Esc cancels it at its next progress report, and the groups stay."""
+    from keydiff3d_addon.background import BackgroundTask, CancellableProgress, Cancelled
+    from keydiff3d_addon.importer import import_bundle
+    from keydiff3d_addon.operators import finish_weights_task
+    from keydiff3d_addon.weights import plan_weights, recompute_weights
+
+    rig = import_bundle(make_chain_bundle(tmp_path / "bundle"))
+    before = group_weights(rig.mesh)
+    cancelled = CancellableProgress()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        recompute_weights(bpy.context, rig.mesh, method="heat", progress=cancelled)
+    assert group_weights(rig.mesh) == before
+
+    plan = plan_weights(bpy.context, rig.mesh, method="gaussian", params={"sigma": 0.3})
+    started = threading.Event()
+
+    def solve_until_cancelled(progress):  # the real solve, held at its first report until Esc
+        class HeldAtFirstReport:
+            def update(self, fraction, message=""):
+                started.set()
+                while not progress.cancelled:
+                    time.sleep(0.01)
+                progress.update(fraction, message)
+
+        return plan.solve(HeldAtFirstReport())
+
+    task = BackgroundTask(solve_until_cancelled).start()
+    assert started.wait(30)
+    task.cancel()  # what Esc does
+    assert task.wait(30)
+    assert finish_weights_task(bpy.context, plan, task)[0][0] == "WARNING"
+    assert group_weights(rig.mesh) == before  # the previous weights, untouched
+
+    finished = BackgroundTask(plan.solve).start()  # not cancelled: the groups are replaced on the main thread
+    assert finished.wait(30)
+    level, message = finish_weights_task(bpy.context, plan, finished)[0]
+    assert level == "INFO" and "gaussian (sigma 0.3" in message and group_weights(rig.mesh) != before
 
 
 def test_blender_automatic_weights_as_parent_with_automatic_weights(addon, tmp_path):

@@ -157,21 +157,32 @@ def test_keypoint_count_is_capped(bundle_dir):
 @pytest.mark.parametrize(
     "params, words",
     [
-        ({"smooth_iterations": 10**9}, "smooth_iterations must be an integer from 0 to 100"),
+        ({"smooth_iterations": 10**9}, "smooth_iterations must be a whole number between 0 and 100"),
         ({"smooth_iterations": MAX_SMOOTH_ITERATIONS + 1}, "smooth_iterations"),
         ({"smooth_iterations": -1}, "smooth_iterations"),
         ({"smooth_iterations": 2.5}, "smooth_iterations"),
         ({"smooth_iterations": True}, "smooth_iterations"),
-        ({"sharpness": 0}, "sharpness must be a positive number"),
+        ({"sharpness": 0}, "sharpness must be between 0.001 and 2"),
+        ({"sharpness": 2.5}, "sharpness must be between 0.001 and 2"),  # METHOD_PARAMETERS' range, not just > 0
+        ({"sigma": 1.5}, "sigma must be between 0.0001 and 1"),
+        ({"sigma": -0.1, "relative": False}, "sigma must be positive"),
+        ({"smooth_step": 1e-5}, "smooth_step must be between 0.001 and 1"),
+        ({"sigma_world": 0}, "sigma_world must be a positive number"),
         ({"sharpness": 10**400}, "sharpness"),
         ({"sigma": -0.1}, "sigma must be"),
         ({"sigma": "wide"}, "sigma must be"),
-        ({"smooth_step": 2.0}, "smooth_step must be in"),
+        ({"smooth_step": 2.0}, "smooth_step must be between"),
         ({"relative": "yes"}, "relative must be"),
     ],
 )
 def test_skin_parameters_the_add_on_reruns_are_bounded(bundle_dir, params, words):
     refused(edit_rig_json(bundle_dir, lambda doc: doc["skin"]["params"].update(params)), words)
+
+
+def test_an_absolute_sigma_is_not_held_to_the_relative_range(bundle_dir):
+    # sigma in scene units (relative false) may exceed 1; it only has to be positive
+    edit_rig_json(bundle_dir, lambda doc: doc["skin"]["params"].update({"sigma": 5.0, "relative": False}))
+    assert load_bundle(bundle_dir).skin.params["sigma"] == 5.0
 
 
 def test_unknown_skinning_method_is_refused(bundle_dir):

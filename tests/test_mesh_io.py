@@ -131,6 +131,16 @@ def test_bad_mesh_files_raise_one_sentence(tmp_path):
         load_mesh(b"ply")
 
 
+def test_running_out_of_memory_is_not_called_a_bad_file(monkeypatch):
+    # the machine's state, not the file's fault: MemoryError must reach the caller as itself
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(trimesh, "load", out_of_memory)
+    with pytest.raises(MemoryError):
+        load_mesh(creature_glb_bytes(), "glb")
+
+
 def test_point_cloud_and_face_limit():
     cloud = trimesh.PointCloud(np.random.default_rng(0).normal(size=(50, 3))).export(file_type="ply")
     with pytest.raises(InputError, match="no triangles"):

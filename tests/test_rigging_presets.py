@@ -77,6 +77,9 @@ def _write(tmp_path, text: str):
         ('[preset]\nname="x"\nkind="category"\n', "the top level needs 'model'"),
         ('[preset]\nname="x"\nkind="category"\n[model]\n', "[model] needs 'keypoints'"),
         (_CATEGORY + "[skinning]\nsmooth_iterations=1000000\n", "smooth_iterations must be between 0 and 100"),
+        (_CATEGORY + "[skinning]\nsharpness=3.0\n", "sharpness must be between 0.001 and 2"),  # METHOD_PARAMETERS
+        (_CATEGORY + "[skinning]\nsigma=1.5\n", "sigma must be between 0.0001 and 1"),
+        (_CATEGORY + "[skinning]\nsmooth_step=0.0001\n", "smooth_step must be between 0.001 and 1"),
         ('[preset]\nname="x"\nkind="thing"\n', "kind must be"),
         ('[preset]\nname="x"\nkind="export"\n[export]\naxis_up="up"\n', "axis_up must be one of"),
         ('[preset]\nname="x"\nkind="export"\n[export]\nmax_influences=8\n', "between 1 and 4"),

@@ -15,6 +15,7 @@ from keydiff3d_addon.rigcore import (
     smooth_over_surface,
     top_k,
 )
+from keydiff3d_addon.rigcore.skinning import PARAMETER_RANGES
 
 
 def _chain(n: int = 5):
@@ -154,12 +155,30 @@ def test_dense_round_trip_and_from_dense():
         (np.zeros((3, 3)), {"method": "envelope"}, "unknown skinning method"),
         (np.zeros((3, 3)), {"method": "heat"}, "needs the mesh's triangles"),
         (np.zeros((3, 3)), {"method": "heat", "faces": [[0, 1, 7]]}, "vertex indices"),
-        (np.zeros((3, 3)), {"sigma": 0.0}, "positive"),
+        (np.zeros((3, 3)), {"sigma": 0.0}, "sigma must be between 0.0001 and 1"),
+        (np.zeros((3, 3)), {"sigma": 0.0, "relative": False}, "sigma must be positive"),
     ],
 )
 def test_bad_skinning_input_raises(vertices, kwargs, message):
     with pytest.raises(SkinningError, match=message):
         compute_skin_weights(vertices, _chain(3), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETER_RANGES))
+def test_every_bounded_parameter_is_refused_outside_its_range(name):
+    low, high = PARAMETER_RANGES[name]
+    vertices = np.array([[0.1, 0.0, 0.5], [0.0, 0.2, 1.5], [0.1, 0.1, 2.5]])
+    faces = [[0, 1, 2]]
+    for value in (low, high):  # the ends of the range are valid
+        compute_skin_weights(vertices, _chain(3), method="gaussian_scaled", faces=faces, **{name: value})
+    for value in (low - 1e-9 if isinstance(low, float) else low - 1, high * 1.01 + 1, float("nan")):
+        with pytest.raises(SkinningError, match=f"{name} must be .*between {low:g} and {high:g}"):
+            compute_skin_weights(vertices, _chain(3), method="gaussian_scaled", faces=faces, **{name: value})
+
+
+def test_an_absolute_sigma_may_exceed_the_relative_range():
+    skin = compute_skin_weights(np.zeros((3, 3)), _chain(3), sigma=5.0, relative=False)
+    assert skin.params["sigma_world"] == 5.0
 
 
 def test_no_deform_bones_raises():

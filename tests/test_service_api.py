@@ -19,7 +19,7 @@ from service_support import Server, wait_for
 from test_pipeline_inputs import bomb_png
 
 from keydiff3d import __version__
-from keydiff3d.mesh_io import load_mesh
+from keydiff3d.mesh_io import MESH_FORMATS, load_mesh
 from keydiff3d.service import API_VERSION
 from keydiff3d_addon.rigcore import read_bundle
 
@@ -68,7 +68,9 @@ def test_health_reports_version_device_and_models(client):
 def test_openapi_documents_the_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/health", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"} <= set(paths)
-    assert "multipart/form-data" in paths["/v1/jobs"]["post"]["requestBody"]["content"]
+    form = paths["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    described = form["schema"]["properties"]["mesh"]["description"]
+    assert all(f".{suffix}" in described for suffix in MESH_FORMATS), described  # .off too
     assert client.get("/docs").status_code == 200
 
 

@@ -138,8 +138,21 @@ def test_download_reports_progress_and_a_cancelled_one_keeps_finished_files(tmp_
             progress.cancel()  # the next update (the last file's first chunk) raises Cancelled
 
     progress = Progress(cancel_before_the_last_file)
+    counted = []
     with pytest.raises(Cancelled):
-        download("svd_xt", token=TOKEN, endpoint=hub.url, target_root=tmp_path / "weights", progress=progress)
+        download(
+            "svd_xt",
+            token=TOKEN,
+            endpoint=hub.url,
+            target_root=tmp_path / "weights",
+            progress=progress,
+            on_bytes=lambda done, total: counted.append((done, total)),
+        )
+    total = sum(len(hub.repos[SVD_REPO][name]) for name in names)
+    assert counted[0] == (0, total) and {t for _, t in counted} == {total}  # the entry's size, known up front
+    assert all(a[0] <= b[0] for a, b in zip(counted, counted[1:]))  # bytes only grow
+    finished = sum(len(hub.repos[SVD_REPO][name]) for name in names[:3])
+    assert finished < max(done for done, _ in counted) <= total  # three files and the last one's first chunk
     files = [m for _, _, m in seen if m in names]
     assert list(dict.fromkeys(files)) == list(names[:3])  # byte progress per file, in order
     assert all(a[1] <= b[1] for a, b in zip(seen, seen[1:]))
@@ -170,7 +183,7 @@ def test_entries_not_on_the_hub_are_refused_clearly():
 
 
 @pytest.mark.slow
-def test_backend_models_endpoint_downloads_and_reports(tmp_path, hub):
+def test_backend_models_endpoint_downloads_and_reports(tmp_path, hub, tiny_files):
     """GET /v1/models and POST/DELETE /v1/models/{name}/download on a real `keydiff3d serve`."""
     env = {k: v for k, v in cli_env(tmp_path, hub).items() if k.startswith(("HF_", "KEYDIFF3D_"))}
     server = Server(tmp_path / "data", tmp_path / "home", "--no-warm-up", env={**env, "HF_HUB_OFFLINE": "0"}).start()
@@ -192,6 +205,8 @@ def test_backend_models_endpoint_downloads_and_reports(tmp_path, hub):
         assert started.status_code == 202 and started.json()["status"] == "downloading"
         state = wait_download(client, "sv3d_p")
         assert state["status"] == "done" and state["progress"] == 1.0
+        size = tiny_files.sv3d.stat().st_size  # the bytes the Hub sent, as the add-on shows them (MiB)
+        assert state["bytes_done"] == state["bytes_total"] == size
         row = next(r for r in client.get("/v1/models").json()["models"] if r["name"] == "sv3d_p")
         assert row["valid"] and row["path"] == str(tmp_path / "weights" / "sv3d_p.safetensors")
         assert TOKEN not in server.log.read_text()  # the token is never logged

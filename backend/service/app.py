@@ -37,6 +37,7 @@ from ..image_io import IMAGE_FORMATS, load_image
 from ..mesh_io import MESH_FORMATS, load_mesh, mesh_file_type
 from ..pipeline.options import PipelineOptions
 from .config import API_VERSION, ServiceConfig, is_loopback
+from .errors import ApiError, error_response
 from .store import FINISHED, JobStore
 from .worker import JobWorker, Runner, pipeline_runner
 
@@ -44,16 +45,7 @@ log = logging.getLogger("keydiff3d.service")
 
 _STATUS_OF_CODE = {"too_large": 413, "unsupported_format": 415}
 SERVER_OPTIONS = {"device", "checkpoint"}  # pipeline options a request may not set
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+MESH_FORMATS_TEXT = ", ".join(f".{suffix}" for suffix in MESH_FORMATS[:-1]) + f" or .{MESH_FORMATS[-1]}"
 
 
 class _BodyTooLarge(Exception):
@@ -258,7 +250,7 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
                                 "mesh": {
                                     "type": "string",
                                     "format": "binary",
-                                    "description": ".glb, .gltf, .obj, .ply or .stl",
+                                    "description": MESH_FORMATS_TEXT,
                                 },
                                 "options": {
                                     "type": "string",
@@ -275,7 +267,7 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         check_capacity(0)  # before reading a large upload, then again with its size
         kind, data, suffix, options = await _parse_submission(request, config)
         check_capacity(len(data))
-        record = store.create(kind, suffix, data, options)
+        record = await run_in_threadpool(store.create, kind, suffix, data, options)  # up to 64 MiB to disk
         worker.submit(record.id)
         log.info("job queued", extra={"job": record.id, "kind": kind, "bytes": len(data)})
         body = {"id": record.id, "status": record.status, "queue_position": worker.queue_position(record.id)}

@@ -4,7 +4,8 @@
   title, present, valid, problem, path, size, source, licence, downloadable, gated, ...) plus
   `download`: the state of its latest download in this process (or null).
 - `POST /v1/models/{name}/download` (optional JSON body `{"token": "hf_..."}` for gated repositories)
-  -> 202 with the download state; starting a download that already runs returns its state.
+  -> 202 with the download state (status, progress, bytes_done of bytes_total, file, ...);
+  starting a download that already runs returns its state.
 - `DELETE /v1/models/{name}/download` -> the state; the transfer stops at its next chunk; the files
   already complete are kept, so the next download continues with the file it stopped in.
 
@@ -25,7 +26,7 @@ from fastapi import APIRouter, Request
 from .. import weights
 from ..errors import Cancelled, KeyDiff3DError
 from ..progress import Progress
-from .app import ApiError
+from .errors import ApiError
 
 MAX_TOKEN_CHARS = 512
 MAX_BODY_BYTES = 4096
@@ -38,6 +39,8 @@ class Download:
     name: str
     status: str = "downloading"  # downloading | done | failed | cancelled
     progress: float = 0.0
+    bytes_done: int = 0  # of all the entry's files (those already complete count as done)
+    bytes_total: int = 0  # 0 until the Hub told the files' sizes
     file: str = ""
     message: str = ""
     error: dict | None = None
@@ -46,7 +49,8 @@ class Download:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def public(self) -> dict[str, Any]:
-        keys = ("name", "status", "progress", "file", "message", "error", "started_at", "finished_at")
+        keys = ("name", "status", "progress", "bytes_done", "bytes_total", "file", "message", "error")
+        keys += ("started_at", "finished_at")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -73,8 +77,11 @@ class Downloads:
         def report(stage: str, fraction: float, message: str) -> None:
             state.progress, state.file = round(fraction, 4), message
 
+        def count(done: int, total: int) -> None:
+            state.bytes_done, state.bytes_total = done, total
+
         try:
-            path = download(state.name, token=token, progress=Progress(report, state.cancel))
+            path = download(state.name, token=token, progress=Progress(report, state.cancel), on_bytes=count)
             state.status, state.progress, state.message = "done", 1.0, str(path)
         except Cancelled:
             state.status, state.message = "cancelled", "cancelled; the next download keeps the files already complete"

@@ -27,6 +27,7 @@ from .http import BackendClient, BackendError, JobStatus
 
 POLL_INTERVAL_S = 0.5  # how often the worker asks the backend for the job's state
 WORK_DIR_PREFIX = "keydiff3d-job-"
+CANCELLED_SENTENCE = "KeyDiff3D: the job was cancelled."
 STALE_AFTER_S = 24 * 3600  # a work folder this old belongs to no running job (jobs take minutes)
 
 
@@ -145,6 +146,10 @@ class RemoteJob:
                 self.status = outcome.status
             if outcome.kind == "error":
                 self._finish(error=outcome.message)
+            elif self._cancel.is_set() and (outcome.kind == "result" or outcome.status.status == "done"):
+                # after a cancel nothing is imported, even when the job finished first
+                self.cancelled = True
+                self._finish(error=CANCELLED_SENTENCE)
             elif outcome.kind == "result":
                 try:
                     self.result = self.import_result(outcome.path, outcome.status)
@@ -184,12 +189,12 @@ class RemoteJob:
                     status = self.client.cancel(status.id)
                     self._outcomes.put(_Outcome("status", status))
                     while not status.finished:  # a running job stops at its next cancellation point
-                        self._cancel.wait(POLL_INTERVAL_S / 2)
+                        time.sleep(POLL_INTERVAL_S)  # (the set event no longer paces the loop)
                         status = self.client.status(status.id)
                     break
                 status = self.client.status(status.id)
                 self._outcomes.put(_Outcome("status", status))
-            if status.status == "done":
+            if status.status == "done" and not self._cancel.is_set():  # done as the cancel arrived: not imported
                 path = self.client.download_result(status.id, self.work_dir / f"{status.id}.zip")
                 self._outcomes.put(_Outcome("result", status, path))
             else:
@@ -203,6 +208,6 @@ class RemoteJob:
 
 def failure_sentence(status: JobStatus, kind: str) -> str:
     if status.status == "cancelled":
-        return "KeyDiff3D: the job was cancelled."
+        return CANCELLED_SENTENCE
     message = (status.error or {}).get("message", "no reason given")
     return f"The backend could not rig this {kind}: {message}"

@@ -25,6 +25,7 @@ START_TIMEOUT_S = 180.0  # importing torch and loading the model takes a while o
 POLL_S = 0.25
 LOG_TAIL_LINES = 8
 MAX_LOG_BYTES = 5 * 2**20  # a log grown past this is started afresh
+STOP_GRACE_S = 15.0  # a terminated backend gets this long to shut down before it is killed
 
 
 class LaunchError(RuntimeError):
@@ -100,15 +101,13 @@ class BackendLauncher:
         return self.state
 
     def stop(self) -> None:
-        """Stop watching and terminate the process if it is still running."""
+        """Stop watching and terminate the process if it is still running; returns at once (Esc in
+        Blender's main thread): a daemon thread reaps the process, killing it after `STOP_GRACE_S`."""
         self._stop.set()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            threading.Thread(target=_reap, args=(process,), name="keydiff3d-backend-reap", daemon=True).start()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines this start wrote to the log."""
@@ -143,3 +142,12 @@ class BackendLauncher:
                 self.state = LaunchState("timed_out", message, self.log_tail())
                 return
             self._stop.wait(POLL_S)
+
+
+def _reap(process: subprocess.Popen) -> None:
+    """Wait for a terminated process to exit (so it leaves no zombie), killing it after `STOP_GRACE_S`."""
+    try:
+        process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -27,7 +27,7 @@ import numpy as np
 
 from .ply import MAX_FACES, MAX_VERTICES, PlyError, parse_ply, write_ply
 from .skeleton import BONE_KINDS, Skeleton
-from .skinning import MAX_INFLUENCES, METHODS, SkinWeights, method_parameter
+from .skinning import MAX_INFLUENCES, METHODS, PARAMETER_RANGES, SkinWeights, parameter_problem
 
 FORMAT_VERSION = 1
 RIG_JSON, MESH_FILE, SKIN_FILE = "rig.json", "mesh.ply", "skin.npz"
@@ -35,9 +35,7 @@ RIG_JSON, MESH_FILE, SKIN_FILE = "rig.json", "mesh.ply", "skin.npz"
 # Limits of the reader (docs/BUNDLE.md). Meshes: rigcore.ply (MAX_VERTICES, MAX_FACES).
 MAX_KEYPOINTS = 256
 MAX_BONES = 2 * MAX_KEYPOINTS  # an edge bone per keypoint, a leaf bone per leaf, one root bone
-MAX_SMOOTH_ITERATIONS = method_parameter(
-    "gaussian_scaled", "smooth_iterations"
-).maximum  # the add-on reruns the skinning
+MAX_SMOOTH_ITERATIONS = int(PARAMETER_RANGES["smooth_iterations"][1])  # the add-on reruns the skinning
 MAX_RIG_JSON_BYTES = 8 * 1024 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024  # mesh.ply, skin.npz and each array in skin.npz, unpacked
 MAX_BUNDLE_BYTES = 768 * 1024 * 1024  # everything one read unpacks, together
@@ -523,15 +521,14 @@ def _check_skin(skin: dict, names: set[str]) -> None:
     if not isinstance(method, str) or method not in METHODS:
         _fail(f"skin method {method!r:.40} is not one of {', '.join(METHODS)}")
     params = _dict(skin.get("params", {}), "skin.params")
-    for key in ("sigma", "sigma_world", "sharpness"):
-        if key in params and not (_is_number(params[key]) and params[key] > 0):
-            _fail(f"skin.params.{key} must be a positive number")
-    if "smooth_step" in params and not (_is_number(params["smooth_step"]) and 0 < params["smooth_step"] <= 1):
-        _fail("skin.params.smooth_step must be in (0, 1]")
-    if "smooth_iterations" in params:
-        _count(params["smooth_iterations"], "skin.params.smooth_iterations", 0, MAX_SMOOTH_ITERATIONS)
-    if not isinstance(params.get("relative", True), bool):
+    relative = params.get("relative", True)
+    if not isinstance(relative, bool):
         _fail("skin.params.relative must be true or false")
+    for key in PARAMETER_RANGES:  # the ranges compute_skin_weights enforces when the add-on reruns them
+        if key in params and (problem := parameter_problem(key, params[key], relative=relative)) is not None:
+            _fail(f"skin.params.{key} must be {problem}, got {params[key]!r:.40}")
+    if "sigma_world" in params and not (_is_number(params["sigma_world"]) and params["sigma_world"] > 0):
+        _fail("skin.params.sigma_world must be a positive number")
 
 
 def _check_arrays(doc: dict, vertices, faces, colors, indices, weights) -> None:

@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from .config import Check, at_least, between, finite_non_negative, in_interval, load, non_empty, non_negative, positive
+from .config import Check, at_least, between, finite_non_negative, load, non_empty, non_negative, positive
 from .naming import Naming
-from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS, method_parameter
+from .skinning import DEFAULT_METHOD, MAX_INFLUENCES, METHODS, PARAMETER_DEFAULTS, PARAMETER_RANGES
 
 
 class PresetError(ValueError):
     """A preset that is missing or malformed (one clear sentence)."""
 
 
-_MAX_SMOOTH_ITERATIONS = method_parameter("gaussian_scaled", "smooth_iterations").maximum
+def _in_range(name: str) -> Check:
+    """The range rigcore.skinning.METHOD_PARAMETERS gives parameter `name`."""
+    return between(*PARAMETER_RANGES[name])
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,11 @@ class SkinningOptions:
     """[skinning]: the method and its parameters (rigcore.skinning.METHOD_PARAMETERS describes them)."""
 
     method: Literal[METHODS] = DEFAULT_METHOD
-    sigma: Annotated[float, positive] = PARAMETER_DEFAULTS["sigma"]
+    sigma: Annotated[float, _in_range("sigma")] = PARAMETER_DEFAULTS["sigma"]
     k: Annotated[int, between(1, MAX_INFLUENCES)] = MAX_INFLUENCES
-    sharpness: Annotated[float, positive] = PARAMETER_DEFAULTS["sharpness"]
-    smooth_iterations: Annotated[int, between(0, _MAX_SMOOTH_ITERATIONS)] = PARAMETER_DEFAULTS["smooth_iterations"]
-    smooth_step: Annotated[float, in_interval(0, 1, low_open=True)] = PARAMETER_DEFAULTS["smooth_step"]
+    sharpness: Annotated[float, _in_range("sharpness")] = PARAMETER_DEFAULTS["sharpness"]
+    smooth_iterations: Annotated[int, _in_range("smooth_iterations")] = PARAMETER_DEFAULTS["smooth_iterations"]
+    smooth_step: Annotated[float, _in_range("smooth_step")] = PARAMETER_DEFAULTS["smooth_step"]
     placeholder_tails: bool = PARAMETER_DEFAULTS["placeholder_tails"]
 
     def kwargs(self) -> dict:

@@ -28,6 +28,7 @@ shift), so vertices far from every bone still get their nearest bone instead of 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +84,32 @@ PARAMETER_DEFAULTS: dict[str, float | int | bool] = {
 def method_parameter(method: str, name: str) -> MethodParameter:
     """The description of one parameter of one method (KeyError when the method has no such one)."""
     return next(p for p in METHOD_PARAMETERS[method] if p.name == name)
+
+
+# every bounded parameter's [minimum, maximum], by name: the one range compute_skin_weights, the
+# presets, the bundle reader and the add-on's fields enforce
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    parameter.name: (parameter.minimum, parameter.maximum)
+    for parameters in METHOD_PARAMETERS.values()
+    for parameter in parameters
+    if parameter.minimum is not None and parameter.maximum is not None
+}
+
+
+def parameter_problem(name: str, value, *, relative: bool = True) -> str | None:
+    """Why `value` cannot be parameter `name` (a phrase such as "between 0.001 and 1"), or None.
+    A bounded parameter lies in its range (a whole number for integer ones); an absolute sigma
+    (`relative=False`, in scene units) only has to be positive."""
+    if name not in PARAMETER_RANGES:
+        return None
+    kind = numbers.Integral if isinstance(PARAMETER_DEFAULTS[name], int) else numbers.Real
+    number = isinstance(value, kind) and not isinstance(value, bool)
+    if name == "sigma" and not relative:
+        return None if number and value > 0 else "positive"
+    low, high = PARAMETER_RANGES[name]
+    if number and low <= value <= high:
+        return None
+    return f"{'a whole number ' if kind is numbers.Integral else ''}between {low:g} and {high:g}"
 
 
 class SkinningError(ValueError):
@@ -220,8 +247,10 @@ def compute_skin_weights(
         raise SkinningError(f"unknown skinning method {method!r}; choose one of {', '.join(METHODS)}")
     if not 1 <= k <= MAX_INFLUENCES:
         raise SkinningError(f"k must be between 1 and {MAX_INFLUENCES}, got {k}")
-    if sigma <= 0 or sharpness <= 0:
-        raise SkinningError("sigma and sharpness must be positive")
+    given = {"sigma": sigma, "sharpness": sharpness, "smooth_iterations": smooth_iterations, "smooth_step": smooth_step}
+    for name, value in given.items():
+        if (problem := parameter_problem(name, value, relative=relative)) is not None:
+            raise SkinningError(f"the skinning parameter {name} must be {problem}, got {value!r}")
     heads = np.stack([b.head for b in bones]).astype(np.float64)
     tails = np.stack([b.tail for b in bones]).astype(np.float64)
     names = [b.name for b in bones]

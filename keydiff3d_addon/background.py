@@ -3,7 +3,7 @@
 stdlib only).
 
 `WindowProgress(context)` shows a blocking step's `update(fraction, message)` on Blender's progress
-cursor (imports, and the weights a backend mesh job solves when its result arrives).
+cursor (imports).
 
 `BackgroundTask(work).start()` runs `work(progress)` on a daemon thread. `progress` is a
 `CancellableProgress`: the duck type rigcore's skinning reports to (`update(fraction, message)`),

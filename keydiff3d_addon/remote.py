@@ -8,7 +8,7 @@ functions the tests call too (timers and modal handlers never run in the bpy mod
 - "Rig selected mesh" uploads the active mesh as GLB (y up, world transform and modifiers applied)
   and builds the returned skeleton onto that very object with `importer.build_rig(onto=...)`: the
   armature in world space, weights computed on the object's own vertices with the bundle's
-  skinning method and parameters.
+  skinning method and parameters, on a worker thread (`AttachInBackground`, cancellable with the job).
 - `start_local_backend` starts the preferences' command with a `client.BackendLauncher` that logs to
   the extension's user folder.
 """
@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 
 from . import importer
-from .background import WindowProgress
+from .background import BackgroundTask, Cancelled
 from .client import (
     BackendClient,
     BackendLauncher,
@@ -37,7 +37,7 @@ from .client import (
 from .client.jobs import new_work_dir
 from .preferences import allowed_backend_url, get_preferences
 from .rigcore.bundle import RigBundle
-from .rigcore.skinning import SkinningError, compute_skin_weights
+from .rigcore.skinning import SkinningError, SkinWeights, compute_skin_weights
 from .skin_methods import skin_kwargs
 from .weights import mesh_arrays
 
@@ -153,8 +153,7 @@ def _import_mesh_result(
     except RemoteError as error:
         raise ResultRejected(f"{error} (it changed while the backend rigged it)") from None
     source = f"backend job {status.id} at {url}"
-    with WindowProgress(bpy.context) as progress:  # the weights are solved here, on the main thread
-        return [attach_rig(bpy.context, target, read_result(zip_path), source=source, progress=progress)]
+    return AttachInBackground(bpy.context, target, read_result(zip_path), source=source)
 
 
 def read_result(zip_path: Path) -> RigBundle:
@@ -171,26 +170,88 @@ def attach_rig(
 ) -> bpy.types.Object:
     """Build the bundle's armature onto `mesh_obj` (bundle frame = Blender world, as uploaded) and skin
     the object's own vertices with the bundle's skinning method and parameters; returns the armature.
-    All or nothing (`importer.build_rig`); failures are `ResultRejected`. progress: the skinning's
-    `update(fraction, message)` (the window's progress cursor)."""
-    if context.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    vertices, triangles = mesh_arrays(mesh_obj, np.eye(4))  # world space = the bundle's frame
+    All or nothing (`importer.build_rig`); failures are `ResultRejected`. Blocking (scripts and tests;
+    the Rig Selected Mesh job solves the weights on a worker thread: `AttachInBackground`).
+    progress: the skinning's `update(fraction, message)`."""
+    vertices, triangles = _rest_arrays(context, mesh_obj)
     try:
-        skin = compute_skin_weights(
-            vertices,
-            bundle.skeleton,
-            k=bundle.skin.k,
-            faces=triangles,
-            progress=progress,
-            **skin_kwargs(bundle.skin.method, bundle.skin.params),
-        )
-        rig = importer.build_rig(bundle, context=context, onto=mesh_obj, skin=skin, source=source)
-    except (SkinningError, importer.RigImportError) as error:
-        raise ResultRejected(
-            f"building the rig onto {mesh_obj.name!r} failed and the scene was left unchanged: {error}"
-        ) from error
-    return rig.armature
+        skin = _skin(bundle, vertices, triangles, progress)
+    except SkinningError as error:
+        raise _rejected(mesh_obj.name, error) from error
+    return _build_onto(context, mesh_obj, bundle, skin, source)
+
+
+class AttachInBackground:
+    """`attach_rig` as a `client.ImportInProgress`: the object's vertices are read here (main thread),
+    the weights are solved on a worker thread (`background.BackgroundTask`, cancellable at each
+    progress report), and the `step()` that finds them done builds the rig on the main thread, unless
+    the object was deleted or its vertices changed meanwhile (then nothing is added)."""
+
+    def __init__(self, context, mesh_obj: bpy.types.Object, bundle: RigBundle, *, source: str = "") -> None:
+        self.value: list[bpy.types.Object] | None = None
+        self.message = f"skinning {mesh_obj.name!r}"
+        self._uid, self._name, self._bundle, self._source = mesh_obj.session_uid, mesh_obj.name, bundle, source
+        vertices, triangles = _rest_arrays(context, mesh_obj)
+        self._vertex_count = len(vertices)
+        self._task = BackgroundTask(lambda progress: _skin(bundle, vertices, triangles, progress)).start()
+
+    @property
+    def fraction(self) -> float:
+        return self._task.progress.fraction
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    def step(self) -> bool:
+        if not self._task.finished:
+            return False
+        try:
+            skin = self._task.result()
+        except Cancelled:
+            raise ResultRejected("the weights were not solved (cancelled); nothing was added") from None
+        except SkinningError as error:
+            raise _rejected(self._name, error) from error
+        target = object_by_uid(self._uid)
+        if target is None:
+            raise ResultRejected(
+                f"the mesh {self._name!r} was deleted while its weights were solved; nothing was added"
+            )
+        if len(target.data.vertices) != self._vertex_count:
+            raise ResultRejected(
+                f"the mesh {target.name!r} was edited while its weights were solved; nothing was added"
+            )
+        self.value = [_build_onto(bpy.context, target, self._bundle, skin, self._source)]
+        return True
+
+
+def _rest_arrays(context, mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) world-space vertices (the bundle's frame) and (T, 3) triangles of the object's own mesh."""
+    if context.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")  # edit-mode changes reach the mesh data
+    return mesh_arrays(mesh_obj, np.eye(4))
+
+
+def _skin(bundle: RigBundle, vertices: np.ndarray, triangles: np.ndarray, progress) -> SkinWeights:
+    """The bundle's skinning (method, parameters, k) rerun on these vertices: numpy only, any thread."""
+    return compute_skin_weights(
+        vertices,
+        bundle.skeleton,
+        k=bundle.skin.k,
+        faces=triangles,
+        progress=progress,
+        **skin_kwargs(bundle.skin.method, bundle.skin.params),
+    )
+
+
+def _build_onto(context, mesh_obj, bundle: RigBundle, skin: SkinWeights, source: str) -> bpy.types.Object:
+    try:
+        return importer.build_rig(bundle, context=context, onto=mesh_obj, skin=skin, source=source).armature
+    except importer.RigImportError as error:
+        raise _rejected(mesh_obj.name, error) from error
+
+
+def _rejected(name: str, error: Exception) -> ResultRejected:
+    return ResultRejected(f"building the rig onto {name!r} failed and the scene was left unchanged: {error}")
 
 
 def export_mesh_glb(context: bpy.types.Context, mesh_obj: bpy.types.Object, path: Path) -> Path:

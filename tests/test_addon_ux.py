@@ -232,7 +232,11 @@ def test_the_job_result_goes_to_the_renamed_mesh_and_never_to_a_deleted_one(addo
     target = mesh_object("Creature")
     uid = target.session_uid
     target.name = "Renamed while rigging"  # the job holds the object by session_uid, not by name
-    (armature,) = remote._import_mesh_result(uid, "Creature", "http://127.0.0.1:8765", result_zip, done)
+    attaching = remote._import_mesh_result(uid, "Creature", "http://127.0.0.1:8765", result_zip, done)
+    assert not bpy.data.armatures  # the weights are solved on a worker thread first
+    while not attaching.step():
+        time.sleep(0.01)
+    (armature,) = attaching.value
     assert bpy.data.objects["Renamed while rigging"].parent == armature
 
     other = mesh_object("Doomed")
@@ -241,6 +245,31 @@ def test_the_job_result_goes_to_the_renamed_mesh_and_never_to_a_deleted_one(addo
     with pytest.raises(ResultRejected, match="'Doomed' was deleted while the backend rigged it; nothing was added"):
         remote._import_mesh_result(uid, "Doomed", "http://127.0.0.1:8765", result_zip, done)
     assert sorted(bpy.data.objects.keys()) == [n for n in before if n != "Doomed"]
+
+
+def test_the_weights_of_a_job_result_are_solved_off_the_main_thread_and_cancel_adds_nothing(addon, tmp_path):
+    from keydiff3d_addon import remote
+    from keydiff3d_addon.client import JobStatus, ResultRejected
+    from keydiff3d_addon.rigcore import zip_bundle
+
+    result_zip = zip_bundle(make_chain_bundle(tmp_path / "bundle"), tmp_path / "result.zip")
+    done = JobStatus("f" * 32, "done", progress=1.0)
+    before = (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys()))
+
+    cancelled = remote._import_mesh_result(mesh_object("Creature").session_uid, "Creature", "x", result_zip, done)
+    cancelled.cancel()
+    with pytest.raises(ResultRejected, match="cancelled"):
+        while not cancelled.step():
+            time.sleep(0.01)
+    assert sorted(bpy.data.armatures.keys()) == before[1] and cancelled.value is None
+
+    edited = mesh_object("Edited")
+    attaching = remote._import_mesh_result(edited.session_uid, "Edited", "x", result_zip, done)
+    edited.data.vertices.add(1)  # the mesh changed while its weights were solved
+    with pytest.raises(ResultRejected, match="'Edited' was edited while its weights were solved"):
+        while not attaching.step():
+            time.sleep(0.01)
+    assert sorted(bpy.data.armatures.keys()) == before[1]
 
 
 # --------------------------------------------------------------------------------------- URLs

@@ -115,6 +115,28 @@ def test_renaming_the_mesh_during_the_job_keeps_the_result(server, addon):
     assert all(re.search(r" - \d+% \(\d+:\d\d\)$", t) for t in running)
 
 
+def test_cancel_while_the_result_is_skinned_adds_nothing(server, addon):
+    """The weights on the mesh's own vertices are solved on a worker thread after the download; Esc
+    then (the job's cancel) stops that solve and the scene stays as it was."""
+    from keydiff3d_addon import remote
+
+    addon.backend_url = server.url
+    obj = creature_object("Skinned")
+    before = (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys()))
+    job = remote.start_mesh_job(bpy.context, obj)
+    deadline = time.monotonic() + 180
+    while job.importing is None and not job.drain():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job.importing is not None, job.error  # the backend's part is over, the solve has started
+    assert job.describe().startswith("KeyDiff3D: skinning 'Skinned' - ")
+    job.cancel()
+    assert not job.wait(timeout=60)
+    assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled."
+    assert (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys())) == before
+    assert obj.parent is None and not obj.vertex_groups and not job.work_dir.exists()
+
+
 def test_a_mesh_deleted_during_the_job_gets_nothing(server, addon):
     from keydiff3d_addon import remote
 

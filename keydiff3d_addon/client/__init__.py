@@ -15,7 +15,7 @@ The Blender side (`remote.py`, `backend_operators.py`, `panels.py`) turns these 
 
 from .health import BackendUnreachable, Health, check_backend
 from .http import BackendClient, BackendError, JobStatus, VersionMismatch
-from .jobs import RemoteJob, ResultRejected, clean_stale_work_dirs, new_work_dir
+from .jobs import ImportInProgress, RemoteJob, ResultRejected, clean_stale_work_dirs, new_work_dir
 from .launcher import BackendLauncher, LaunchError, LaunchState
 from .models import ModelsWatch
 from .urls import BadBackendUrl, is_loopback, normalise_backend_url
@@ -27,6 +27,7 @@ __all__ = [
     "BackendUnreachable",
     "BadBackendUrl",
     "Health",
+    "ImportInProgress",
     "JobStatus",
     "LaunchError",
     "LaunchState",

@@ -4,7 +4,10 @@
 A `RemoteJob` owns one backend job. Its worker thread does all HTTP (submit, poll, cancel, download)
 and only puts `JobStatus` answers and outcomes on a queue; `drain()` runs on the caller's thread
 (Blender's main thread, from a modal operator's timer, or directly in scripts and tests) and calls
-`import_result(zip_path, status)` there, so every bpy change stays on the main thread.
+`import_result(zip_path, status)` there, so every bpy change stays on the main thread. An import
+that needs long numpy work (Rig Selected Mesh solves the weights on the user's own vertices) returns
+an `ImportInProgress` instead of its result: the work runs on a thread of its own, later drains step
+it, show its progress and pass a cancel on, and its last step changes the scene on the main thread.
 The job's work folder (`keydiff3d-job-*` in the temp folder: the upload, the downloaded zip) is
 deleted when the job ends, whatever the outcome; `clean_stale_work_dirs` removes the folders that
 a crashed session left behind.
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .health import BackendUnreachable
 from .http import BackendClient, BackendError, JobStatus
@@ -33,6 +36,22 @@ STALE_AFTER_S = 24 * 3600  # a work folder this old belongs to no running job (j
 
 class ResultRejected(RuntimeError):
     """`import_result` could not use the job's result (one sentence; nothing was added to the scene)."""
+
+
+@runtime_checkable
+class ImportInProgress(Protocol):
+    """What `import_result` returns for an import that goes on over several drains. `step()` runs on
+    the caller's (main) thread: True once it is over, `value` then holds the result (ResultRejected:
+    nothing was added). `cancel()` asks it to stop (its next step then raises ResultRejected);
+    `fraction` (0-1) and `message` describe it meanwhile."""
+
+    value: Any
+    fraction: float
+    message: str
+
+    def step(self) -> bool: ...
+
+    def cancel(self) -> None: ...
 
 
 @dataclass
@@ -73,7 +92,8 @@ def format_elapsed(seconds: float) -> str:
 
 class RemoteJob:
     """One backend job. kind: "image" or "mesh"; upload: the file sent; work_dir: deleted when the job ends;
-    import_result(zip_path, status): turns the downloaded bundle into the result (may raise `ResultRejected`).
+    import_result(zip_path, status): turns the downloaded bundle into the result (may raise `ResultRejected`),
+    or returns an `ImportInProgress` that later drains step until it holds the result.
 
     After `drain` returned True: `result` holds what `import_result` returned, or `error` a sentence.
     """
@@ -96,6 +116,7 @@ class RemoteJob:
         self.finished = False
         self.started_at: float | None = None
         self.finished_at: float | None = None
+        self.importing: ImportInProgress | None = None
         self._outcomes: queue.Queue[_Outcome] = queue.Queue()
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._work, name="keydiff3d-remote-job", daemon=True)
@@ -107,11 +128,16 @@ class RemoteJob:
         return self
 
     def cancel(self) -> None:
-        """Ask for cancellation; the worker cancels the job on the backend and reports back."""
+        """Ask for cancellation; the worker cancels the job on the backend and reports back (an import
+        in progress stops at its next step, adding nothing)."""
         self._cancel.set()
+        if self.importing is not None:
+            self.importing.cancel()
 
     @property
     def progress(self) -> float:
+        if self.importing is not None:
+            return self.importing.fraction
         return self.status.progress if self.status is not None else 0.0
 
     @property
@@ -125,6 +151,8 @@ class RemoteJob:
         if self.error:
             return self.error
         clock = format_elapsed(self.elapsed)
+        if self.importing is not None:
+            return f"KeyDiff3D: {self.importing.message} - {100 * self.importing.fraction:.0f}% ({clock})"
         if self.status is None:
             return f"KeyDiff3D: sending to the backend... ({clock})"
         if self.status.status == "queued":
@@ -135,9 +163,11 @@ class RemoteJob:
         return f"KeyDiff3D: {stage}{detail} - {100 * self.status.progress:.0f}% ({clock})"
 
     def drain(self) -> bool:
-        """Apply what the worker reported; on success call `import_result`. True once the job is over;
-        the work folder is gone by then."""
-        while not self.finished:
+        """Apply what the worker reported; on success call `import_result` (and step what it left in
+        progress). True once the job is over; the work folder is gone by then."""
+        if self.importing is not None and not self.finished:
+            self._step_import()
+        while not self.finished and self.importing is None:
             try:
                 outcome = self._outcomes.get_nowait()
             except queue.Empty:
@@ -151,18 +181,37 @@ class RemoteJob:
                 self.cancelled = True
                 self._finish(error=CANCELLED_SENTENCE)
             elif outcome.kind == "result":
-                try:
-                    self.result = self.import_result(outcome.path, outcome.status)
-                    self._finish()
-                except ResultRejected as error:
-                    self._finish(error=str(error))
-                except BaseException:
-                    self._finish(error="KeyDiff3D: importing the result failed (see the console)")
-                    raise
+                self._import(lambda path=outcome.path, status=outcome.status: self.import_result(path, status))
             elif outcome.status is not None and outcome.status.status in ("failed", "cancelled"):
                 self.cancelled = outcome.status.status == "cancelled"
                 self._finish(error=failure_sentence(outcome.status, self.kind))
         return self.finished
+
+    def _import(self, call: Callable[[], Any]) -> None:
+        """Run one import call on this thread; finish the job unless it left an import in progress."""
+        try:
+            value = call()
+        except ResultRejected as error:
+            self.importing = None
+            self._finish(error=CANCELLED_SENTENCE if self._cancel.is_set() else str(error))
+            self.cancelled = self._cancel.is_set()
+            return
+        except BaseException:
+            self.importing = None
+            self._finish(error="KeyDiff3D: importing the result failed (see the console)")
+            raise
+        if isinstance(value, ImportInProgress):
+            self.importing = value
+            if self._cancel.is_set():
+                value.cancel()
+        else:
+            self.importing = None
+            self.result = value
+            self._finish()
+
+    def _step_import(self) -> None:
+        importing = self.importing
+        self._import(lambda: importing.value if importing.step() else importing)
 
     def wait(self, timeout: float = 300.0) -> bool:
         """Drain until the job is over, blocking (scripts and tests; the UI drains from a timer).

@@ -12,10 +12,14 @@ from keydiff3d_addon.rigcore.heat import cotangent_system, heat_solution, heat_s
 from keydiff3d_addon.rigcore.rays import (
     GridHitFinder,
     MeshAdjacency,
+    _unit_normals32,
+    _watertight,
+    _watertight_precalc,
     blocked_by_front_faces,
     nearest_points,
     segment_crosses,
 )
+from keydiff3d_addon.rigcore.skinning import weld_seams
 from keydiff3d_addon.rigcore.sparse import (
     CsrMatrix,
     Multigrid,
@@ -245,6 +249,69 @@ def test_rays_are_blocked_only_by_front_facing_triangles():
             v, f, start, end, np.array([3 if expected else 4]), hits(start, end), adjacency
         )
         assert blocked.tolist() == [expected]
+
+
+def blocked_by_any_triangle(v32, f, origins, targets):
+    """Reference for `blocked_by_front_faces`: Blender's float32 test of every ray against every triangle."""
+    vec = targets - origins
+    start = origins + vec * np.float32(1e-5)
+    vec = vec * np.float32(1.0 - 2e-5)
+    length = np.sqrt((vec[:, 0] * vec[:, 0] + vec[:, 1] * vec[:, 1]) + vec[:, 2] * vec[:, 2])
+    direction = vec / length[:, None]
+    precalc = _watertight_precalc(direction)
+    normals = _unit_normals32(v32, f)
+    ray, tri = (x.ravel() for x in np.meshgrid(np.arange(len(origins)), np.arange(len(f)), indexing="ij"))
+    d = direction[ray]
+    front = (normals[tri, 0] * d[:, 0] + normals[tri, 1] * d[:, 1]) + normals[tri, 2] * d[:, 2] < np.float32(-1e-5)
+    ray, tri = ray[front], tri[front]
+    lam = _watertight(start[ray], precalc, ray, v32[f[tri, 0]], v32[f[tri, 1]], v32[f[tri, 2]])
+    blocked = np.zeros(len(origins), bool)
+    blocked[ray[lam < length[ray]]] = True
+    return blocked
+
+
+def test_ray_decision_equals_testing_every_triangle_on_grazing_rays():
+    """The re-test skips triangles through the ray's own vertex unless the ray's start lies within float32
+    rounding of their plane: on rays that run just under one of their vertex's triangles (where rounding
+    decides), and on rays into the mesh, it answers as testing every triangle does."""
+    rng = np.random.default_rng(3)
+    v, f = sphere([0.3, -0.2, 1.1], 0.8, subdivisions=3)
+    v = v * rng.uniform(0.9, 1.1, (len(v), 1))  # bumps: concave spots where rays run into the surface
+    v32 = v.astype(np.float32)
+    corner = rng.integers(0, 3, 1500)
+    tri = rng.integers(0, len(f), 1500)
+    origin_vertex = f[tri, corner]
+    a, b, c = (v[f[tri, (corner + i) % 3]] for i in range(3))
+    inside = rng.dirichlet([1.0, 1.0], 1500)
+    along = inside[:, :1] * (b - a) + inside[:, 1:] * (c - a)  # into the triangle's corner at the vertex
+    normal = np.cross(b - a, c - a)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    tilt = 10.0 ** rng.uniform(-5, -1, 1500)[:, None] * np.linalg.norm(along, axis=1, keepdims=True)
+    grazing = a + 3.0 * along - tilt * normal
+    into = rng.uniform(-0.3, 0.3, (500, 3)) + [0.3, -0.2, 1.1]
+    origin_vertex = np.concatenate([origin_vertex, rng.integers(0, len(v), 500)])
+    origins = v32[origin_vertex]
+    targets = np.concatenate([grazing, into]).astype(np.float32)
+    hits = GridHitFinder(v, f).hits(origins.astype(np.float64), targets.astype(np.float64))
+    blocked = blocked_by_front_faces(v32, f, origins, targets, origin_vertex, hits, MeshAdjacency(f, len(v)))
+    expected = blocked_by_any_triangle(v32, f, origins, targets)
+    np.testing.assert_array_equal(blocked, expected)
+    assert 20 < expected[:1500].sum() < 1480  # the grazing rays go both ways
+
+
+def test_weld_seams_keeps_the_vertex_order():
+    v, f = tube()
+    welded, copy_of = weld_seams(v, f)
+    np.testing.assert_array_equal(welded, v)  # closed: nothing to weld
+    np.testing.assert_array_equal(copy_of, np.arange(len(v)))
+    split_v, split_f = split_at_seams(v, f)
+    welded, copy_of = weld_seams(split_v, split_f)
+    assert len(welded) == len(v)
+    np.testing.assert_allclose(welded[copy_of], split_v)
+    first = np.unique(copy_of, return_index=True)[1]
+    np.testing.assert_array_equal(first, np.sort(first))  # welded in order of first appearance
+    touching = combine(sphere([0, 0, 0], 1.0), sphere([2.0, 0, 0], 1.0))  # closed shells sharing a point
+    assert len(weld_seams(*touching)[0]) == len(touching[0])
 
 
 def test_grid_hit_finder_matches_brute_force():

@@ -311,18 +311,24 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
 def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """(welded (U, 3), copy_of (V,)): the copies a file made of one vertex along a seam become one
     again. Only vertices on open edges (edges of a single triangle) are merged, when they coincide
-    within `tolerance` x the largest bbox side; separate closed shells that merely touch stay apart."""
+    within `tolerance` x the largest bbox side; separate closed shells that merely touch stay apart.
+    Vertices keep their order (each group of copies as its first), so a closed mesh is unchanged."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
+    n = len(v)
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
-    unique_edges, uses = np.unique(edges, axis=0, return_counts=True)
-    on_seam = np.zeros(len(v), bool)
-    on_seam[unique_edges[uses == 1].reshape(-1)] = True
-    cell = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
-    key = np.round(v / cell).astype(np.int64)
-    alone = np.where(on_seam, 0, np.arange(1, len(v) + 1))  # any vertex off a seam keeps its own key
-    _, first, copy_of = np.unique(np.column_stack([key, alone]), axis=0, return_index=True, return_inverse=True)
-    return v[first], copy_of.reshape(-1)
+    key, uses = np.unique(edges[:, 0] * n + edges[:, 1], return_counts=True)
+    open_edges = key[uses == 1]
+    seam = np.unique(np.concatenate([open_edges // n, open_edges % n]))
+    first_copy = np.arange(n)
+    if len(seam):
+        cell = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
+        _, first, group = np.unique(
+            np.round(v[seam] / cell).astype(np.int64), axis=0, return_index=True, return_inverse=True
+        )
+        first_copy[seam] = seam[first[group.reshape(-1)]]  # `seam` is sorted: the first is the lowest index
+    kept = first_copy == np.arange(n)
+    return v[kept], (np.cumsum(kept) - 1)[first_copy]
 
 
 def heat_limit_weight(weight: np.ndarray) -> np.ndarray:

@@ -153,9 +153,8 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     a, b, c = (vertices[faces[:, i]] for i in range(3))
     n = np.cross(a - b, b - c)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-    out = np.zeros_like(vertices)
-    for i in range(3):
-        np.add.at(out, faces[:, i], n)
+    corners = faces.reshape(-1)
+    out = np.stack([np.bincount(corners, np.repeat(n[:, a], 3), len(vertices)) for a in range(3)], 1)
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300)
 
 

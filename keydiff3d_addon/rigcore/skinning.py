@@ -289,9 +289,7 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
     solution = heat_solution(
         welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress
     )
-    per_bone = np.zeros((len(welded), len(names)))
-    np.add.at(per_bone.T, sources.bone, solution.values.T)
-    per_bone = per_bone[copy_of]
+    per_bone = solution.values[copy_of] @ (sources.bone[:, None] == np.arange(len(names))).astype(np.float64)
     limited = heat_limit_weight(per_bone)
     empty = limited.max(1) <= 0
     limited[np.flatnonzero(empty), per_bone[empty].argmax(1)] = 1.0

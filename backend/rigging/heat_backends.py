@@ -88,8 +88,8 @@ def nested_dissection_order(points: np.ndarray, rows: np.ndarray, cols: np.ndarr
     the cut forming its separator, ordered after both halves (post-order); groups of <= `leaf`
     points stop. Few fill-in entries for surface meshes."""
     n = len(points)
-    off = rows != cols
-    rows, cols = np.asarray(rows)[off], np.asarray(cols)[off]
+    upper = rows < cols  # each edge once: the matrix is symmetric
+    rows, cols = np.asarray(rows)[upper], np.asarray(cols)[upper]
     group = np.zeros(n, np.int64)
     alive = np.ones(n, bool)
     node = np.zeros(n, np.int64)  # the tree node each point ends in, and that node's depth
@@ -113,8 +113,10 @@ def nested_dissection_order(points: np.ndarray, rows: np.ndarray, cols: np.ndarr
         axis = np.argmax(spread, 1)
         side = np.zeros(n, np.int8)
         side[index] = p[np.arange(len(index)), axis[g]] > mean[g, axis[g]]
-        cut = alive[rows] & alive[cols] & (group[rows] == group[cols]) & (side[rows] == 0) & (side[cols] == 1)
-        cut_rows = np.unique(rows[cut])
+        inside = alive[rows] & alive[cols] & (group[rows] == group[cols])  # edges of the groups still split
+        rows, cols = rows[inside], cols[inside]
+        cut = side[rows] != side[cols]
+        cut_rows = np.unique(np.where(side[rows[cut]] == 0, rows[cut], cols[cut]))
         node[cut_rows], depth[cut_rows], separator[cut_rows] = group[cut_rows], level, True
         alive[cut_rows] = False
         group = np.where(alive, 2 * group + side, group)

@@ -8,8 +8,9 @@ Two layers:
   crossing that grazes an edge: `GridHitFinder` here (numpy), embree in the backend, Blender's
   `mathutils.bvhtree.BVHTree` in the add-on. Contract: `hits(starts, ends) -> (ray (M,), triangle (M,))`.
 - the *decision* (`blocked_by_front_faces`) re-tests the finder's hits, every triangle sharing a
-  vertex with them and the triangles around the segment's own start vertex with Blender's
-  watertight ray-triangle test in float32, operation for operation as Blender's bone heat runs it
+  vertex with them and the triangles around the segment's own start vertex (those through the start
+  vertex only where rounding can decide them) with Blender's watertight ray-triangle test in
+  float32, operation for operation as Blender's bone heat runs it
   (`heat_ray_source_visible` in meshlaplacian.cc; Woop, Benthin and Wald 2013). Rays from a vertex
   that run along one of its own triangles are decided by float32 rounding in Blender; reproducing
   that rounding keeps our weights equal to Blender's on low-poly game meshes, where such rays are

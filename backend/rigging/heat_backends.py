@@ -84,12 +84,13 @@ def scipy_solver(system: SymmetricSystem, rhs: np.ndarray) -> np.ndarray:
 def nested_dissection_order(points: np.ndarray, rows: np.ndarray, cols: np.ndarray, leaf: int = 32) -> np.ndarray:
     """(n,) elimination order of a sparse matrix whose rows sit at `points` (n, 3), with off-diagonal
     entries (rows[i], cols[i]): recursive coordinate bisection (each group split at its mean along
-    its widest axis, all groups of a level at once), the vertices of a group with a neighbour across
-    the cut forming its separator, ordered after both halves (post-order); groups of <= `leaf`
-    points stop. Few fill-in entries for surface meshes."""
+    its widest axis, all groups of a level at once), the vertices on the cut's lower side with a
+    neighbour across it forming its separator, ordered after both halves (post-order); groups of
+    <= `leaf` points stop. Few fill-in entries for surface meshes."""
     n = len(points)
+    rows, cols = np.asarray(rows), np.asarray(cols)
     upper = rows < cols  # each edge once: the matrix is symmetric
-    rows, cols = np.asarray(rows)[upper], np.asarray(cols)[upper]
+    rows, cols = rows[upper], cols[upper]
     group = np.zeros(n, np.int64)
     alive = np.ones(n, bool)
     node = np.zeros(n, np.int64)  # the tree node each point ends in, and that node's depth

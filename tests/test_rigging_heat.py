@@ -12,10 +12,14 @@ from keydiff3d_addon.rigcore.heat import cotangent_system, heat_solution, heat_s
 from keydiff3d_addon.rigcore.rays import (
     GridHitFinder,
     MeshAdjacency,
+    _unit_normals32,
+    _watertight,
+    _watertight_precalc,
     blocked_by_front_faces,
     nearest_points,
     segment_crosses,
 )
+from keydiff3d_addon.rigcore.skinning import weld_seams
 from keydiff3d_addon.rigcore.sparse import (
     CsrMatrix,
     Multigrid,
@@ -247,6 +251,69 @@ def test_rays_are_blocked_only_by_front_facing_triangles():
         assert blocked.tolist() == [expected]
 
 
+def blocked_by_any_triangle(v32, f, origins, targets):
+    """Reference for `blocked_by_front_faces`: Blender's float32 test of every ray against every triangle."""
+    vec = targets - origins
+    start = origins + vec * np.float32(1e-5)
+    vec = vec * np.float32(1.0 - 2e-5)
+    length = np.sqrt((vec[:, 0] * vec[:, 0] + vec[:, 1] * vec[:, 1]) + vec[:, 2] * vec[:, 2])
+    direction = vec / length[:, None]
+    precalc = _watertight_precalc(direction)
+    normals = _unit_normals32(v32, f)
+    ray, tri = (x.ravel() for x in np.meshgrid(np.arange(len(origins)), np.arange(len(f)), indexing="ij"))
+    d = direction[ray]
+    front = (normals[tri, 0] * d[:, 0] + normals[tri, 1] * d[:, 1]) + normals[tri, 2] * d[:, 2] < np.float32(-1e-5)
+    ray, tri = ray[front], tri[front]
+    lam = _watertight(start[ray], precalc, ray, v32[f[tri, 0]], v32[f[tri, 1]], v32[f[tri, 2]])
+    blocked = np.zeros(len(origins), bool)
+    blocked[ray[lam < length[ray]]] = True
+    return blocked
+
+
+def test_ray_decision_equals_testing_every_triangle_on_grazing_rays():
+    """The re-test skips triangles through the ray's own vertex unless the ray's start lies within float32
+    rounding of their plane: on rays that run just under one of their vertex's triangles (where rounding
+    decides), and on rays into the mesh, it answers as testing every triangle does."""
+    rng = np.random.default_rng(3)
+    v, f = sphere([0.3, -0.2, 1.1], 0.8, subdivisions=3)
+    v = v * rng.uniform(0.9, 1.1, (len(v), 1))  # bumps: concave spots where rays run into the surface
+    v32 = v.astype(np.float32)
+    corner = rng.integers(0, 3, 1500)
+    tri = rng.integers(0, len(f), 1500)
+    origin_vertex = f[tri, corner]
+    a, b, c = (v[f[tri, (corner + i) % 3]] for i in range(3))
+    inside = rng.dirichlet([1.0, 1.0], 1500)
+    along = inside[:, :1] * (b - a) + inside[:, 1:] * (c - a)  # into the triangle's corner at the vertex
+    normal = np.cross(b - a, c - a)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    tilt = 10.0 ** rng.uniform(-5, -1, 1500)[:, None] * np.linalg.norm(along, axis=1, keepdims=True)
+    grazing = a + 3.0 * along - tilt * normal
+    into = rng.uniform(-0.3, 0.3, (500, 3)) + [0.3, -0.2, 1.1]
+    origin_vertex = np.concatenate([origin_vertex, rng.integers(0, len(v), 500)])
+    origins = v32[origin_vertex]
+    targets = np.concatenate([grazing, into]).astype(np.float32)
+    hits = GridHitFinder(v, f).hits(origins.astype(np.float64), targets.astype(np.float64))
+    blocked = blocked_by_front_faces(v32, f, origins, targets, origin_vertex, hits, MeshAdjacency(f, len(v)))
+    expected = blocked_by_any_triangle(v32, f, origins, targets)
+    np.testing.assert_array_equal(blocked, expected)
+    assert 20 < expected[:1500].sum() < 1480  # the grazing rays go both ways
+
+
+def test_weld_seams_keeps_the_vertex_order():
+    v, f = tube()
+    welded, copy_of = weld_seams(v, f)
+    np.testing.assert_array_equal(welded, v)  # closed: nothing to weld
+    np.testing.assert_array_equal(copy_of, np.arange(len(v)))
+    split_v, split_f = split_at_seams(v, f)
+    welded, copy_of = weld_seams(split_v, split_f)
+    assert len(welded) == len(v)
+    np.testing.assert_allclose(welded[copy_of], split_v)
+    first = np.unique(copy_of, return_index=True)[1]
+    np.testing.assert_array_equal(first, np.sort(first))  # welded in order of first appearance
+    touching = combine(sphere([0, 0, 0], 1.0), sphere([2.0, 0, 0], 1.0))  # closed shells sharing a point
+    assert len(weld_seams(*touching)[0]) == len(touching[0])
+
+
 def test_grid_hit_finder_matches_brute_force():
     v, f = combine(tube(), sphere([0.0, 0.0, 1.0], 0.2))
     rng = np.random.default_rng(0)
@@ -316,6 +383,42 @@ def test_backend_accelerators_give_the_numpy_weights():
     starts, ends = v[:50], np.zeros((50, 3)) + [0, 0, 1.5]
     grid = set(zip(*(x.tolist() for x in GridHitFinder(v, f).hits(starts, ends))))
     assert set(zip(*(x.tolist() for x in EmbreeHitFinder(v, f).hits(starts, ends)))) <= grid
+
+
+def test_scipy_solver_in_nested_dissection_order_matches_a_dense_solve():
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import splu
+
+    from keydiff3d.rigging.heat_backends import nested_dissection_order, scipy_solver
+
+    v, f = tube(rings=61, sides=24)
+    shuffle = np.random.default_rng(4).permutation(len(v))  # no locality left in the vertex numbering
+    v, f = v[shuffle], np.argsort(shuffle)[f]
+    rows, cols, vals, areas = cotangent_system(v, f)
+    n = len(v)
+    screen = 2 * areas * np.where(v[:, 2] < 0.5, 50.0, 0.5)
+    diagonal = np.bincount(rows, weights=-vals, minlength=n) + screen
+    system = SymmetricSystem(np.r_[rows, np.arange(n)], np.r_[cols, np.arange(n)], np.r_[vals, diagonal], n, v)
+    rhs = screen[:, None] * np.stack([v[:, 2] < 1.5, v[:, 2] >= 1.5], 1)
+    np.testing.assert_allclose(scipy_solver(system, rhs), np.linalg.solve(system.csr().toarray(), rhs), atol=1e-10)
+    order = nested_dissection_order(v, system.rows, system.cols)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    matrix = sp.csc_matrix((system.vals, (system.rows, system.cols)), shape=(n, n))
+    options = {"permc_spec": "NATURAL", "diag_pivot_thresh": 0.0, "options": {"SymmetricMode": True}}
+    fill_as_numbered = splu(matrix, **options).L.nnz
+    fill_ordered = splu(matrix[order][:, order], **options).L.nnz
+    assert fill_ordered < 0.5 * fill_as_numbered
+
+
+def test_nested_dissection_order_ends_on_points_it_cannot_split():
+    """Coincident vertices (a hostile or broken upload) once split forever; they end as one leaf."""
+    from keydiff3d.rigging.heat_backends import nested_dissection_order
+
+    points = np.concatenate([np.zeros((40, 3)), np.random.default_rng(0).random((200, 3))])
+    rows = np.r_[np.arange(239), np.arange(1, 240)]  # a path through all of them, both ways
+    cols = np.r_[np.arange(1, 240), np.arange(239)]
+    order = nested_dissection_order(points, rows, cols, leaf=8)
+    np.testing.assert_array_equal(np.sort(order), np.arange(240))
 
 
 def test_heat_solution_rows_sum_to_one_where_sources_are_seen():

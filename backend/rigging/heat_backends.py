@@ -81,15 +81,20 @@ def scipy_solver(system: SymmetricSystem, rhs: np.ndarray) -> np.ndarray:
     return solution
 
 
+MAX_LEVELS = 48  # group ids double per level (int64); a balanced split of 2M points needs 16
+
+
 def nested_dissection_order(points: np.ndarray, rows: np.ndarray, cols: np.ndarray, leaf: int = 32) -> np.ndarray:
     """(n,) elimination order of a sparse matrix whose rows sit at `points` (n, 3), with off-diagonal
     entries (rows[i], cols[i]): recursive coordinate bisection (each group split at its mean along
-    its widest axis, all groups of a level at once), the vertices of a group with a neighbour across
-    the cut forming its separator, ordered after both halves (post-order); groups of <= `leaf`
-    points stop. Few fill-in entries for surface meshes."""
+    its widest axis, all groups of a level at once), the vertices on the cut's lower side with a
+    neighbour across it forming its separator, ordered after both halves (post-order); groups of
+    <= `leaf` points, groups the cut cannot split (coincident points) and groups `MAX_LEVELS` deep
+    stop. Few fill-in entries for surface meshes."""
     n = len(points)
-    off = rows != cols
-    rows, cols = np.asarray(rows)[off], np.asarray(cols)[off]
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    upper = rows < cols  # each edge once: the matrix is symmetric
+    rows, cols = rows[upper], cols[upper]
     group = np.zeros(n, np.int64)
     alive = np.ones(n, bool)
     node = np.zeros(n, np.int64)  # the tree node each point ends in, and that node's depth
@@ -113,8 +118,15 @@ def nested_dissection_order(points: np.ndarray, rows: np.ndarray, cols: np.ndarr
         axis = np.argmax(spread, 1)
         side = np.zeros(n, np.int8)
         side[index] = p[np.arange(len(index)), axis[g]] > mean[g, axis[g]]
-        cut = alive[rows] & alive[cols] & (group[rows] == group[cols]) & (side[rows] == 0) & (side[cols] == 1)
-        cut_rows = np.unique(rows[cut])
+        # a group the cut does not split (coincident points) or one too deep ends as a leaf here
+        upper_count = np.bincount(g, side[index], len(count))
+        stuck = ((upper_count == 0) | (upper_count == size))[g] | (level >= MAX_LEVELS)
+        node[index[stuck]], depth[index[stuck]] = g[stuck], level
+        alive[index[stuck]] = False
+        inside = alive[rows] & alive[cols] & (group[rows] == group[cols])  # edges of the groups still split
+        rows, cols = rows[inside], cols[inside]
+        cut = side[rows] != side[cols]
+        cut_rows = np.unique(np.where(side[rows[cut]] == 0, rows[cut], cols[cut]))
         node[cut_rows], depth[cut_rows], separator[cut_rows] = group[cut_rows], level, True
         alive[cut_rows] = False
         group = np.where(alive, 2 * group + side, group)

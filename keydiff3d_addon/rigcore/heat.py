@@ -153,46 +153,39 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     a, b, c = (vertices[faces[:, i]] for i in range(3))
     n = np.cross(a - b, b - c)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-    out = np.zeros_like(vertices)
-    for i in range(3):
-        np.add.at(out, faces[:, i], n)
+    corners = faces.reshape(-1)
+    out = np.stack([np.bincount(corners, np.repeat(n[:, a], 3), len(vertices)) for a in range(3)], 1)
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300)
 
 
 def cotangent_system(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Blender's heat Laplacian, symmetric form: off-diagonal triplets (rows, cols, -w) with
-    w = cot / (triangles on the edge), summed over triangles, and areas (V,) = Blender's per-vertex
-    area A_v (the row scale is 0.5 / A_v). Diagonal entries are the row sums of w."""
+    """Blender's heat Laplacian, symmetric form: off-diagonal triplets (rows, cols, -w), each edge once
+    per direction, with w = the sum over the edge's triangles of cot / (triangles on the edge), and
+    areas (V,) = Blender's per-vertex area A_v (the row scale is 0.5 / A_v). Diagonal entries are the
+    row sums of w."""
     p = [vertices[faces[:, i]] for i in range(3)]
-    cots = [_cot(p[i], p[(i + 1) % 3], p[(i + 2) % 3]) for i in range(3)]  # angle at corner i
-    opposite = [faces[:, [(i + 1) % 3, (i + 2) % 3]] for i in range(3)]  # edge facing corner i
+    cross = np.linalg.norm(np.cross(p[1] - p[0], p[2] - p[0]), axis=1)  # |cross| at every corner: 2 x area
+    dots = [((p[(i + 1) % 3] - p[i]) * (p[(i + 2) % 3] - p[i])).sum(1) for i in range(3)]  # at corner i
+    flat = cross <= np.finfo(np.float32).eps  # Blender's cotangent is 0 there
+    cots = [np.where(flat, 0.0, d / np.where(flat, 1.0, cross)) for d in dots]
     n = len(vertices)
-    edge = np.sort(np.concatenate(opposite), 1)
-    _, inverse, count = np.unique(edge[:, 0] * n + edge[:, 1], return_inverse=True, return_counts=True)
-    shared = count[inverse].reshape(3, -1)
-    weight = [cots[i] / shared[i] for i in range(3)]
+    edge = np.sort(np.concatenate([faces[:, [(i + 1) % 3, (i + 2) % 3]] for i in range(3)]), 1)  # facing corner i
+    key, inverse, count = np.unique(edge[:, 0] * n + edge[:, 1], return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    weight = np.bincount(inverse, np.concatenate(cots) / count[inverse], len(key))
 
-    areas = np.zeros(n)
-    cross = np.linalg.norm(np.cross(p[1] - p[0], p[2] - p[0]), axis=1)
-    obtuse = [((p[(i + 1) % 3] - p[i]) * (p[(i + 2) % 3] - p[i])).sum(1) < 0 for i in range(3)]
+    obtuse = [d < 0 for d in dots]
     which = np.where(obtuse[0], 0, np.where(obtuse[1], 1, np.where(obtuse[2], 2, -1)))
     sq = [np.sum((p[(i + 1) % 3] - p[(i + 2) % 3]) ** 2, 1) for i in range(3)]  # |edge facing corner i|^2
+    corner_area = []
     for i in range(3):
         j, k = (i + 1) % 3, (i + 2) % 3
         voronoi = 0.25 * (cots[j] * sq[j] + cots[k] * sq[k])
         split = np.where(which == i, 0.5 * cross, 0.25 * cross)
-        np.add.at(areas, faces[:, i], np.where(which < 0, voronoi, split))
-    rows = np.concatenate([o[:, 0] for o in opposite] + [o[:, 1] for o in opposite])
-    cols = np.concatenate([o[:, 1] for o in opposite] + [o[:, 0] for o in opposite])
-    vals = -np.concatenate(weight + weight)
-    return rows, cols, vals, areas
-
-
-def _cot(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """cot of the angle at a in triangle (a, b, c); 0 for |cross| <= FLT_EPSILON (Blender)."""
-    u, w = b - a, c - a
-    cross = np.linalg.norm(np.cross(u, w), axis=1)
-    return np.where(cross > np.finfo(np.float32).eps, (u * w).sum(1) / np.maximum(cross, 1e-300), 0.0)
+        corner_area.append(np.where(which < 0, voronoi, split))
+    areas = np.bincount(faces.T.reshape(-1), np.concatenate(corner_area), n)
+    a, b = key // n, key % n
+    return np.concatenate([a, b]), np.concatenate([b, a]), -np.concatenate([weight, weight]), areas
 
 
 def closest_points32(points: np.ndarray, heads: np.ndarray, tails: np.ndarray) -> np.ndarray:

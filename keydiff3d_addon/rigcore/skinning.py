@@ -318,9 +318,7 @@ def _heat_weights(v, faces, skeleton_or_bones, names, k, placeholder_tails, back
     solution = heat_solution(
         welded, f_welded, sources, hit_finder=finder, linear_solver=linear_solver, progress=progress
     )
-    per_bone = np.zeros((len(welded), len(names)))
-    np.add.at(per_bone.T, sources.bone, solution.values.T)
-    per_bone = per_bone[copy_of]
+    per_bone = solution.values[copy_of] @ (sources.bone[:, None] == np.arange(len(names))).astype(np.float64)
     limited = heat_limit_weight(per_bone)
     empty = limited.max(1) <= 0
     limited[np.flatnonzero(empty), per_bone[empty].argmax(1)] = 1.0
@@ -344,11 +342,12 @@ def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7)
     stay apart. Welded vertices keep the order of their first copy."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
+    n = len(v)
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
-    edge_keys, uses = np.unique(edges[:, 0] * len(v) + edges[:, 1], return_counts=True)  # one int per edge
+    edge_keys, uses = np.unique(edges[:, 0] * n + edges[:, 1], return_counts=True)  # one int per edge
     open_edges = edge_keys[uses == 1]
-    seam = np.unique(np.concatenate([open_edges // len(v), open_edges % len(v)]))
-    label = np.arange(len(v))
+    seam = np.unique(np.concatenate([open_edges // n, open_edges % n]))
+    label = np.arange(n)
     if len(seam) > 1:
         radius = tolerance * (float(np.ptp(v, axis=0).max()) or 1.0)
         label[seam] = seam[_near_groups(v[seam], radius)]

@@ -268,9 +268,10 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
         kind, data, suffix, options = await _parse_submission(request, config)
         check_capacity(len(data))
         record = await run_in_threadpool(store.create, kind, suffix, data, options)  # up to 64 MiB to disk
+        status = record.status  # "queued": the worker may start (and change) the record at once
         worker.submit(record.id)
         log.info("job queued", extra={"job": record.id, "kind": kind, "bytes": len(data)})
-        body = {"id": record.id, "status": record.status, "queue_position": worker.queue_position(record.id)}
+        body = {"id": record.id, "status": status, "queue_position": worker.queue_position(record.id)}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
 
     def check_capacity(upload_bytes: int) -> None:

@@ -88,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
     from .progress import tqdm_progress
 
     began = time.perf_counter()
-    files = run_demo(args.out, args.checkpoint, args.preset, args.target, tqdm_progress("demo"))
+    progress = tqdm_progress("demo")
+    files = run_demo(args.out, args.checkpoint, args.preset, args.target, progress)
+    progress.update(1.0, "", stage="done")  # "done" closes the tqdm bar
     print(f"demo finished in {time.perf_counter() - began:.1f} s:")
+    width = max(map(len, files))
     for role, path in files.items():
-        print(f"  {role:8s} {path}")
+        print(f"  {role:{width}s} {path}")
     return 0

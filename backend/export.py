@@ -75,7 +75,7 @@ def export_bundle(
         blend.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(blend.resolve()), check_existing=False)
         run.files.append(blend)
-    progress.update(1.0, "", stage="done")  # "done" closes the CLI's tqdm bar
+    progress.update(1.0, "", stage="export")
     return run
 
 
@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--height must be zero or positive, got {args.height}")
     from .progress import tqdm_progress
 
+    progress = tqdm_progress("export")
     result = export_bundle(
         args.bundle,
         fbx=args.fbx,
@@ -143,8 +144,9 @@ def run(args: argparse.Namespace) -> int:
         blend=args.blend,
         target=args.target,
         height=args.height,
-        progress=tqdm_progress("export"),
+        progress=progress,
     )
+    progress.update(1.0, "", stage="done")  # "done" closes the tqdm bar
     for path in result.files:
         print(path)
     return 0

@@ -299,6 +299,58 @@ def test_ray_decision_equals_testing_every_triangle_on_grazing_rays():
     assert 20 < expected[:1500].sum() < 1480  # the grazing rays go both ways
 
 
+@pytest.mark.parametrize("mesh", ["sphere", "tube"])
+@pytest.mark.parametrize(
+    "offset, scale", [((0.0, 0.0, 0.0), 1.0), ((100.3, -50.1, 7.7), 30.0), ((0.9, 0.9, 0.9), 0.01)]
+)
+def test_ray_decision_equals_the_full_retest_on_long_rays_tilted_both_ways(monkeypatch, mesh, offset, scale):
+    """Rays from a vertex along one of its triangles, tilted 1e-9..1 above or below it, 0.5-20 times
+    the triangle's size long, on meshes far from the origin or tiny: the restricted re-test decides
+    as re-testing every triangle through the origin vertex does (once missed: blockers that are
+    neighbours of a hit through the origin vertex)."""
+    import keydiff3d_addon.rigcore.rays as rays
+
+    rng = np.random.default_rng(7)
+    if mesh == "sphere":
+        v, f = sphere([0.0, 0.0, 0.0], 0.8 * scale, subdivisions=3)
+        v = v * rng.uniform(0.9, 1.1, (len(v), 1))
+    else:
+        v, f = tube()
+        v = v * scale + rng.normal(0, 0.01 * scale, v.shape)
+    v32 = (v + offset).astype(np.float32)
+    n = 3000
+    corner, tri = rng.integers(0, 3, n), rng.integers(0, len(f), n)
+    origin_vertex = f[tri, corner]
+    a, b, c = (v32[f[tri, (corner + i) % 3]].astype(np.float64) for i in range(3))
+    inside = rng.dirichlet([1.0, 1.0], n)
+    along = inside[:, :1] * (b - a) + inside[:, 1:] * (c - a)
+    normal = np.cross(b - a, c - a)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    tilt = rng.choice([-1.0, 1.0], (n, 1)) * 10.0 ** rng.uniform(-9, 0, (n, 1)) * np.linalg.norm(along, axis=1)[:, None]
+    targets = (a + rng.uniform(0.5, 20, (n, 1)) * along - tilt * normal).astype(np.float32)
+    origins = v32[origin_vertex]
+    hits = GridHitFinder(v32.astype(np.float64), f).hits(origins.astype(np.float64), targets.astype(np.float64))
+    adjacency = MeshAdjacency(f, len(v32))
+    restricted = blocked_by_front_faces(v32, f, origins, targets, origin_vertex, hits, adjacency)
+    monkeypatch.setattr(rays, "NEAR_PLANE_ULPS", np.inf)  # every triangle through the origin re-tested
+    full = blocked_by_front_faces(v32, f, origins, targets, origin_vertex, hits, adjacency)
+    np.testing.assert_array_equal(restricted, full)
+    assert 0 < full.sum() < n
+
+
+@pytest.mark.timeout(60)
+def test_weld_seams_stays_linear_where_copies_pile_up():
+    """50k seam vertices at one point (a broken or hostile file) and 20k within 1e-9 of another: one
+    vertex each, in well under the timeout (all pairs would take minutes and gigabytes)."""
+    rng = np.random.default_rng(1)
+    v = np.concatenate([np.zeros((50_000, 3)), 0.5 + 1e-9 * rng.random((20_000, 3)), rng.random((30_000, 3))])
+    f = rng.permutation(len(v))[: len(v) // 3 * 3].reshape(-1, 3)  # every vertex once: all edges open
+    welded, copy_of = weld_seams(v, f)
+    used = np.zeros(len(v), bool)
+    used[f.reshape(-1)] = True
+    assert len(set(copy_of[:50_000][used[:50_000]])) == 1 and len(set(copy_of[50_000:70_000][used[50_000:70_000]])) == 1
+
+
 def test_weld_seams_keeps_the_vertex_order():
     v, f = tube()
     welded, copy_of = weld_seams(v, f)
@@ -410,6 +462,7 @@ def test_scipy_solver_in_nested_dissection_order_matches_a_dense_solve():
     assert fill_ordered < 0.5 * fill_as_numbered
 
 
+@pytest.mark.timeout(60)
 def test_nested_dissection_order_ends_on_points_it_cannot_split():
     """Coincident vertices (a hostile or broken upload) once split forever; they end as one leaf."""
     from keydiff3d.rigging.heat_backends import nested_dissection_order

@@ -5,8 +5,8 @@ in one frame.
 
 Two layers:
 - a *hit finder* answers "which triangles does each segment cross" (any facing) quickly and may miss a
-  crossing that grazes an edge: `GridHitFinder` here (numpy), embree in the backend, Blender's
-  `mathutils.bvhtree.BVHTree` in the add-on. Contract: `hits(starts, ends) -> (ray (M,), triangle (M,))`.
+  crossing that grazes an edge: `GridHitFinder` here (numpy, the add-on's), embree in the backend.
+  Contract: `hits(starts, ends) -> (ray (M,), triangle (M,))`.
 - the *decision* (`blocked_by_front_faces`) re-tests the finder's hits, every triangle sharing a
   vertex with them and the triangles around the segment's own start vertex (those through the start
   vertex only where rounding can decide them) with Blender's watertight ray-triangle test in
@@ -93,14 +93,15 @@ def blocked_by_front_faces(
         return ~through_origin | near_plane(ray, tri)
 
     hit_ray, hit_tri = (np.asarray(x, np.int64) for x in hits)
-    kept = worth_testing(hit_ray, hit_tri)
-    hit_ray, hit_tri = hit_ray[kept], hit_tri[kept]
+    # every hit's neighbours, those of hits through the origin too: a ray that leaves its own triangle
+    # across the far edge meets the blocker there; then only what can decide is tested
     ring_ray, ring_tri = adjacency.ring_pairs(np.repeat(hit_ray, 3), f[hit_tri].reshape(-1))  # edges grazed
-    kept = worth_testing(ring_ray, ring_tri)
+    rays, tris = np.concatenate([hit_ray, ring_ray]), np.concatenate([hit_tri, ring_tri])
+    kept = worth_testing(rays, tris)
     own_ray, own_tri = adjacency.ring_pairs(np.arange(len(o)), origin_vertex)
     near = near_plane(own_ray, own_tri)
-    rays = np.concatenate([hit_ray, ring_ray[kept], own_ray[near]])  # repeats only cost a repeated test
-    tris = np.concatenate([hit_tri, ring_tri[kept], own_tri[near]])
+    rays = np.concatenate([rays[kept], own_ray[near]])  # repeats only cost a repeated test
+    tris = np.concatenate([tris[kept], own_tri[near]])
     blocked = np.zeros(len(o), bool)
     for s in range(0, len(rays), chunk):
         r, t = rays[s : s + chunk], tris[s : s + chunk]

@@ -355,33 +355,51 @@ def weld_seams(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 1e-7)
     return v[first], copy_of.reshape(-1)
 
 
+NEAR_CANDIDATES = 64  # neighbours along the direction each point is compared with (`_near_groups`)
+
+
 def _near_groups(points: np.ndarray, radius: float) -> np.ndarray:
     """(P,) for points (P, 3): the smallest index of each point's group, points within `radius` of
-    each other on every axis grouped (transitively). Candidates are neighbours in the order along a
+    each other on every axis grouped (transitively). Exact copies are merged first; the distinct
+    positions are compared with their next `NEAR_CANDIDATES` neighbours in the order along a
     direction no mesh plane is likely to face (an axis-aligned wall would put all its points at one
-    coordinate), so the pass over offsets ends after a few steps on real meshes."""
+    coordinate), so time and memory stay linear even where thousands of copies pile up."""
+    order = np.lexsort(points.T[::-1])
+    ordered = points[order]
+    new_position = np.r_[True, (ordered[1:] != ordered[:-1]).any(1)]
+    position = np.cumsum(new_position) - 1  # (P,) in sorted order: index of the distinct position
+    distinct = ordered[new_position]
+    first = order[new_position]  # the smallest index at each distinct position (lexsort is stable)
     direction = np.array([1.0, 2.0**0.5, 3.0**0.5]) / 6.0**0.5
-    along = points @ direction
-    order = np.argsort(along, kind="stable")
-    along, ordered = along[order], points[order]
+    along = distinct @ direction
+    by_along = np.argsort(along, kind="stable")
+    along, ranked = along[by_along], distinct[by_along]
     reach = radius * float(np.abs(direction).sum())  # the largest gap along it of a pair within radius
     pairs = []
-    for offset in range(1, len(points)):
+    for offset in range(1, min(NEAR_CANDIDATES, len(distinct) - 1) + 1):
         close = np.flatnonzero(along[offset:] - along[:-offset] <= reach)
         if not len(close):
             break
-        near = close[(np.abs(ordered[close + offset] - ordered[close]) <= radius).all(1)]
-        pairs.append(np.column_stack([order[near], order[near + offset]]))
-    label = np.arange(len(points))
+        near = close[(np.abs(ranked[close + offset] - ranked[close]) <= radius).all(1)]
+        pairs.append(np.column_stack([by_along[near], by_along[near + offset]]))
+    # connected components of the pairs: hook the larger root under the smaller, jump pointers to
+    # the roots, repeat (a few rounds even for a long chain of near copies)
+    root = np.arange(len(distinct))
     if pairs:
         a, b = np.concatenate(pairs).T
         while True:
-            smaller = np.minimum(label[a], label[b])
-            if np.array_equal(smaller, label[a]) and np.array_equal(smaller, label[b]):
-                return label
-            np.minimum.at(label, a, smaller)
-            np.minimum.at(label, b, smaller)
-    return label
+            low, high = np.minimum(root[a], root[b]), np.maximum(root[a], root[b])
+            if not (low != high).any():
+                break
+            np.minimum.at(root, high, low)
+            while not np.array_equal(root[root], root):
+                root = root[root]
+    smallest = np.full(len(distinct), len(points))
+    np.minimum.at(smallest, root, first)
+    label = smallest[root]  # each group's smallest original index
+    out = np.empty(len(points), np.int64)
+    out[order] = label[position]
+    return out
 
 
 def heat_limit_weight(weight: np.ndarray) -> np.ndarray:

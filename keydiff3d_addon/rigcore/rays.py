@@ -95,7 +95,9 @@ def blocked_by_front_faces(
     hit_ray, hit_tri = (np.asarray(x, np.int64) for x in hits)
     # every hit's neighbours, those of hits through the origin too: a ray that leaves its own triangle
     # across the far edge meets the blocker there; then only what can decide is tested
-    ring_ray, ring_tri = adjacency.ring_pairs(np.repeat(hit_ray, 3), f[hit_tri].reshape(-1))  # edges grazed
+    corner_ray, corner_vertex = np.repeat(hit_ray, 3), f[hit_tri].reshape(-1)
+    other = corner_vertex != origin_vertex[corner_ray]  # the origin's own ring is added below anyway
+    ring_ray, ring_tri = adjacency.ring_pairs(corner_ray[other], corner_vertex[other])  # edges grazed
     rays, tris = np.concatenate([hit_ray, ring_ray]), np.concatenate([hit_tri, ring_tri])
     kept = worth_testing(rays, tris)
     own_ray, own_tri = adjacency.ring_pairs(np.arange(len(o)), origin_vertex)

@@ -8,6 +8,7 @@ while a modal timer shows its progress; Esc cancels and the previous weights sta
 cannot run says why (`poll_message_set`). The backend's operators are in `backend_operators.py`."""
 
 import json
+import logging
 
 import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
@@ -91,6 +92,7 @@ def recompute_arguments(settings) -> dict:
     }
 
 
+_log = logging.getLogger(__name__)
 TIMER_STEP_S = 0.1  # how often a running Recompute Weights looks at its solve
 _weights_task: BackgroundTask | None = None  # the solve of the Recompute Weights running now
 
@@ -112,6 +114,25 @@ def finish_weights_task(context: bpy.types.Context, plan: WeightsPlan, task: Bac
         return [("WARNING", "Recompute Weights was cancelled; the weights were left as they were")]
     except (RigNotFound, SkinningError, RigImportError) as error:
         return [("ERROR", str(error))]
+    except (
+        Exception
+    ) as error:  # a bug or an exhausted machine (MemoryError, LinAlgError): one sentence, not a traceback
+        _log.exception("Recompute Weights failed")
+        return [
+            ("ERROR", f"Recompute Weights failed ({type(error).__name__}: {error}); the weights were left as they were")
+        ]
+
+
+def stop_weights_task(context: bpy.types.Context, task: BackgroundTask, timer) -> None:
+    """End a running Recompute Weights' modal state: cancel its solve (a finished one is unaffected),
+    remove its timer, end the progress cursor and clear the status text."""
+    task.cancel()
+    wm = context.window_manager
+    if timer is not None:
+        wm.event_timer_remove(timer)
+    wm.progress_end()
+    if context.workspace is not None:
+        context.workspace.status_text_set(None)
 
 
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
@@ -192,11 +213,12 @@ or Blender's automatic weights (Esc cancels)"""
             )
         if not self._task.finished:
             return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
+        stop_weights_task(context, self._task, self._timer)
         return self._end(finish_weights_task(context, self._plan, self._task))
+
+    def cancel(self, context):
+        """Blender ends the modal (a file is loaded, the window closes): the solve stops, nothing changes."""
+        stop_weights_task(context, self._task, self._timer)
 
     def _end(self, reports: list[tuple[str, str]]) -> set[str]:
         for level, message in reports:

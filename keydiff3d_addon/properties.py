@@ -24,14 +24,21 @@ SKIN_METHOD_ITEMS = [
 ]
 
 
+SIGMA_MIN = 1e-9  # sigma's hard minimum: just above 0 (the operator checks rigcore's range for a relative one)
+
+
 def _parameter_field(parameter: MethodParameter):
     """The Blender property for one skinning parameter: its type, default, description and, for a
-    bounded one, rigcore's range as hard limits (a value outside cannot be typed in)."""
+    bounded one, rigcore's range as hard limits (a value outside cannot be typed in). Sigma's range
+    holds only for a relative sigma, so it is the soft range there; the operator checks the value
+    (`rigcore.skinning.parameter_problem`, with `relative`)."""
     options = {"name": parameter.name.replace("_", " ").capitalize(), "description": parameter.description}
     if isinstance(parameter.default, bool):
         return bpy.props.BoolProperty(default=parameter.default, **options)
     kind = type(parameter.default)  # int or float
-    if parameter.minimum is not None:
+    if parameter.name == "sigma":  # relative: rigcore's range; absolute (scene units): any positive width
+        options.update(min=SIGMA_MIN, soft_min=parameter.minimum, soft_max=parameter.maximum)
+    elif parameter.minimum is not None:
         options.update(min=kind(parameter.minimum), max=kind(parameter.maximum))
     if kind is int:
         return bpy.props.IntProperty(default=parameter.default, **options)

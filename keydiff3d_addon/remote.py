@@ -211,6 +211,7 @@ class AttachInBackground:
             raise ResultRejected("the weights were not solved (cancelled); nothing was added") from None
         except SkinningError as error:
             raise _rejected(self._name, error) from error
+        _leave_edit_mode(bpy.context)  # before the check: leaving edit mode writes its changes to the mesh
         target = object_by_uid(self._uid)
         if target is None:
             raise ResultRejected(
@@ -226,9 +227,13 @@ class AttachInBackground:
 
 def _rest_arrays(context, mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """(V, 3) world-space vertices (the bundle's frame) and (T, 3) triangles of the object's own mesh."""
+    _leave_edit_mode(context)
+    return mesh_arrays(mesh_obj, np.eye(4))
+
+
+def _leave_edit_mode(context) -> None:
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")  # edit-mode changes reach the mesh data
-    return mesh_arrays(mesh_obj, np.eye(4))
 
 
 def _skin(bundle: RigBundle, vertices: np.ndarray, triangles: np.ndarray, progress) -> SkinWeights:

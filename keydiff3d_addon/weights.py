@@ -17,7 +17,7 @@ import numpy as np
 from .importer import PROP_KEYPOINT, PROP_KIND, PROP_RIG, write_vertex_groups
 from .rigcore.presets import SkinningOptions
 from .rigcore.skeleton import Bone
-from .rigcore.skinning import METHODS, SkinningError, compute_skin_weights
+from .rigcore.skinning import METHODS, SkinningError, compute_skin_weights, parameter_problem
 from .skin_methods import method_parameters, method_params, skin_kwargs
 
 
@@ -139,15 +139,42 @@ class WeightsPlan:
 
     def apply(self, context: bpy.types.Context, skin) -> Recomputed:
         """Replace the deform bones' vertex groups with `skin` (the mesh must be as it was read)."""
+        if context.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")  # first: leaving edit mode writes its changes to the mesh
         mesh_obj = next((obj for obj in bpy.data.objects if obj.session_uid == self.mesh_uid), None)
         if mesh_obj is None or mesh_obj.type != "MESH" or len(mesh_obj.data.vertices) != self.vertex_count:
             raise RigNotFound(
                 f"the mesh {self.mesh_name!r} changed while its weights were computed; nothing was changed"
             )
-        if context.mode != "OBJECT":
-            bpy.ops.object.mode_set(mode="OBJECT")
-        write_vertex_groups(context, mesh_obj, skin)
+        replace_vertex_groups(context, mesh_obj, skin)
         return Recomputed(self.method, {n: v for n, v in self.kwargs.items() if n != "method"}, self.k, skin.bone_names)
+
+
+def replace_vertex_groups(context: bpy.types.Context, mesh_obj: bpy.types.Object, skin) -> None:
+    """`importer.write_vertex_groups`, all or nothing: the bones' previous groups are set aside under
+    other names while the new ones are written, then removed; on any exception they get their names
+    back and the groups and attributes the write left are removed (the exception propagates)."""
+    mesh = mesh_obj.data
+    previous = {}  # bone name -> the name its old group is kept under meanwhile
+    for name in skin.bone_names:
+        group = mesh_obj.vertex_groups.get(name)
+        if group is not None:
+            group.name = f"{name[:40]}.keydiff3d-previous"  # Blender makes it unique (and <= 63 bytes)
+            previous[name] = group.name
+    attributes = {attribute.name for attribute in mesh.attributes}
+    try:
+        write_vertex_groups(context, mesh_obj, skin)
+    except BaseException:
+        for name in skin.bone_names:
+            if (group := mesh_obj.vertex_groups.get(name)) is not None:
+                mesh_obj.vertex_groups.remove(group)
+            if name not in attributes and (attribute := mesh.attributes.get(name)) is not None:
+                mesh.attributes.remove(attribute)
+        for name, kept in previous.items():
+            mesh_obj.vertex_groups[kept].name = name
+        raise
+    for kept in previous.values():
+        mesh_obj.vertex_groups.remove(mesh_obj.vertex_groups[kept])
 
 
 def plan_weights(
@@ -176,6 +203,10 @@ def plan_weights(
     base = own_params if method == own_method else {}
     typed = method_params(method, params or {}, strict=True)  # a misspelt name is refused, not ignored
     kwargs = skin_kwargs(method, {**method_parameters(method), **base, **typed})
+    relative = bool(kwargs.get("relative", True))  # an absolute sigma (scene units) only has to be positive
+    for name, value in kwargs.items():  # refused here, before the solve starts on its thread
+        if (problem := parameter_problem(name, value, relative=relative)) is not None:
+            raise SkinningError(f"the skinning parameter {name} must be {problem}, got {value!r}")
     to_armature = np.linalg.inv(np.array(armature_obj.matrix_world, np.float64))
     vertices, triangles = mesh_arrays(mesh_obj, to_armature)
     return WeightsPlan(

@@ -147,18 +147,29 @@ def json_backend(health: dict):
 class ScriptedJobs:
     """A loopback HTTP server speaking the jobs API (POST /v1/jobs, GET and DELETE /v1/jobs/{id},
     GET /v1/jobs/{id}/result) for one job whose life the test scripts: after DELETE it keeps answering
-    `after_cancel` for `stop_after_s` seconds, then `final`. Counts the requests it gets (`requests`:
-    [(method, path, monotonic time)]). For client timing and races `keydiff3d serve` cannot be made to show."""
+    `after_cancel` for `stop_after_s` seconds, then `final`; before it, `before_cancel`. The result takes
+    `result_delay_s` to start arriving. Counts the requests it gets (`requests`: [(method, path,
+    monotonic time)]). For client timing and races `keydiff3d serve` cannot be made to show."""
 
-    def __init__(self, after_cancel: str = "running", final: str = "cancelled", stop_after_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        after_cancel: str = "running",
+        final: str = "cancelled",
+        stop_after_s: float = 2.0,
+        *,
+        before_cancel: str = "running",
+        result_delay_s: float = 0.0,
+    ) -> None:
         self.after_cancel, self.final, self.stop_after_s = after_cancel, final, stop_after_s
+        self.before_cancel, self.result_delay_s = before_cancel, result_delay_s
+        self.downloading = threading.Event()  # set when a GET of the result arrives
         self.cancelled_at: float | None = None
         self.requests: list[tuple[str, str, float]] = []
         self.result = b"PK\x05\x06" + bytes(18)  # an empty zip
 
     def state(self) -> str:
         if self.cancelled_at is None:
-            return "running"
+            return self.before_cancel
         return self.after_cancel if time.monotonic() - self.cancelled_at < self.stop_after_s else self.final
 
     def __enter__(self) -> str:
@@ -187,6 +198,8 @@ class ScriptedJobs:
 
             def do_GET(self):  # noqa: N802
                 if self.path.endswith("/result"):
+                    jobs.downloading.set()
+                    time.sleep(jobs.result_delay_s)
                     self._answer(jobs.result, "application/zip")
                 else:
                     self._job()

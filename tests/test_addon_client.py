@@ -141,6 +141,43 @@ def test_a_job_that_finishes_as_it_is_cancelled_is_not_imported(tmp_path):
     assert imported == [] and server.count("GET", suffix="/result") == 0 and not job.work_dir.exists()
 
 
+def test_a_cancel_during_the_download_leaves_no_file_behind(tmp_path):
+    """The job is done and its result is downloading when Esc arrives: the job ends only once the
+    worker has written its last file, so the work folder (with the zip) is gone afterwards."""
+    server = ScriptedJobs(before_cancel="done", result_delay_s=1.0)
+    with server as url:
+        imported: list = []
+        job = scripted_job(url, tmp_path, imported).start()
+        assert server.downloading.wait(30)  # the worker has reported "done" and is downloading
+        job.cancel()  # Esc, before the UI drained that "done"
+        assert not job.wait(timeout=30)
+        job._thread.join(30)
+    assert job.cancelled and job.error == "KeyDiff3D: the job was cancelled." and not imported
+    assert server.count("GET", suffix="/result") == 1 and not job.work_dir.exists()
+
+
+def test_a_backend_that_does_not_stop_a_cancelled_job_is_given_up_on(tmp_path, monkeypatch):
+    """After a cancel each status still reaches the caller (the UI does not freeze), and a job the
+    backend does not stop ends after CANCEL_DEADLINE_S with one sentence."""
+    from keydiff3d_addon.client import jobs
+
+    monkeypatch.setattr(jobs, "CANCEL_DEADLINE_S", 2.0)
+    server = ScriptedJobs(after_cancel="running", stop_after_s=3600.0)
+    with server as url:
+        job = scripted_job(url, tmp_path, []).start()
+        time.sleep(0.2)
+        job.cancel()
+        job.drain()  # what was reported before the cancel
+        seen, deadline = set(), time.monotonic() + 30
+        while not job.drain():
+            seen.add(id(job.status))
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert job.error == "KeyDiff3D: the backend did not stop the job within 2 s; it may still be running there."
+    assert len(seen) >= 2.0 / POLL_INTERVAL_S  # a status per poll after the cancel, not one frozen status
+    assert not job.work_dir.exists()
+
+
 # ------------------------------------------------------------------------------- backend launcher
 
 

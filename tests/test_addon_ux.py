@@ -271,6 +271,14 @@ def test_the_weights_of_a_job_result_are_solved_off_the_main_thread_and_cancel_a
             time.sleep(0.01)
     assert sorted(bpy.data.armatures.keys()) == before[1]
 
+    in_edit_mode = mesh_object("In edit mode")
+    attaching = remote._import_mesh_result(in_edit_mode.session_uid, "In edit mode", "x", result_zip, done)
+    edit_mode_delete_vertex(in_edit_mode)  # the mesh data changes only when edit mode is left
+    with pytest.raises(ResultRejected, match="'In edit mode' was edited while its weights were solved"):
+        while not attaching.step():
+            time.sleep(0.01)
+    assert sorted(bpy.data.armatures.keys()) == before[1] and not in_edit_mode.vertex_groups
+
 
 # --------------------------------------------------------------------------------------- URLs
 
@@ -372,7 +380,7 @@ def test_parameter_fields_hold_rigcore_ranges(addon):
     for method, parameters in METHOD_PARAMETERS.items():
         settings.skin_method = method
         for parameter in parameters:
-            if parameter.minimum is None:
+            if parameter.minimum is None or parameter.name == "sigma":  # sigma: test_an_absolute_sigma_...
                 continue
             field = rna[parameter.name]
             assert (field.hard_min, field.hard_max) == pytest.approx((parameter.minimum, parameter.maximum))
@@ -381,6 +389,123 @@ def test_parameter_fields_hold_rigcore_ranges(addon):
             assert item.value == pytest.approx(parameter.maximum)
             item.value = -1
             assert item.value == pytest.approx(parameter.minimum)
+
+
+def test_an_absolute_sigma_is_not_held_to_the_relative_range(addon, tmp_path):
+    """Sigma's field takes any positive width (rigcore's relative range is its soft range); the
+    operator checks the value against rigcore's range for a relative sigma only."""
+    from keydiff3d_addon.importer import import_bundle
+    from keydiff3d_addon.operators import recompute_arguments
+    from keydiff3d_addon.properties import SkinParameter
+
+    field = SkinParameter.bl_rna.properties["sigma"]
+    assert (field.soft_min, field.soft_max) == pytest.approx((1e-4, 1.0)) and 0 < field.hard_min < 1e-6
+    bundle_dir = make_chain_bundle(tmp_path / "bundle", skinning={"sigma": 5.0, "relative": False})
+    rig = import_bundle(bundle_dir, target_height=0)
+    names = read_bundle(bundle_dir).skin.bone_names
+    imported = dense_weights(rig.mesh, names)
+    settings = bpy.context.scene.keydiff3d
+    settings.skin_method = "gaussian"  # the rig's own method: its fields start at the rig's values
+    assert {p.name: p.value for p in settings.skin_params} == {"sigma": pytest.approx(5.0), "relative": False}
+    assert bpy.ops.keydiff3d.recompute_weights(**recompute_arguments(settings)) == {"FINISHED"}
+    assert np.abs(dense_weights(rig.mesh, names) - imported).max() < 1e-4  # sigma 5.0, not clamped to 1
+    settings.skin_params["relative"].value = True  # 5 as a fraction of the mesh: out of rigcore's range
+    with pytest.raises(RuntimeError, match="sigma must be between 0.0001 and 1, got 5"):
+        bpy.ops.keydiff3d.recompute_weights(**recompute_arguments(settings))
+
+
+def edit_mode_delete_vertex(mesh_obj) -> None:
+    """What a user does during the solve: Edit Mode, delete a vertex (bmesh), stay in Edit Mode."""
+    import bmesh
+
+    bpy.context.view_layer.objects.active = mesh_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    edit = bmesh.from_edit_mesh(mesh_obj.data)
+    edit.verts.ensure_lookup_table()
+    bmesh.ops.delete(edit, geom=[edit.verts[0]], context="VERTS")
+    bmesh.update_edit_mesh(mesh_obj.data)
+
+
+def test_a_mesh_edited_in_edit_mode_during_the_solve_gets_nothing(addon, tmp_path):
+    from keydiff3d_addon.background import BackgroundTask
+    from keydiff3d_addon.importer import import_bundle
+    from keydiff3d_addon.operators import finish_weights_task
+    from keydiff3d_addon.weights import plan_weights
+
+    rig = import_bundle(make_chain_bundle(tmp_path / "bundle"))
+    before, attributes = group_weights(rig.mesh), sorted(rig.mesh.data.attributes.keys())
+    plan = plan_weights(bpy.context, rig.mesh, method="gaussian", params={"sigma": 0.3})
+    task = BackgroundTask(plan.solve).start()
+    edit_mode_delete_vertex(rig.mesh)
+    assert task.wait(30)
+    ((level, message),) = finish_weights_task(bpy.context, plan, task)
+    assert (level, message) == (
+        "ERROR",
+        f"the mesh {rig.mesh.name!r} changed while its weights were computed; nothing was changed",
+    )
+    assert bpy.context.mode == "OBJECT" and len(rig.mesh.data.vertices) == plan.vertex_count - 1
+    after = group_weights(rig.mesh)  # the groups as before, less the deleted vertex (renumbered)
+    assert len(after) == len(before) - sum(1 for vertex, _ in before if vertex == 0)
+    assert sorted({name for _, name in after}) == sorted({name for _, name in before})
+    assert sorted(rig.mesh.data.attributes.keys()) == attributes
+
+
+def test_a_failed_write_of_the_groups_restores_the_previous_ones(addon, tmp_path):
+    """All or nothing: a write that fails half way (here: weights for one vertex too few, which
+    Blender refuses on the second bone) leaves every group and attribute as it was, and the finish
+    path turns the unexpected exception into one sentence."""
+    from keydiff3d_addon.background import BackgroundTask
+    from keydiff3d_addon.importer import import_bundle
+    from keydiff3d_addon.operators import finish_weights_task
+    from keydiff3d_addon.rigcore.skinning import SkinWeights
+    from keydiff3d_addon.weights import plan_weights
+
+    rig = import_bundle(make_chain_bundle(tmp_path / "bundle"))
+    groups = [g.name for g in rig.mesh.vertex_groups]
+    before, attributes = group_weights(rig.mesh), sorted(rig.mesh.data.attributes.keys())
+    plan = plan_weights(bpy.context, rig.mesh, method="gaussian", params={"sigma": 0.3})
+
+    def solve_one_vertex_short(progress):
+        skin = plan.solve(progress)
+        return SkinWeights(skin.indices[:-1], skin.weights[:-1], skin.bone_names, skin.method, skin.params)
+
+    task = BackgroundTask(solve_one_vertex_short).start()
+    assert task.wait(30)
+    ((level, message),) = finish_weights_task(bpy.context, plan, task)
+    assert level == "ERROR" and message.startswith("Recompute Weights failed (RuntimeError: ")
+    assert message.endswith("; the weights were left as they were")
+    assert [g.name for g in rig.mesh.vertex_groups] == groups and group_weights(rig.mesh) == before
+    assert sorted(rig.mesh.data.attributes.keys()) == attributes
+
+
+def test_a_cancelled_modal_removes_its_timer_progress_and_status(addon, tmp_path):
+    """What Blender calls when it ends the modal itself (file load, window closed): the solve is
+    cancelled, the timer removed and the progress cursor and status text cleared."""
+    from keydiff3d_addon.background import BackgroundTask
+    from keydiff3d_addon.importer import import_bundle
+    from keydiff3d_addon.operators import finish_weights_task, stop_weights_task
+    from keydiff3d_addon.weights import plan_weights
+
+    rig = import_bundle(make_chain_bundle(tmp_path / "bundle"))
+    before = group_weights(rig.mesh)
+    plan = plan_weights(bpy.context, rig.mesh, method="heat")
+    started = threading.Event()
+
+    def solve(progress):
+        started.set()
+        return plan.solve(progress)
+
+    task = BackgroundTask(solve).start()
+    wm = bpy.context.window_manager
+    wm.progress_begin(0, 100)
+    timer = wm.event_timer_add(10.0)
+    assert started.wait(30)
+    stop_weights_task(bpy.context, task, timer)
+    assert task.wait(30) and finish_weights_task(bpy.context, plan, task)[0][0] == "WARNING"
+    assert group_weights(rig.mesh) == before
+    from keydiff3d_addon.operators import KEYDIFF3D_OT_recompute_weights
+
+    assert "cancel" in KEYDIFF3D_OT_recompute_weights.__dict__  # Blender calls it: the class must define it
 
 
 def group_weights(mesh_obj) -> dict:

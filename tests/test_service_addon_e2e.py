@@ -61,7 +61,13 @@ def test_rig_selected_mesh_gives_a_posable_rig(server, addon):
     obj = creature_object()
     rest = world_vertices(obj)
     job = remote.start_mesh_job(bpy.context, obj)
-    assert job.wait(timeout=180), job.error
+    bar, deadline = [], time.monotonic() + 180  # the progress bar over the job: backend, then the skinning here
+    while not job.drain():
+        bar.append(job.progress)
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert job.error is None, job.error
+    assert bar == sorted(bar) and 0.0 <= bar[0] and bar[-1] <= 1.0  # never back to 0 when the skinning starts
     assert job.status.status == "done" and remote.active_job() is job
     armature = job.result[0]
     assert armature.type == "ARMATURE" and obj.parent == armature

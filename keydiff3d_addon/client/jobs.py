@@ -32,6 +32,8 @@ POLL_INTERVAL_S = 0.5  # how often the worker asks the backend for the job's sta
 WORK_DIR_PREFIX = "keydiff3d-job-"
 CANCELLED_SENTENCE = "KeyDiff3D: the job was cancelled."
 STALE_AFTER_S = 24 * 3600  # a work folder this old belongs to no running job (jobs take minutes)
+CANCEL_DEADLINE_S = 60.0  # how long the worker waits for the backend to stop a cancelled job
+IMPORT_SHARE = 0.1  # the end of the progress bar that an import in progress fills (the backend's job: the rest)
 
 
 class ResultRejected(RuntimeError):
@@ -60,6 +62,7 @@ class _Outcome:
     status: JobStatus | None = None
     path: Path | None = None
     message: str = ""
+    last: bool = False  # the worker's last report: it touches neither the backend nor the work folder after it
 
 
 def new_work_dir() -> Path:
@@ -136,9 +139,10 @@ class RemoteJob:
 
     @property
     def progress(self) -> float:
+        """0-1 over the whole job, never going back: the backend's job, then an import in progress."""
         if self.importing is not None:
-            return self.importing.fraction
-        return self.status.progress if self.status is not None else 0.0
+            return 1.0 - IMPORT_SHARE + IMPORT_SHARE * self.importing.fraction
+        return (1.0 - IMPORT_SHARE) * (self.status.progress if self.status is not None else 0.0)
 
     @property
     def elapsed(self) -> float:
@@ -176,10 +180,13 @@ class RemoteJob:
                 self.status = outcome.status
             if outcome.kind == "error":
                 self._finish(error=outcome.message)
-            elif self._cancel.is_set() and (outcome.kind == "result" or outcome.status.status == "done"):
-                # after a cancel nothing is imported, even when the job finished first
-                self.cancelled = True
-                self._finish(error=CANCELLED_SENTENCE)
+            elif self._cancel.is_set():
+                # after a cancel nothing is imported, even when the job finished first; the job ends on the
+                # worker's last report, after which it writes nothing more into the work folder
+                if outcome.last:
+                    failed = outcome.status is not None and outcome.status.status == "failed"
+                    self.cancelled = not failed
+                    self._finish(error=failure_sentence(outcome.status, self.kind) if failed else CANCELLED_SENTENCE)
             elif outcome.kind == "result":
                 self._import(lambda path=outcome.path, status=outcome.status: self.import_result(path, status))
             elif outcome.status is not None and outcome.status.status in ("failed", "cancelled"):
@@ -237,22 +244,31 @@ class RemoteJob:
                 if self._cancel.wait(POLL_INTERVAL_S):
                     status = self.client.cancel(status.id)
                     self._outcomes.put(_Outcome("status", status))
+                    deadline = time.monotonic() + CANCEL_DEADLINE_S
                     while not status.finished:  # a running job stops at its next cancellation point
+                        if time.monotonic() > deadline:
+                            message = (
+                                f"KeyDiff3D: the backend did not stop the job within {CANCEL_DEADLINE_S:.0f} s; "
+                                "it may still be running there."
+                            )
+                            self._outcomes.put(_Outcome("error", status, message=message, last=True))
+                            return
                         time.sleep(POLL_INTERVAL_S)  # (the set event no longer paces the loop)
                         status = self.client.status(status.id)
+                        self._outcomes.put(_Outcome("status", status))
                     break
                 status = self.client.status(status.id)
                 self._outcomes.put(_Outcome("status", status))
             if status.status == "done" and not self._cancel.is_set():  # done as the cancel arrived: not imported
                 path = self.client.download_result(status.id, self.work_dir / f"{status.id}.zip")
-                self._outcomes.put(_Outcome("result", status, path))
+                self._outcomes.put(_Outcome("result", status, path, last=True))
             else:
-                self._outcomes.put(_Outcome("status", status))
+                self._outcomes.put(_Outcome("status", status, last=True))
         except (BackendError, BackendUnreachable, OSError) as error:
-            self._outcomes.put(_Outcome("error", message=str(error)))
+            self._outcomes.put(_Outcome("error", message=str(error), last=True))
         except Exception as error:  # a bug here must reach the user as a sentence, not a dead thread
             message = f"KeyDiff3D: unexpected error while talking to the backend ({type(error).__name__}: {error})"
-            self._outcomes.put(_Outcome("error", message=message))
+            self._outcomes.put(_Outcome("error", message=message, last=True))
 
 
 def failure_sentence(status: JobStatus, kind: str) -> str:

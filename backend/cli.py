@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     name = command if command in COMMANDS else None
+    prefix = f"keydiff3d {name}" if name else "keydiff3d"  # an error may come before a command is known
     try:
         parser = build_parser(name)
         args = parser.parse_args(argv)
@@ -68,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return int(args.run(args) or 0)
     except (Cancelled, KeyboardInterrupt):
-        print(f"keydiff3d {name}: cancelled", file=sys.stderr)
+        print(f"{prefix}: cancelled", file=sys.stderr)
         return 130
     except Exception as error:
         if not isinstance(error, user_errors()):
             raise
-        print(f"keydiff3d {name}: {error}", file=sys.stderr)
+        print(f"{prefix}: {error}", file=sys.stderr)
         return 2
 
 

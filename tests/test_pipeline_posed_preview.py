@@ -96,7 +96,15 @@ def _failing_python(tmp_path, body: str):
     return str(script)
 
 
-def test_a_failed_posed_preview_still_leaves_a_complete_bundle(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("child", "noted"),
+    [
+        ("echo 'no bpy here' >&2; exit 1", "no bpy here"),  # the child fails
+        (None, "FileNotFoundError"),  # no interpreter there: Popen's OSError
+        ('echo "not a png" > "$3/sheet.png"', "UnidentifiedImageError"),  # PIL cannot read the sheet
+    ],
+)
+def test_a_failed_posed_preview_still_leaves_a_complete_bundle(tmp_path, monkeypatch, child, noted):
     from rig_support import toy_quadruped
 
     from keydiff3d.pipeline import posed_preview
@@ -105,7 +113,8 @@ def test_a_failed_posed_preview_still_leaves_a_complete_bundle(tmp_path, monkeyp
     from keydiff3d.rigging.io import load_bundle
     from keydiff3d.synthetic.renderer import RenderMesh
 
-    monkeypatch.setattr(posed_preview, "PYTHON", _failing_python(tmp_path, "echo 'no bpy here' >&2; exit 1"))
+    python = str(tmp_path / "no-such-python") if child is None else _failing_python(tmp_path, child)
+    monkeypatch.setattr(posed_preview, "PYTHON", python)
     mesh = RenderMesh.from_arrays(*toy_quadruped())
     given = GivenKeypoints(np.array([[0.0, 0.0, 0.1], [0.3, 0.0, 0.1], [-0.3, 0.0, 0.1]]), np.ones((3, 3)) - np.eye(3))
     options = PipelineOptions(preset="quadruped", export_glb=False, posed_preview=True)
@@ -114,8 +123,7 @@ def test_a_failed_posed_preview_still_leaves_a_complete_bundle(tmp_path, monkeyp
     bundle = load_bundle(result.bundle_dir)  # the whole rig is there and valid
     assert len(bundle.skeleton.bones) == len(result.bundle.skeleton.bones) > 0
     assert (
-        bundle.provenance["posed_preview"].startswith("not rendered:")
-        and "no bpy here" in bundle.provenance["posed_preview"]
+        bundle.provenance["posed_preview"].startswith("not rendered:") and noted in bundle.provenance["posed_preview"]
     )
 
 

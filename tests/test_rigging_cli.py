@@ -238,3 +238,4 @@ def test_a_broken_presets_folder_is_one_sentence_even_for_help(tmp_path):
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and "must have `default = true`" in done.stderr
         assert done.stderr.startswith(f"keydiff3d {command[0]}: exactly one")
+        assert "None" not in done.stderr

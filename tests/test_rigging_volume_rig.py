@@ -12,6 +12,7 @@ from keydiff3d.errors import InputError
 from keydiff3d.evaluation.rig_quality import bone_scores, mesh_inside, rig_bones
 from keydiff3d.mesh_io import Y_UP_TO_Z_UP
 from keydiff3d.pipeline.rig import MeshArrays, load_preset, rig_mesh
+from keydiff3d.rigging.curve_skeleton import COARSEST_MAX_BONE
 from keydiff3d.rigging.volume_rig import volume_skeleton
 from keydiff3d_addon.rigcore import Naming, RigOptions, validate_document
 
@@ -120,8 +121,56 @@ def test_a_thin_slab_is_rigged_within_the_bundle_limits(tmp_path):
     )
     assert len(bundle.skeleton.keypoints) <= MAX_KEYPOINTS and len(bundle.skeleton.bones) <= MAX_BONES
     assert any("rebuilt" in r and "coarser" in r for r in bundle.skeleton.repairs)
+    assert f"max_bone {COARSEST_MAX_BONE:g})" in bundle.skeleton.repairs[-1]  # 0.2 doubled twice, capped at 0.5
     save_bundle(tmp_path / "slab", bundle, glb=False)
     assert len(load_bundle(tmp_path / "slab").skeleton.bones) == len(bundle.skeleton.bones)
+
+
+def test_each_coarser_rebuild_reports_progress_and_can_be_cancelled():
+    """The slab needs coarser rebuilds; each one's thinning and pruning report (rising) progress, and a
+    cancel asked for once a rebuild began stops it inside that rebuild."""
+    import threading
+
+    import trimesh
+
+    from keydiff3d.errors import Cancelled
+    from keydiff3d.progress import Progress
+
+    slab = trimesh.creation.box((1.0, 1.0, 0.0001))
+    rig, keypoints = load_preset("quadruped").rig, np.zeros((20, 3))
+    reports = []
+    volume_skeleton(
+        slab.vertices, slab.faces, rig, keypoints=keypoints, progress=Progress(lambda *r: reports.append(r))
+    )
+    messages = [message for _, _, message in reports]
+    rebuilds = sum(message.endswith("joints: coarser") for message in messages)
+    assert rebuilds >= 1 and messages.count("pruning spurs") == 1 + rebuilds
+    fractions = [fraction for _, fraction, _ in reports]
+    assert fractions == sorted(fractions)
+
+    cancel = threading.Event()
+    seen = []
+
+    def on_report(stage, fraction, message):
+        seen.append(message)
+        if message.endswith("joints: coarser"):
+            cancel.set()  # the next cancellation point is inside the rebuild's medial_tree
+
+    with pytest.raises(Cancelled):
+        volume_skeleton(slab.vertices, slab.faces, rig, keypoints=keypoints, progress=Progress(on_report, cancel))
+    assert seen[-1].endswith("joints: coarser")
+
+
+def test_coarser_settings_double_but_keep_bones_at_most_half_the_size():
+    from keydiff3d.rigging.curve_skeleton import CurveSkeletonOptions
+
+    options = CurveSkeletonOptions(max_bone=0.2, bend_tolerance=0.01, min_branch=0.0)
+    coarser = [options := options.coarser() for _ in range(4)]
+    assert [o.max_bone for o in coarser] == [0.4, 0.5, 0.5, 0.5]
+    assert [o.bend_tolerance for o in coarser] == [0.02, 0.04, 0.08, 0.16]
+    assert coarser[0].min_branch == 0.04
+    assert CurveSkeletonOptions(max_bone=0.0).coarser().max_bone == 0.0  # off stays off
+    assert CurveSkeletonOptions(max_bone=0.7).coarser().max_bone == 0.7  # the caller's longer limit stays
 
 
 def test_a_skeleton_that_never_fits_is_refused_before_skinning(monkeypatch):

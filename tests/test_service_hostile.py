@@ -316,6 +316,43 @@ def test_the_queue_is_capped_with_429(tmp_path, checkpoint):
         server.stop()
 
 
+def test_concurrent_uploads_cannot_overshoot_the_queue_limit(tmp_path, checkpoint):
+    """Uploads arriving together: each one passing the capacity check holds its slot while its record
+    is written, so no more than --max-queued-jobs are accepted beyond those that finished meanwhile."""
+    import threading
+
+    limit, senders = 2, 8
+    server = Server(
+        tmp_path / "data", tmp_path / "home", "--checkpoint", str(checkpoint), "--max-queued-jobs", str(limit)
+    ).start()
+    try:
+        glb = creature_glb_bytes("bird", 3)
+        start, answers = threading.Barrier(senders), []
+
+        def send() -> None:
+            with httpx.Client(base_url=server.url, timeout=60.0) as client:
+                start.wait()
+                answers.append(submit_mesh(client, glb))
+
+        threads = [threading.Thread(target=send) for _ in range(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        burst_end = time.time()
+        assert sorted({a.status_code for a in answers}) == [202, 429] and len(answers) == senders
+        with httpx.Client(base_url=server.url, timeout=60.0) as client:
+            accepted = [client.get(f"/v1/jobs/{a.json()['id']}").json() for a in answers if a.status_code == 202]
+            finished_meanwhile = sum(1 for job in accepted if (job["finished_at"] or burst_end) < burst_end)
+            assert len(accepted) <= limit + finished_meanwhile
+            for refusal in (a for a in answers if a.status_code == 429):
+                assert f"limit is {limit}" in error_message(refusal, 429, "queue_full")
+            for job in accepted:
+                assert wait_for(client, job["id"])["status"] == "done"
+    finally:
+        server.stop()
+
+
 def test_uploads_are_refused_with_503_when_the_disk_is_nearly_full(tmp_path):
     server = Server(tmp_path / "data", tmp_path / "home", "--min-free-mb", str(10**12), "--no-warm-up").start()
     try:

@@ -210,16 +210,31 @@ def render_panels(
     same process, and the pipeline's processes import it. The child is polled: cancelling
     `progress` kills it (Cancelled), and so does RENDER_TIMEOUT_S (ConfigError, as any failure)."""
     import pickle
-    import subprocess
-
-    from PIL import Image
 
     progress = progress or Progress()
     if direction is None:
         direction = view_direction(panels[0].vertices, panels[0].faces)
+    try:
+        return _render_in_child(panels, columns, np.asarray(direction, np.float64), tile, progress)
+    except (OSError, ValueError, pickle.PicklingError) as error:  # no interpreter, unreadable sheet (PIL), ...
+        raise ConfigError(
+            f"the posed preview could not be rendered ({type(error).__name__}: {error}); "
+            "check that `python -c 'import bpy'` works"
+        ) from None
+
+
+def _render_in_child(
+    panels: list[Panel], columns: int, direction: np.ndarray, tile: int, progress: Progress
+) -> np.ndarray:
+    """render_panels' child process: job.pkl in, sheet.png out, polled for cancel and timeout."""
+    import pickle
+    import subprocess
+
+    from PIL import Image
+
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.pkl"
-        job.write_bytes(pickle.dumps((panels, columns, np.asarray(direction, np.float64), tile)))
+        job.write_bytes(pickle.dumps((panels, columns, direction, tile)))
         log_path = Path(tmp) / "render.log"
         with open(log_path, "w") as log_file:  # a file, not a pipe: a chatty child never blocks on it
             child = subprocess.Popen([PYTHON, "-m", __name__, tmp], stdout=log_file, stderr=subprocess.STDOUT)

@@ -65,6 +65,7 @@ class VoxelGrid:
 
 
 _PRESET = RigOptions()  # a preset's [rig] defaults: the one source of the settings a preset can change
+COARSEST_MAX_BONE = 0.5  # coarser rebuilds split bones longer than half the creature still
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,13 @@ class CurveSkeletonOptions:
 
     def coarser(self) -> CurveSkeletonOptions:
         """Fewer joints on the same voxels: twice the shortest kept branch, the bend tolerance and the
-        longest bone (for a skeleton over the bundle's joint limit)."""
+        longest bone (for a skeleton over the bundle's joint limit); the longest bone grows to at most
+        COARSEST_MAX_BONE (a larger one set by the caller stays)."""
         return replace(
             self,
             min_branch=2 * max(self.min_branch, 0.02),
             bend_tolerance=2 * self.bend_tolerance,
-            max_bone=2 * self.max_bone,
+            max_bone=max(self.max_bone, min(2 * self.max_bone, COARSEST_MAX_BONE)),
         )
 
 

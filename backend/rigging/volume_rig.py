@@ -128,9 +128,10 @@ def volume_skeleton(
                 f"bundle's limit of {MAX_KEYPOINTS}; is it a creature's closed surface? Else use a preset with "
                 "[rig] method = 'chain'"
             )
-        progress.update(0.5 + 0.05 * coarsened, f"{len(curve.joints)} joints: coarser")
+        rebuild = (0.5 + 0.05 * coarsened, 0.55 + 0.05 * coarsened)  # COARSER_TRIES (4) of them: 0.5 - 0.7
+        progress.update(rebuild[0], f"{len(curve.joints)} joints: coarser")
         options, coarsened = options.coarser(), coarsened + 1
-        tree = medial_tree(vertices, faces, options, tree.grid, protect)
+        tree = medial_tree(vertices, faces, options, tree.grid, protect, progress.span(*rebuild))
     plane = joint_plane
     edges = curve.edges
     adjacency = np.zeros((len(curve.joints),) * 2)

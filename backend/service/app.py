@@ -18,9 +18,11 @@ import io
 import json
 import logging
 import shutil
+import threading
 import time
 from collections import Counter
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -266,22 +268,42 @@ def create_app(config: ServiceConfig, runner: Runner | None = None) -> FastAPI:
     async def submit(request: Request) -> JSONResponse:
         check_capacity(0)  # before reading a large upload, then again with its size
         kind, data, suffix, options = await _parse_submission(request, config)
-        check_capacity(len(data))
-        record = await run_in_threadpool(store.create, kind, suffix, data, options)  # up to 64 MiB to disk
-        status = record.status  # "queued": the worker may start (and change) the record at once
-        worker.submit(record.id)
+        with reserved_capacity(len(data)):  # held while the upload is written: others count it
+            record = await run_in_threadpool(store.create, kind, suffix, data, options)  # up to 64 MiB to disk
+            status = record.status  # "queued": the worker may start (and change) the record at once
+            worker.submit(record.id)
         log.info("job queued", extra={"job": record.id, "kind": kind, "bytes": len(data)})
         body = {"id": record.id, "status": status, "queue_position": worker.queue_position(record.id)}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{record.id}"})
 
+    # uploads that passed the capacity check and are not the worker's yet (their record is being
+    # written): counted by the check, so concurrent uploads cannot all take the last slot or the same bytes
+    reserved = {"jobs": 0, "bytes": 0}
+    reserved_lock = threading.Lock()
+
+    @contextmanager
+    def reserved_capacity(upload_bytes: int) -> Iterator[None]:
+        """check_capacity and, in the same lock, one queue slot and `upload_bytes` of disk held until
+        the block ends (the job handed to the worker, its bytes on disk; or a failure)."""
+        with reserved_lock:
+            check_capacity(upload_bytes)
+            reserved["jobs"] += 1
+            reserved["bytes"] += upload_bytes
+        try:
+            yield
+        finally:
+            with reserved_lock:
+                reserved["jobs"] -= 1
+                reserved["bytes"] -= upload_bytes
+
     def check_capacity(upload_bytes: int) -> None:
-        """429 when max_queued_jobs are queued or running; 503 when the upload would leave less than
-        min_free_bytes free on the data folder's disk."""
-        active = worker.active_count()
+        """429 when max_queued_jobs are queued, running or being written; 503 when the upload would
+        leave less than min_free_bytes free on the data folder's disk, uploads being written counted."""
+        active = worker.active_count() + reserved["jobs"]
         if active >= config.max_queued_jobs:
             message = f"{active} jobs are queued or running and the limit is {config.max_queued_jobs}; try again later"
             raise ApiError(429, "queue_full", message, headers={"Retry-After": "30"})
-        free = shutil.disk_usage(store.root).free
+        free = shutil.disk_usage(store.root).free - reserved["bytes"]
         if free - upload_bytes < config.min_free_bytes:
             message = (
                 f"the server's data folder has {free // 2**20} MiB free and keeps at least "

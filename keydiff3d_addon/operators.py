@@ -114,9 +114,8 @@ def finish_weights_task(context: bpy.types.Context, plan: WeightsPlan, task: Bac
         return [("WARNING", "Recompute Weights was cancelled; the weights were left as they were")]
     except (RigNotFound, SkinningError, RigImportError) as error:
         return [("ERROR", str(error))]
-    except (
-        Exception
-    ) as error:  # a bug or an exhausted machine (MemoryError, LinAlgError): one sentence, not a traceback
+    except Exception as error:
+        # a bug or an exhausted machine (MemoryError, LinAlgError): one sentence, not a traceback
         _log.exception("Recompute Weights failed")
         return [
             ("ERROR", f"Recompute Weights failed ({type(error).__name__}: {error}); the weights were left as they were")

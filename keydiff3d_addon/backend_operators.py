@@ -16,9 +16,8 @@ import bpy
 from . import remote
 from .client import BackendError, BackendUnreachable, BadBackendUrl, LaunchError
 from .client.jobs import clean_stale_work_dirs, format_elapsed
+from .modal import show_progress, start_watching, stop_watching
 from .preferences import get_preferences
-
-TIMER_STEP_S = 0.1  # how often the modal operators look at their worker
 
 
 def selected_image_path(context: bpy.types.Context) -> Path:
@@ -77,10 +76,7 @@ class _Watching:
             return {"CANCELLED"}
         if self._done():  # finished at once (e.g. a backend already answers)
             return self._end(context)
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
-        wm.modal_handler_add(self)
+        self._timer = start_watching(self, context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -94,9 +90,7 @@ class _Watching:
         except BaseException:
             self._stop_timer(context)
             raise
-        context.window_manager.progress_update(int(100 * self._fraction()))
-        if context.workspace is not None:
-            context.workspace.status_text_set(self._text())
+        show_progress(context, self._fraction(), self._text())
         _redraw(context)
         if not finished:
             return {"PASS_THROUGH"}
@@ -104,13 +98,8 @@ class _Watching:
         return self._end(context)
 
     def _stop_timer(self, context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-            wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
+        stop_watching(context, self._timer)
+        self._timer = None
 
     def _end(self, context) -> set[str]:
         level, message = self._finish_report()

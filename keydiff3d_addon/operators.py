@@ -17,6 +17,7 @@ from . import preset_choices
 from .background import BackgroundTask, Cancelled, WindowProgress
 from .exporter import FORMATS, RigExportError, export_rig
 from .importer import RigImportError, import_bundle
+from .modal import show_progress, start_watching, stop_watching
 from .properties import SKIN_METHOD_ITEMS, skin_params
 from .rigcore.presets import PresetError
 from .rigcore.skinning import MAX_INFLUENCES, SkinningError
@@ -93,7 +94,6 @@ def recompute_arguments(settings) -> dict:
 
 
 _log = logging.getLogger(__name__)
-TIMER_STEP_S = 0.1  # how often a running Recompute Weights looks at its solve
 _weights_task: BackgroundTask | None = None  # the solve of the Recompute Weights running now
 
 
@@ -126,12 +126,7 @@ def stop_weights_task(context: bpy.types.Context, task: BackgroundTask, timer) -
     """End a running Recompute Weights' modal state: cancel its solve (a finished one is unaffected),
     remove its timer, end the progress cursor and clear the status text."""
     task.cancel()
-    wm = context.window_manager
-    if timer is not None:
-        wm.event_timer_remove(timer)
-    wm.progress_end()
-    if context.workspace is not None:
-        context.workspace.status_text_set(None)
+    stop_watching(context, timer)
 
 
 class KEYDIFF3D_OT_recompute_weights(bpy.types.Operator):
@@ -192,10 +187,7 @@ or Blender's automatic weights (Esc cancels)"""
             return {"CANCELLED"}
         self._plan = plan
         self._task = _weights_task = BackgroundTask(plan.solve, name="keydiff3d-weights").start()
-        wm = context.window_manager
-        wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(TIMER_STEP_S, window=context.window)
-        wm.modal_handler_add(self)
+        self._timer = start_watching(self, context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -204,12 +196,8 @@ or Blender's automatic weights (Esc cancels)"""
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        context.window_manager.progress_update(int(100 * self._task.progress.fraction))
-        if context.workspace is not None:
-            stage = self._task.progress.message or "skinning"
-            context.workspace.status_text_set(
-                f"KeyDiff3D: {stage} - {100 * self._task.progress.fraction:.0f}% (Esc cancels)"
-            )
+        fraction, stage = self._task.progress.fraction, self._task.progress.message or "skinning"
+        show_progress(context, fraction, f"KeyDiff3D: {stage} - {100 * fraction:.0f}% (Esc cancels)")
         if not self._task.finished:
             return {"PASS_THROUGH"}
         stop_weights_task(context, self._task, self._timer)
